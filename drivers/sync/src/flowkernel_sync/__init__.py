@@ -1,0 +1,124 @@
+"""The sync driver: plain Python, for scripts. The embedded default.
+
+Concurrency 1 calls sync tools inline in the caller's thread (no thread hop at all); above 1 they run in
+a thread pool. Async tools run on one long-lived event loop in a helper thread. A thread cannot be
+killed: cancelling a sync tool releases the caller at once and discards the late result.
+"""
+
+from __future__ import annotations
+
+import heapq
+import queue
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, TimerFired
+from flowkernel.host import Backend, KernelSession, call_async, call_sync
+
+from .loop_thread import shared_loop_thread
+
+__all__ = ("SyncDriver",)
+
+DEFAULT_MAX_WORKERS = 32
+
+
+class SyncDriver:
+    """Runs flows from plain synchronous code; Ctrl-C cancels and attaches the partial result."""
+
+    name = "sync"
+
+    def __init__(self, *, max_workers: int | None = None) -> None:
+        self.max_workers = max_workers
+
+    def run(
+        self,
+        flow: Flow,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        max_concurrency: int | None = None,
+    ) -> ExecutionResult:
+        """Run ``flow`` to the end and return its result."""
+        workers = self.max_workers or max_concurrency or DEFAULT_MAX_WORKERS
+        backend = _SyncBackend(inline=max_concurrency == 1, max_workers=workers)
+        session = KernelSession(flow, inputs, backend, run_id=run_id, max_concurrency=max_concurrency)
+        try:
+            with session.guard():
+                session.start()
+                while session.running:
+                    session.feed(backend.wait())
+        finally:
+            backend.close()
+        return session.finished_result()
+
+    run_blocking = run
+
+
+class _SyncBackend(Backend):
+    def __init__(self, *, inline: bool, max_workers: int) -> None:
+        super().__init__()
+        self._inline = inline
+        self._max_workers = max_workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._local: list[Completion] = []  # posted from the caller's thread
+        self._queue: queue.SimpleQueue[Completion] = queue.SimpleQueue()  # posted from other threads
+        self._timers: list[tuple[float, str]] = []
+        self._clock = time.monotonic
+
+    def start_invoke(self, command: Invoke) -> None:
+        if command.tool.is_async:
+            self._watch(command.call_id, shared_loop_thread().submit(call_async(command, self._clock)))
+        elif self._inline:
+            self._local.append(call_sync(command, self._clock))
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._max_workers, thread_name_prefix="flowkernel-tool")
+            self._watch(command.call_id, self._pool.submit(call_sync, command, self._clock))
+
+    def _watch(self, call_id: str, future: Future[Any]) -> None:
+        self.track(call_id, future)
+        future.add_done_callback(self._on_done)
+
+    def _on_done(self, future: Future[Any]) -> None:
+        if not future.cancelled():
+            self.complete(future.result())
+
+    def start_timer(self, command: StartTimer) -> None:
+        heapq.heappush(self._timers, (self._clock() + command.seconds, command.call_id))
+        self.track(command.call_id, _NoOpHandle())  # a cancelled timer's firing is dropped by complete()
+
+    def post(self, completion: Completion) -> None:
+        self._queue.put(completion)
+
+    def take(self) -> list[Completion]:
+        batch, self._local = self._local, []
+        while not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
+
+    def wait(self) -> list[Completion]:
+        """Block until at least one completion is there, firing due timers meanwhile."""
+        while True:
+            now = self._clock()
+            while self._timers and self._timers[0][0] <= now:
+                self.complete(TimerFired(heapq.heappop(self._timers)[1]))
+            batch = self.take()
+            if batch:
+                return batch
+            timeout = self._timers[0][0] - now if self._timers else None
+            try:
+                batch.append(self._queue.get(timeout=timeout))
+            except queue.Empty:
+                continue
+            return batch + self.take()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _NoOpHandle:
+    def cancel(self) -> bool:
+        return True

@@ -1,0 +1,43 @@
+"""One long-lived asyncio event loop in a helper thread, for async tools called from sync code.
+
+Starting a loop per call (``asyncio.run`` per step) costs milliseconds and breaks tools that keep
+loop-bound state; this loop is started once per process, lazily, and lives as a daemon thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+__all__ = ("shared_loop_thread",)
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An event loop running forever in a daemon thread; ``submit`` schedules a coroutine on it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="flowkernel-async-tools", daemon=True)
+        self._thread.start()
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
+        """Run ``coroutine`` on the loop; cancelling the future cancels the task there."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+
+_shared: LoopThread | None = None
+_lock = threading.Lock()
+
+
+def shared_loop_thread() -> LoopThread:
+    """The process-wide loop thread, started on first use."""
+    global _shared
+    with _lock:
+        if _shared is None:
+            _shared = LoopThread()
+        return _shared

@@ -1,0 +1,119 @@
+"""The trio driver: each invoke is a task in one nursery per run, with its own cancel scope.
+
+Runs trio-compatible async tools (anyio-based ones included); a tool that needs asyncio gets a clear
+error. Sync tools run in worker threads by default (``trio.to_thread``, abandoned on cancel), or inline
+with ``sync_tools="inline"``. Time comes from ``trio.current_time()``, so ``MockClock`` applies.
+Cancelling an enclosing scope cancels the run: the ``Cancelled`` carries the partial result as
+``partial_result`` (catch it inside the scope to read it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import trio
+
+from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, TimerFired
+from flowkernel.host import Backend, KernelSession, call_async, call_sync, check_tools_fit
+
+__all__ = ("TrioDriver",)
+
+SyncToolMode = Literal["thread", "inline"]
+
+
+class TrioDriver:
+    """Runs flows inside trio."""
+
+    name = "trio"
+
+    def __init__(self, *, sync_tools: SyncToolMode = "thread") -> None:
+        self.sync_tools = sync_tools
+
+    async def run(
+        self,
+        flow: Flow,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        max_concurrency: int | None = None,
+    ) -> ExecutionResult:
+        """Run ``flow`` to the end in the current trio run and return its result."""
+        check_tools_fit(flow, "trio")
+        async with trio.open_nursery() as nursery:
+            backend = _TrioBackend(nursery, inline_sync_tools=self.sync_tools == "inline")
+            session = KernelSession(flow, inputs, backend, run_id=run_id, max_concurrency=max_concurrency)
+            with session.guard():
+                session.start()
+                while session.running:
+                    session.feed(await backend.wait())
+        return session.finished_result()
+
+    def run_blocking(
+        self,
+        flow: Flow,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        max_concurrency: int | None = None,
+    ) -> ExecutionResult:
+        """Run ``flow`` in a new trio run, for callers without one."""
+
+        async def main() -> ExecutionResult:
+            return await self.run(flow, inputs, run_id=run_id, max_concurrency=max_concurrency)
+
+        return trio.run(main)
+
+
+class _TrioBackend(Backend):
+    def __init__(self, nursery: trio.Nursery, *, inline_sync_tools: bool) -> None:
+        super().__init__()
+        self._nursery = nursery
+        self._inline = inline_sync_tools
+        self._clock = trio.current_time
+        self._arrived: list[Completion] = []
+        self._wakeup = trio.Event()
+
+    def start_invoke(self, command: Invoke) -> None:
+        if self._inline and not command.tool.is_async:
+            self.post(call_sync(command, self._clock))
+            return
+        scope = trio.CancelScope()
+        self.track(command.call_id, scope)
+        self._nursery.start_soon(self._invoke, command, scope)
+
+    async def _invoke(self, command: Invoke, scope: trio.CancelScope) -> None:
+        with scope:
+            if command.tool.is_async:
+                completion = await call_async(command, self._clock, "trio")
+            else:  # trio's clock cannot be read from a worker thread: time the call from here
+                started = self._clock()
+                completion = await trio.to_thread.run_sync(call_sync, command, time.monotonic, abandon_on_cancel=True)
+                completion = completion._replace(started=started, finished=self._clock())
+            self.complete(completion)
+
+    def start_timer(self, command: StartTimer) -> None:
+        scope = trio.CancelScope()
+        self.track(command.call_id, scope)
+        self._nursery.start_soon(self._timer, command, scope)
+
+    async def _timer(self, command: StartTimer, scope: trio.CancelScope) -> None:
+        with scope:
+            await trio.sleep(command.seconds)
+            self.complete(TimerFired(command.call_id))
+
+    def post(self, completion: Completion) -> None:
+        self._arrived.append(completion)
+        self._wakeup.set()
+
+    def take(self) -> list[Completion]:
+        batch, self._arrived = self._arrived, []
+        return batch
+
+    async def wait(self) -> list[Completion]:
+        """Wait until at least one completion is there; return all of them."""
+        if not self._arrived:
+            self._wakeup = trio.Event()
+            await self._wakeup.wait()
+        return self.take()

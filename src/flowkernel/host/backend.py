@@ -1,0 +1,65 @@
+"""The backend-specific part of a driver, and the bookkeeping every backend shares.
+
+A backend starts invokes and timers and hands completions back. This base class keeps the table of
+live calls that makes delivery exactly-once: a call cancelled by the kernel is answered ``Cancelled``
+at once, and whatever the call produces later is dropped; a late result never reaches the kernel.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Protocol
+
+from ..protocol import Cancel, Cancelled, Completion, Invoke, StartTimer
+
+__all__ = ("Backend", "Cancellable")
+
+
+class Cancellable(Protocol):
+    """Anything a backend can cancel: an asyncio task or timer handle, a trio cancel scope, a future."""
+
+    def cancel(self) -> object: ...
+
+
+class Backend(ABC):
+    """Starts commands and collects completions; subclasses add how to wait for them."""
+
+    def __init__(self) -> None:
+        self._live: dict[str, Cancellable] = {}
+
+    @abstractmethod
+    def start_invoke(self, command: Invoke) -> None:
+        """Start calling the tool; report through :meth:`complete`."""
+
+    @abstractmethod
+    def start_timer(self, command: StartTimer) -> None:
+        """Start a timer; report ``TimerFired`` through :meth:`complete`."""
+
+    @abstractmethod
+    def post(self, completion: Completion) -> None:
+        """Hand a completion to the side that waits for completions (thread-safe where needed)."""
+
+    @abstractmethod
+    def take(self) -> list[Completion]:
+        """Every completion posted and not yet taken, without waiting."""
+
+    def track(self, call_id: str, handle: Cancellable) -> None:
+        """Remember how to cancel a call that has started."""
+        self._live[call_id] = handle
+
+    def complete(self, completion: Completion) -> None:
+        """Report a call's completion, unless it was already answered (cancelled) before."""
+        if self._live.pop(completion.call_id, None) is not None:  # type: ignore[union-attr]
+            self.post(completion)
+
+    def cancel(self, command: Cancel) -> None:
+        """Cancel a live call and answer ``Cancelled`` at once; a call already completed is left be."""
+        handle = self._live.pop(command.call_id, None)
+        if handle is not None:
+            handle.cancel()
+            self.post(Cancelled(command.call_id))
+
+    @property
+    def live_calls(self) -> int:
+        """How many started calls have not been answered yet."""
+        return len(self._live)

@@ -1,0 +1,54 @@
+"""Which event loop an async tool needs, checked before a run and recognised when a call fails."""
+
+from __future__ import annotations
+
+from ..errors import FlowKernelError, Problem
+from ..model.flow import Flow
+from ..result import ErrorInfo, ErrorKind
+
+__all__ = ("UnsupportedToolError", "check_tools_fit", "foreign_loop_error")
+
+# What an async tool raises when it awaits something of another event loop than the one running it.
+_FOREIGN_LOOP_MARKERS = {
+    "trio": ("no running event loop", "no current event loop", "unrecognized yield message"),
+    "asyncio": ("must be called from async context", "unknown async library"),
+}
+
+
+class UnsupportedToolError(FlowKernelError):
+    """A flow's tools need an event loop this driver does not run; ``problems`` names each tool."""
+
+    def __init__(self, driver: str, problems: tuple[Problem, ...]) -> None:
+        self.driver = driver
+        self.problems = problems
+        listed = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"the {driver} driver cannot run these tools:\n{listed}")
+
+
+def check_tools_fit(flow: Flow, loop: str) -> None:
+    """Refuse, before the run starts, tools declared for an event loop other than ``loop``."""
+    problems = tuple(
+        Problem(
+            f"steps[{i}] ({step.id})",
+            f"tool {step.tool.name!r} needs {step.tool.async_backend}, not {loop}; "
+            f"use the {step.tool.async_backend} driver, or write the tool with anyio",
+        )
+        for i, step in enumerate(flow.steps)
+        if step.tool.is_async and step.tool.async_backend not in ("any", loop)
+    )
+    if problems:
+        raise UnsupportedToolError(loop, problems)
+
+
+def foreign_loop_error(exc: BaseException, loop: str, tool: str) -> ErrorInfo | None:
+    """A ``driver`` error if ``exc`` says the tool needs another event loop than ``loop``."""
+    text = str(exc)
+    if not any(marker in text for marker in _FOREIGN_LOOP_MARKERS.get(loop, ())):
+        return None
+    other = "asyncio" if loop == "trio" else "trio"
+    return ErrorInfo(
+        ErrorKind.DRIVER,
+        ErrorInfo.from_exception(exc).type,
+        f"tool {tool!r} cannot run on {loop}; it seems to need {other} ({text}). "
+        f"Use the {other} driver, declare async_backend={other!r}, or write the tool with anyio",
+    )

@@ -1,0 +1,288 @@
+"""The kernel: a pure generator that decides what runs and records what happened.
+
+``run_flow`` is the only place that yields (as trio's ``unrolled_run`` is): it yields a list of
+commands, receives a list of completions, and returns the :class:`ExecutionResult`. All state lives in
+:class:`RunState`, whose methods are plain synchronous transitions, easy to drive from a test.
+
+Determinism: ready steps wait in a heap keyed by declaration index, so dispatch order never depends on
+completion order; call ids are ``"<step>@<attempt>"``; every record is indexed by declaration position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping, Sequence
+from heapq import heappop, heappush
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import ProtocolError
+from ..model.flow import Flow
+from ..model.refs import PathError
+from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, Returned, StopRun
+from ..result import (
+    AttemptRecord,
+    AttemptStatus,
+    ErrorInfo,
+    ErrorKind,
+    ExecutionResult,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+)
+from .inputs import prepare_inputs
+from .options import RunOptions
+
+__all__ = ("RunState", "run_flow")
+
+KernelGenerator = Generator[list[Command], Sequence[Completion], ExecutionResult]
+
+# Step states, as small ints on the hot path.
+_PENDING, _RUNNING, _SUCCEEDED, _FAILED, _SKIPPED, _CANCELLED = range(6)
+_FINAL_STATUS = {
+    _SUCCEEDED: StepStatus.SUCCEEDED,
+    _FAILED: StepStatus.FAILED,
+    _SKIPPED: StepStatus.SKIPPED,
+    _CANCELLED: StepStatus.CANCELLED,
+}
+_NOT_RUN_WORDS = {_FAILED: "failed", _SKIPPED: "was skipped", _CANCELLED: "was cancelled"}
+_UNBOUNDED = 1 << 62
+_SUCCEEDED_ATTEMPT = AttemptStatus.SUCCEEDED
+
+
+def run_flow(flow: Flow, inputs: Mapping[str, Any] | None, options: RunOptions) -> KernelGenerator:
+    """Execute ``flow`` as a generator of command batches; see :mod:`flowkernel.protocol`.
+
+    Raises :class:`~flowkernel.errors.FlowInputError` on the first ``send`` if the inputs do not fit,
+    and :class:`~flowkernel.errors.ProtocolError` if the driver breaks the protocol.
+    """
+    state = RunState(flow, prepare_inputs(flow, inputs), options)
+    commands = state.start()
+    while state.active:
+        completions = yield commands
+        commands = state.handle(completions)
+    return state.result()
+
+
+class RunState:
+    """The mutable state of one run; every transition is a method, none of them does I/O."""
+
+    def __init__(self, flow: Flow, inputs: dict[str, Any], options: RunOptions) -> None:
+        plan = flow.plan
+        n = len(plan.step_ids)
+        self.flow = flow
+        self.inputs = inputs
+        self.options = options
+        self._plan = plan
+        self._tools = [step.tool for step in flow.steps]
+        self._limit = options.max_concurrency or _UNBOUNDED
+        self._state = [_PENDING] * n
+        self._waiting = [len(d) for d in plan.deps]
+        self._outputs: list[Any] = [None] * n
+        self._arguments: list[dict[str, Any] | None] = [None] * n
+        self._errors: list[ErrorInfo | None] = [None] * n
+        self._attempts: list[tuple[AttemptRecord, ...]] = [()] * n
+        self._ready: list[int] = []
+        self._calls: dict[str, int] = {}  # call id -> step index, for invokes in flight
+        self._finished_calls: set[str] = set()
+        self._cancel_requested: set[str] = set()
+        self._stop_reason: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether calls are still in flight (so the run is not over)."""
+        return bool(self._calls)
+
+    @property
+    def in_flight(self) -> int:
+        """How many invokes are in flight."""
+        return len(self._calls)
+
+    def start(self) -> list[Command]:
+        """The first batch: every step with no dependencies, within the concurrency limit."""
+        for i, remaining in enumerate(self._waiting):
+            if remaining == 0:
+                heappush(self._ready, i)
+        return self._dispatch()
+
+    def handle(self, completions: Sequence[Completion]) -> list[Command]:
+        """Consume a batch of completions; return the next batch of commands."""
+        if not completions:
+            raise ProtocolError(
+                f"driver sent no completions while {len(self._calls)} call(s) are in flight "
+                f"({', '.join(list(self._calls)[:5])}); a driver must wait for at least one"
+            )
+        commands: list[Command] = []
+        for completion in completions:
+            kind = type(completion)
+            if kind is StopRun:
+                commands.extend(self._stop(completion.reason))  # type: ignore[union-attr]
+                continue
+            call_id = completion.call_id  # type: ignore[union-attr]
+            i = self._calls.pop(call_id, -1)
+            if i < 0:
+                raise self._unknown_call(completion)
+            self._finished_calls.add(call_id)
+            if kind is Returned:
+                self._on_returned(i, completion)  # type: ignore[arg-type]
+            elif kind is Raised:
+                error = completion.error.for_step(self._plan.step_ids[i])  # type: ignore[union-attr]
+                self._record(i, AttemptStatus.FAILED, completion, error)  # type: ignore[arg-type]
+                self._fail(i, error)
+            elif kind is Cancelled and call_id in self._cancel_requested:
+                attempts = self._attempts[i]
+                self._attempts[i] = (*attempts, AttemptRecord(len(attempts) + 1, AttemptStatus.CANCELLED))
+                self._state[i] = _CANCELLED
+            else:
+                raise ProtocolError(f"driver answered invoke {call_id!r} with {completion!r}, which does not fit it")
+        if self._stop_reason is None:
+            commands.extend(self._dispatch())
+        return commands
+
+    # ---- transitions --------------------------------------------------------------------------
+
+    def _dispatch(self) -> list[Command]:
+        commands: list[Command] = []
+        ready, calls, state, limit = self._ready, self._calls, self._state, self._limit
+        step_ids, tools, resolvers, outputs = self._plan.step_ids, self._tools, self._plan.resolvers, self._outputs
+        while ready and len(calls) < limit:
+            i = heappop(ready)
+            try:
+                arguments = resolvers[i](outputs, self.inputs)
+            except PathError as exc:
+                self._fail(i, ErrorInfo(ErrorKind.ARGUMENT, "PathError", str(exc), step_ids[i]))
+                continue
+            self._arguments[i] = arguments
+            model = tools[i].input_model
+            if model is not None:
+                try:
+                    arguments = dict(model.model_validate(arguments))
+                except ValidationError as exc:
+                    self._fail(i, _validation_error(ErrorKind.INPUT_VALIDATION, exc, step_ids[i]))
+                    continue
+                self._arguments[i] = arguments
+            call_id = step_ids[i] + "@1"
+            calls[call_id] = i
+            state[i] = _RUNNING
+            commands.append(Invoke(call_id, step_ids[i], tools[i], arguments, 1))
+        return commands
+
+    def _on_returned(self, i: int, completion: Returned) -> None:
+        value = completion.value
+        model = self._tools[i].output_model
+        if model is not None:
+            try:
+                value = model.model_validate(value)
+            except ValidationError as exc:
+                error = _validation_error(ErrorKind.OUTPUT_VALIDATION, exc, self._plan.step_ids[i])
+                self._record(i, AttemptStatus.FAILED, completion, error)
+                self._fail(i, error)
+                return
+        attempts = self._attempts[i]
+        self._attempts[i] = (
+            *attempts,
+            AttemptRecord(len(attempts) + 1, _SUCCEEDED_ATTEMPT, completion.started, completion.finished),
+        )
+        self._outputs[i] = value
+        self._state[i] = _SUCCEEDED
+        waiting, state, ready = self._waiting, self._state, self._ready
+        for d in self._plan.dependents[i]:
+            waiting[d] -= 1
+            if not waiting[d] and state[d] == _PENDING:
+                heappush(ready, d)
+
+    def _record(self, i: int, status: AttemptStatus, completion: Returned | Raised, error: ErrorInfo | None) -> None:
+        attempts = self._attempts[i]
+        self._attempts[i] = (
+            *attempts,
+            AttemptRecord(len(attempts) + 1, status, completion.started, completion.finished, error),
+        )
+
+    def _fail(self, i: int, error: ErrorInfo) -> None:
+        """Fail step ``i`` and prune what depends on it; independent branches run on."""
+        self._state[i] = _FAILED
+        self._errors[i] = error
+        self._prune(i)
+
+    def _prune(self, i: int) -> None:
+        state = self._state
+        stack = list(self._plan.dependents[i])
+        while stack:
+            d = stack.pop()
+            if state[d] == _PENDING:
+                state[d] = _SKIPPED
+                stack.extend(self._plan.dependents[d])
+
+    def _stop(self, reason: str) -> list[Command]:
+        if self._stop_reason is not None:
+            return []
+        self._stop_reason = reason
+        self._ready.clear()
+        cancels = [call_id for call_id in self._calls if call_id not in self._cancel_requested]
+        self._cancel_requested.update(cancels)
+        return [Cancel(call_id) for call_id in cancels]
+
+    def _unknown_call(self, completion: Completion) -> ProtocolError:
+        call_id = getattr(completion, "call_id", None)
+        if call_id in self._finished_calls:
+            return ProtocolError(f"driver completed call {call_id!r} twice (second time: {completion!r})")
+        return ProtocolError(f"driver sent {completion!r} for call {call_id!r}, which the kernel never issued")
+
+    # ---- the result ---------------------------------------------------------------------------
+
+    def result(self) -> ExecutionResult:
+        """The result, once no call is in flight; unfinished steps are skipped or cancelled."""
+        plan, state = self._plan, self._state
+        stopped = self._stop_reason is not None
+        for i, s in enumerate(state):
+            if s == _PENDING:
+                state[i] = _CANCELLED if stopped else _SKIPPED
+        records = [
+            StepRecord(
+                step_id,
+                _FINAL_STATUS[state[i]],
+                self._arguments[i],
+                self._outputs[i],
+                self._errors[i],
+                self._attempts[i],
+                self._reason_not_run(i, stopped) if state[i] > _FAILED and not self._attempts[i] else None,
+            )
+            for i, step_id in enumerate(plan.step_ids)
+        ]
+        if stopped:
+            status = RunStatus.CANCELLED
+        elif _FAILED in state:
+            status = RunStatus.FAILED
+        else:
+            status = RunStatus.SUCCEEDED
+        outputs = {}
+        for name, i, getter in plan.outputs:
+            if state[i] == _SUCCEEDED:
+                try:
+                    outputs[name] = getter(self._outputs, self.inputs)
+                except PathError:
+                    continue
+        return ExecutionResult(
+            self.options.run_id,
+            self.flow.name,
+            self.flow.version,
+            status,
+            outputs,
+            tuple(records),
+            f"cancelled: {self._stop_reason}" if stopped else None,
+        )
+
+    def _reason_not_run(self, i: int, stopped: bool) -> str:
+        """Why step ``i`` never ran: the first dependency, in declaration order, that did not succeed."""
+        for d in self._plan.deps[i]:
+            s = self._state[d]
+            if s != _SUCCEEDED:
+                return f"dependency {self._plan.step_ids[d]!r} {_NOT_RUN_WORDS[s]}"
+        return f"run cancelled: {self._stop_reason}" if stopped else "not run"
+
+
+def _validation_error(kind: ErrorKind, exc: ValidationError, step: str) -> ErrorInfo:
+    details = "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors(include_url=False)
+    )
+    return ErrorInfo(kind, "ValidationError", f"{exc.title}: {details}", step)

@@ -1,0 +1,59 @@
+"""Flows: named, versioned sets of steps. A chain and a DAG are the same model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from ..errors import FlowValidationError
+from .plan import FlowPlan, compile_plan
+from .refs import Ref
+from .step import Step
+from .validation import find_problems
+
+__all__ = ("Flow",)
+
+
+class Flow(BaseModel):
+    """A named, versioned flow of steps; dependencies come from references and ``after``.
+
+    Building a flow validates it: every structural problem (duplicate ids, unknown references, cycles,
+    arguments that cannot fit a tool) is reported at once in one :class:`FlowValidationError`.
+    ``outputs`` names the flow's results; by default each step nothing depends on is an output.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    version: str = "1"
+    steps: tuple[Step, ...]
+    input_model: type[BaseModel] | None = None
+    outputs: dict[str, Ref] | None = None
+    _plan: FlowPlan = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _validate_structure(self) -> Flow:
+        problems = find_problems(self.steps, self.input_model, self.outputs)
+        if problems:
+            raise FlowValidationError(self.name, tuple(problems))
+        self._plan = compile_plan(self.steps, self.outputs)
+        return self
+
+    @property
+    def plan(self) -> FlowPlan:
+        """The compiled structure the kernel executes."""
+        return self._plan
+
+    def step(self, step_id: str) -> Step:
+        """The step with this id."""
+        return self.steps[self._plan.step_ids.index(step_id)]
+
+    def __repr__(self) -> str:
+        return f"Flow({self.name!r}, version={self.version!r}, steps={len(self.steps)})"
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other: Any) -> bool:
+        return self is other

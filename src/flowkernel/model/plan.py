@@ -1,0 +1,95 @@
+"""A flow compiled for execution: dependency indexes and argument resolvers, built once per flow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .refs import Input, Ref, compile_path, select
+from .step import Step
+from .validation import dependencies_of
+
+__all__ = ("FlowPlan", "Getter", "Resolver", "compile_plan")
+
+Getter = Callable[[Sequence[Any], Mapping[str, Any]], Any]
+"""Reads one value from (outputs by step index, flow inputs)."""
+Resolver = Callable[[Sequence[Any], Mapping[str, Any]], dict[str, Any]]
+"""Builds a step's arguments from (outputs by step index, flow inputs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FlowPlan:
+    """Everything the kernel needs about a flow's structure, indexed by declaration position."""
+
+    step_ids: tuple[str, ...]
+    deps: tuple[tuple[int, ...], ...]
+    dependents: tuple[tuple[int, ...], ...]
+    resolvers: tuple[Resolver, ...]
+    input_names: tuple[str, ...]
+    outputs: tuple[tuple[str, int, Getter], ...]
+
+
+def compile_plan(steps: Sequence[Step], outputs: Mapping[str, Ref] | None) -> FlowPlan:
+    """Compile a validated flow's steps; assumes :func:`find_problems` found nothing."""
+    index = {step.id: i for i, step in enumerate(steps)}
+    deps = tuple(tuple(sorted(index[d] for d in dependencies_of(step))) for step in steps)
+    dependents: list[list[int]] = [[] for _ in steps]
+    for i, step_deps in enumerate(deps):
+        for d in step_deps:
+            dependents[d].append(i)
+    if outputs is None:
+        outputs = {steps[i].id: Ref(steps[i].id) for i, users in enumerate(dependents) if not users}
+    input_names = dict.fromkeys(s.name for step in steps for _, s in step.sources() if isinstance(s, Input))
+    return FlowPlan(
+        step_ids=tuple(index),
+        deps=deps,
+        dependents=tuple(tuple(users) for users in dependents),
+        resolvers=tuple(_compile_arguments(step.arguments, index) for step in steps),
+        input_names=tuple(input_names),
+        outputs=tuple((name, index[ref.step], _getter(ref, index)) for name, ref in outputs.items()),
+    )
+
+
+def _getter(source: Ref | Input, index: Mapping[str, int]) -> Getter:
+    path = compile_path(source.path)
+    if isinstance(source, Ref):
+        i = index[source.step]
+        if path is None:
+            return lambda outputs, inputs: outputs[i]
+        return lambda outputs, inputs: select(path, outputs[i])
+    name = source.name
+    if path is None:
+        return lambda outputs, inputs: inputs[name]
+    return lambda outputs, inputs: select(path, inputs[name])
+
+
+def _compile_value(value: Any, index: Mapping[str, int]) -> Getter | None:
+    """A getter for a value holding references, or ``None`` when the value is a plain literal."""
+    if isinstance(value, Ref | Input):
+        return _getter(value, index)
+    if isinstance(value, dict):
+        items = [(key, item, _compile_value(item, index)) for key, item in value.items()]
+        if all(getter is None for _, _, getter in items):
+            return None
+        return lambda o, i: {key: item if g is None else g(o, i) for key, item, g in items}
+    if isinstance(value, list | tuple):
+        parts = [(item, _compile_value(item, index)) for item in value]
+        if all(getter is None for _, getter in parts):
+            return None
+        kind = type(value)
+        return lambda o, i: kind(item if g is None else g(o, i) for item, g in parts)
+    return None
+
+
+def _compile_arguments(arguments: Mapping[str, Any], index: Mapping[str, int]) -> Resolver:
+    compiled = [(name, value, _compile_value(value, index)) for name, value in arguments.items()]
+    if all(getter is None for _, _, getter in compiled):
+        constant = dict(arguments)
+        return lambda o, i: constant.copy()
+    if len(compiled) == 1:  # the common chain case: one argument fed from one reference
+        name, _, only = compiled[0]
+        assert only is not None
+        return lambda o, i: {name: only(o, i)}
+    return lambda o, i: {name: value if g is None else g(o, i) for name, value, g in compiled}
+

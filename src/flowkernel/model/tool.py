@@ -1,0 +1,81 @@
+"""Tools: the callables a flow's steps invoke, with optional pydantic input and output models."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, Literal, overload
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ("AsyncBackend", "Tool", "tool")
+
+AsyncBackend = Literal["any", "asyncio", "trio"]
+"""Which event loop an async tool needs: ``any`` covers anyio-based and plain-``await`` tools."""
+
+
+class Tool(BaseModel):
+    """A named callable with optional input and output schemas.
+
+    With an ``input_model`` the kernel validates a step's arguments before invoking and calls the tool
+    with the validated fields as keyword arguments; with an ``output_model`` it validates what the tool
+    returns. A violation fails that step with a typed error record; it never crashes the run.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    fn: Callable[..., Any]
+    description: str = ""
+    input_model: type[BaseModel] | None = None
+    output_model: type[BaseModel] | None = None
+    is_async: bool = False
+    async_backend: AsyncBackend = "any"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _detect_async(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "is_async" not in data and "fn" in data:
+            fn = data["fn"]
+            target = getattr(fn, "__call__", None) if not inspect.isroutine(fn) else fn
+            data = {**data, "is_async": inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(target)}
+        return data
+
+    def __repr__(self) -> str:
+        return f"Tool({self.name!r})"
+
+
+@overload
+def tool(fn: Callable[..., Any], /) -> Tool: ...
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    input_model: type[BaseModel] | None = None,
+    output_model: type[BaseModel] | None = None,
+    async_backend: AsyncBackend = "any",
+) -> Callable[[Callable[..., Any]], Tool]: ...
+def tool(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    input_model: type[BaseModel] | None = None,
+    output_model: type[BaseModel] | None = None,
+    async_backend: AsyncBackend = "any",
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Make a :class:`Tool` from a function; name and description default to its name and docstring."""
+
+    def build(f: Callable[..., Any]) -> Tool:
+        return Tool(
+            name=name or f.__name__,
+            fn=f,
+            description=description if description is not None else inspect.getdoc(f) or "",
+            input_model=input_model,
+            output_model=output_model,
+            async_backend=async_backend,
+        )
+
+    return build(fn) if fn is not None else build

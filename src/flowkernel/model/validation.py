@@ -1,0 +1,142 @@
+"""Static checks of a flow: every problem is collected, so one error lists them all."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from functools import lru_cache
+from collections.abc import Callable, Iterable, KeysView, Mapping, Sequence
+from graphlib import CycleError, TopologicalSorter
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import Problem
+from .refs import Input, PathError, Ref, compile_path
+from .step import Step, walk_sources
+from .tool import Tool
+
+__all__ = ("dependencies_of", "find_problems")
+
+
+def dependencies_of(step: Step) -> tuple[str, ...]:
+    """The ids a step depends on, through references and ``after``, in first-mention order."""
+    found = dict.fromkeys(source.step for _, source in step.sources() if isinstance(source, Ref))
+    found.update(dict.fromkeys(step.after))
+    return tuple(found)
+
+
+def find_problems(
+    steps: Sequence[Step], input_model: type[BaseModel] | None, outputs: Mapping[str, Ref] | None
+) -> list[Problem]:
+    """Everything wrong with a flow's structure, in the order a reader meets it."""
+    problems: list[Problem] = []
+    if not steps:
+        problems.append(Problem("steps", "a flow needs at least one step"))
+    first_index: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        if step.id in first_index:
+            problems.append(
+                Problem(f"steps[{i}].id", f"duplicate step id {step.id!r} (first used by steps[{first_index[step.id]}])")
+            )
+        else:
+            first_index[step.id] = i
+    known = first_index.keys()
+    inputs = None if input_model is None else input_model.model_fields.keys()
+    for i, step in enumerate(steps):
+        where = f"steps[{i}] ({step.id})"
+        for location, source in step.sources():
+            problems.extend(_check_source(f"{where}.{location}", source, step.id, known, inputs))
+        for position, dep in enumerate(step.after):
+            if dep == step.id:
+                problems.append(Problem(f"{where}.after[{position}]", "a step cannot wait for itself"))
+            elif dep not in first_index:
+                problems.append(Problem(f"{where}.after[{position}]", _unknown("step", dep, known)))
+        problems.extend(_check_arguments(where, step))
+    for name, source in (outputs or {}).items():
+        problems.extend(_check_source(f"outputs.{name}", source, None, known, inputs))
+    problems.extend(_find_cycles(steps, first_index))
+    return problems
+
+
+def _check_source(
+    location: str, source: Ref | Input, own_id: str | None, known: KeysView[str], inputs: KeysView[str] | None
+) -> Iterable[Problem]:
+    if isinstance(source, Ref):
+        if source.step == own_id:
+            yield Problem(location, "a step cannot reference its own output")
+        elif source.step not in known:
+            yield Problem(location, _unknown("step", source.step, known))
+    elif inputs is not None and source.name not in inputs:
+        yield Problem(location, _unknown("flow input", source.name, inputs))
+    try:
+        compile_path(source.path)
+    except PathError as exc:
+        yield Problem(location, str(exc))
+
+
+def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"references unknown {kind} {name!r}{hint}"
+
+
+def _check_arguments(where: str, step: Step) -> Iterable[Problem]:
+    """Arguments that cannot fit the tool: unknown or missing names, literals of the wrong type."""
+    tool = step.tool
+    if tool.input_model is None:
+        yield from _check_signature(where, tool, step.arguments)
+        return
+    model = tool.input_model
+    fields = model.model_fields
+    for name in step.arguments:
+        if name not in fields and model.model_config.get("extra") != "allow":
+            yield Problem(f"{where}.arguments.{name}", _unknown(f"argument of tool {tool.name!r}:", name, list(fields)))
+    for name, field in fields.items():
+        if field.is_required() and name not in step.arguments:
+            yield Problem(f"{where}.arguments", f"missing required argument {name!r} of tool {tool.name!r}")
+    literals = {name: value for name, value in step.arguments.items() if _is_literal(value)}
+    try:
+        model.model_validate(literals)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            if error["type"] == "missing" or not error["loc"] or error["loc"][0] not in literals:
+                continue
+            path = ".".join(str(part) for part in error["loc"])
+            yield Problem(f"{where}.arguments.{path}", f"{error['msg']} (tool {tool.name!r})")
+
+
+def _check_signature(where: str, tool: Tool, arguments: Mapping[str, Any]) -> Iterable[Problem]:
+    signature = _signature(tool.fn)
+    if signature is None:
+        return
+    try:
+        signature.bind(**dict.fromkeys(arguments))
+    except TypeError as exc:
+        yield Problem(f"{where}.arguments", f"arguments do not fit tool {tool.name!r}{signature}: {exc}")
+
+
+@lru_cache(maxsize=1024)
+def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins and some callables have no introspectable signature
+        return None
+
+
+def _is_literal(value: Any) -> bool:
+    return next(walk_sources(value, ""), None) is None
+
+
+def _find_cycles(steps: Sequence[Step], first_index: Mapping[str, int]) -> Iterable[Problem]:
+    graph = {step.id: [d for d in dependencies_of(step) if d in first_index and d != step.id] for step in steps}
+    while True:
+        try:
+            TopologicalSorter(graph).prepare()
+            return
+        except CycleError as exc:
+            cycle: list[str] = exc.args[1]
+            yield Problem("steps", "dependency cycle: " + " -> ".join(cycle))
+            for node in cycle:  # drop this cycle to find any other
+                graph.pop(node, None)
+            graph = {node: [d for d in deps if d in graph] for node, deps in graph.items()}
