@@ -11,7 +11,7 @@ from enum import StrEnum
 from functools import cache
 from typing import Any, NamedTuple
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_json, to_jsonable_python
 
 from ._immutable import typed_equality
@@ -81,6 +81,14 @@ class ErrorInfo:
         t = type(exc)
         name = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
         return cls(kind, name, str(exc))
+
+    @classmethod
+    def from_validation_error(cls, kind: ErrorKind, exc: ValidationError, step: str | None = None) -> ErrorInfo:
+        """Describe a pydantic validation failure on one line: ``Model: loc: msg; loc: msg``."""
+        details = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        return cls(kind, "ValidationError", f"{exc.title}: {details}", step)
 
 
 @typed_equality

@@ -1,6 +1,7 @@
 """Host helpers: the backend-neutral plumbing every driver shares (I/O allowed here, not in the kernel)."""
 
 from .backend import Backend, Cancellable
+from .context import current_invoke
 from .driver import Driver
 from .loops import UnsupportedToolError, check_tools_fit
 from .invoke import Clock, call_async, call_sync
@@ -23,4 +24,5 @@ __all__ = (
     "partial_result",
     "UnsupportedToolError",
     "check_tools_fit",
+    "current_invoke",
 )

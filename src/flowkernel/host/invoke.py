@@ -12,6 +12,7 @@ from typing import Any
 
 from ..protocol import Invoke, Raised, Returned
 from ..result import ErrorInfo, ErrorKind
+from .context import invoke_context
 from .loops import foreign_loop_error
 
 __all__ = ("Clock", "call_async", "call_sync", "raised", "returned")
@@ -34,16 +35,20 @@ def raised(command: Invoke, exc: BaseException, started: float, clock: Clock, ki
 
 def call_sync(command: Invoke, clock: Clock) -> Returned | Raised:
     """Call a sync tool and describe the outcome."""
+    token = invoke_context.set(command)
     started = clock()
     try:
         value = command.tool.fn(**command.arguments)
     except _TOOL_ERRORS as exc:
         return raised(command, exc, started, clock)
+    finally:
+        invoke_context.reset(token)
     return Returned(command.call_id, value, started, clock())
 
 
 async def call_async(command: Invoke, clock: Clock, loop: str = "") -> Returned | Raised:
     """Await an async tool and describe the outcome; errors of a foreign event loop are named so."""
+    token = invoke_context.set(command)
     started = clock()
     try:
         value = await command.tool.fn(**command.arguments)
@@ -52,4 +57,6 @@ async def call_async(command: Invoke, clock: Clock, loop: str = "") -> Returned 
         if foreign is not None:
             return Raised(command.call_id, foreign.for_step(command.step_id), started, clock())
         return raised(command, exc, started, clock)
+    finally:
+        invoke_context.reset(token)
     return Returned(command.call_id, value, started, clock())

@@ -158,7 +158,7 @@ class RunState:
                 try:
                     arguments = dict(model.model_validate(arguments))
                 except ValidationError as exc:
-                    self._fail(i, _validation_error(ErrorKind.INPUT_VALIDATION, exc, step_ids[i]))
+                    self._fail(i, ErrorInfo.from_validation_error(ErrorKind.INPUT_VALIDATION, exc, step_ids[i]))
                     continue
                 self._arguments[i] = arguments
             call_id = step_ids[i] + "@1"
@@ -174,7 +174,7 @@ class RunState:
             try:
                 value = model.model_validate(value)
             except ValidationError as exc:
-                error = _validation_error(ErrorKind.OUTPUT_VALIDATION, exc, self._plan.step_ids[i])
+                error = ErrorInfo.from_validation_error(ErrorKind.OUTPUT_VALIDATION, exc, self._plan.step_ids[i])
                 self._record(i, AttemptStatus.FAILED, completion, error)
                 self._fail(i, error)
                 return
@@ -280,9 +280,3 @@ class RunState:
                 return f"dependency {self._plan.step_ids[d]!r} {_NOT_RUN_WORDS[s]}"
         return f"run cancelled: {self._stop_reason}" if stopped else "not run"
 
-
-def _validation_error(kind: ErrorKind, exc: ValidationError, step: str) -> ErrorInfo:
-    details = "; ".join(
-        f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors(include_url=False)
-    )
-    return ErrorInfo(kind, "ValidationError", f"{exc.title}: {details}", step)

@@ -1,0 +1,99 @@
+"""Deliberately broken drivers: the parity suite must catch each of them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flowkernel import Completion, ExecutionResult, Flow, Invoke, Raised, Returned, StartTimer
+from flowkernel.host import Backend, KernelSession, call_async, call_sync
+
+
+class _InlineBackend(Backend):
+    """Runs every call inline, in order; ``distort`` is where each broken driver lies."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._arrived: list[Completion] = []
+
+    def distort(self, completion: Completion) -> list[Completion]:
+        return [completion]
+
+    def start_invoke(self, command: Invoke) -> None:
+        if command.tool.is_async:
+            completion = asyncio.run(call_async(command, time.monotonic))
+        else:
+            completion = call_sync(command, time.monotonic)
+        self._arrived.extend(self.distort(completion))
+
+    def start_timer(self, command: StartTimer) -> None:
+        raise NotImplementedError
+
+    def post(self, completion: Completion) -> None:
+        self._arrived.append(completion)
+
+    def take(self) -> list[Completion]:
+        batch, self._arrived = self._arrived, []
+        return batch
+
+
+class _BrokenDriver:
+    name = "broken"
+    backend: type[_InlineBackend] = _InlineBackend
+
+    def run_blocking(
+        self,
+        flow: Flow,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        max_concurrency: int | None = None,
+    ) -> ExecutionResult:
+        backend = self.backend()
+        session = KernelSession(flow, inputs, backend, run_id=run_id, max_concurrency=max_concurrency)
+        session.start()
+        while session.running:
+            session.feed(backend.take())
+        return session.finished_result()
+
+
+class _ReportsFailuresAsReturned(_InlineBackend):
+    def distort(self, completion: Completion) -> list[Completion]:
+        if isinstance(completion, Raised):
+            return [Returned(completion.call_id, None, completion.started, completion.finished)]
+        return [completion]
+
+
+class _CompletesTwice(_InlineBackend):
+    def distort(self, completion: Completion) -> list[Completion]:
+        return [completion, completion]
+
+
+class _LosesOutputs(_InlineBackend):
+    """Returns ``None`` in place of every other value: a driver that mixes up results."""
+
+    count = 0
+
+    def distort(self, completion: Completion) -> list[Completion]:
+        self.count += 1
+        if isinstance(completion, Returned) and self.count % 2 == 0:
+            return [completion._replace(value={"step": "?", "n": 0})]
+        return [completion]
+
+
+class FailuresAsReturnedDriver(_BrokenDriver):
+    backend = _ReportsFailuresAsReturned
+
+
+class CompletesTwiceDriver(_BrokenDriver):
+    backend = _CompletesTwice
+
+
+class MixesUpResultsDriver(_BrokenDriver):
+    backend = _LosesOutputs
+
+
+class HonestInlineDriver(_BrokenDriver):
+    """The same inline driver without a lie: the control that must pass."""

@@ -1,0 +1,116 @@
+"""Showing an :class:`ExecutionResult` to a person: a rich table of steps, the run status, the outputs.
+
+Needs rich (the ``cli`` extra). Every value from the run goes into ``Text`` objects, never markup, so a
+tool's output like ``[red]`` is shown as it is.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from pydantic_core import to_json, to_jsonable_python
+from rich.console import Console
+from rich.pretty import Pretty
+from rich.table import Table
+from rich.text import Text
+
+from ..result import ExecutionResult, RunStatus, StepRecord, StepStatus
+
+__all__ = ("DETAIL_WIDTH", "format_duration", "render_result", "step_detail", "step_duration")
+
+DETAIL_WIDTH = 60
+"""How many characters of a step's output, error or reason the table shows."""
+
+_STATUS_STYLE = {
+    StepStatus.SUCCEEDED: "green",
+    StepStatus.FAILED: "bold red",
+    StepStatus.SKIPPED: "yellow",
+    StepStatus.CANCELLED: "magenta",
+}
+_RUN_STYLE = {RunStatus.SUCCEEDED: "bold green", RunStatus.FAILED: "bold red", RunStatus.CANCELLED: "bold magenta"}
+
+
+def step_duration(record: StepRecord) -> float | None:
+    """Seconds from the first attempt's start to the last attempt's finish; ``None`` if it never ran."""
+    if not record.attempts:
+        return None
+    started, finished = record.attempts[0].started, record.attempts[-1].finished
+    if started is None or finished is None:
+        return None
+    return max(finished - started, 0.0)
+
+
+def format_duration(seconds: float | None) -> str:
+    """``0.8 ms``, ``12.3 ms``, ``1.25 s``; ``-`` for a step that never ran."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def _compact(value: Any) -> str:
+    return to_json(value, fallback=repr).decode() if not isinstance(value, str) else value
+
+
+def _shorten(text: str, width: int = DETAIL_WIDTH) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def step_detail(record: StepRecord, width: int = DETAIL_WIDTH) -> str:
+    """One short line: the output of a step that succeeded, the error of one that failed, else why not."""
+    if record.status is StepStatus.FAILED and record.error is not None:
+        return _shorten(f"{record.error.type}: {record.error.message}", width)
+    if record.status is StepStatus.SUCCEEDED:
+        return _shorten(_compact(record.output), width)
+    if record.reason:
+        return _shorten(record.reason, width)
+    return "cancelled while running" if record.status is StepStatus.CANCELLED else ""
+
+
+def _table(result: ExecutionResult, width: int) -> Table:
+    fixed = [
+        (
+            Text(record.id),
+            Text(record.status.value, style=_STATUS_STYLE[record.status]),
+            Text(str(len(record.attempts))),
+            Text(format_duration(step_duration(record))),
+        )
+        for record in result.steps
+    ]
+    headers = (("step", "left"), ("status", "left"), ("attempts", "right"), ("duration", "right"))
+    widths = [
+        max([len(header), *(len(row[position]) for row in fixed)]) for position, (header, _) in enumerate(headers)
+    ]
+    # Every column but the last keeps its full width; the detail takes what is left of the line (3 per border).
+    detail_width = min(DETAIL_WIDTH, max(12, width - sum(widths) - 3 * len(widths) - 4))
+    table = Table(title=f"{result.flow_name} v{result.flow_version}, run {result.run_id}", title_justify="left")
+    for (header, justify), column_width in zip(headers, widths, strict=True):
+        table.add_column(header, justify=justify, no_wrap=True, min_width=column_width)  # type: ignore[arg-type]
+    table.add_column("output / error / reason", no_wrap=True)
+    for record, row in zip(result.steps, fixed, strict=True):
+        style = "red" if record.status is StepStatus.FAILED else ""
+        table.add_row(*row, Text(step_detail(record, detail_width), style=style))
+    return table
+
+
+def render_result(result: ExecutionResult, console: Console) -> None:
+    """Print the step table, the run's status with a count per step status, errors in full, and outputs."""
+    console.print(_table(result, console.width))
+    counts = Counter(record.status for record in result.steps)
+    tally = ", ".join(f"{counts[status]} {status.value}" for status in StepStatus if counts[status])
+    line = Text("run ")
+    line.append(result.status.value, style=_RUN_STYLE[result.status])
+    line.append(f" ({tally})")
+    if result.reason:
+        line.append(f": {result.reason.removeprefix(result.status.value + ': ')}")
+    console.print(line)
+    for error in result.errors:
+        console.print(Text(f"  error in {error.step}: [{error.kind.value}] {error.type}: {error.message}", style="red"))
+    if result.outputs:
+        console.print(Text("outputs:", style="bold"))
+        console.print(Pretty(to_jsonable_python(result.outputs, fallback=repr), indent_guides=False))
+    else:
+        console.print(Text("outputs: none", style="bold"))

@@ -1,0 +1,39 @@
+"""The parity suite as a library: scripted tools, scenario strategies, the oracle, the parity harness.
+
+``scenarios`` needs hypothesis (``pip install 'flowkernel[testing]'``); the rest does not.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .oracle import oracle_result
+from .parity import DEFAULT_LIMITS, ParityError, assert_parity, run_canonical
+from .scripted import Scenario, Script, ScriptedFailure, ScriptedOutput, scripted_tool
+
+if TYPE_CHECKING:
+    from .strategies import scenarios
+
+__all__ = (
+    "DEFAULT_LIMITS",
+    "ParityError",
+    "Scenario",
+    "Script",
+    "ScriptedFailure",
+    "ScriptedOutput",
+    "assert_parity",
+    "oracle_result",
+    "run_canonical",
+    "scenarios",
+    "scripted_tool",
+)
+
+
+
+def __getattr__(name: str) -> Any:
+    """Import the hypothesis-based strategies only when they are used."""
+    if name != "scenarios":
+        raise AttributeError(f"module 'flowkernel.testing' has no attribute {name!r}")
+    from .strategies import scenarios
+
+    return scenarios

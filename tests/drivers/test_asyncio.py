@@ -1,0 +1,564 @@
+"""The asyncio driver: async tools on the running loop, sync tools in threads or inline, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+from pydantic import BaseModel
+
+from flowkernel import AttemptStatus, ErrorKind, ExecutionResult, Flow, Input, Ref, RunStatus, Step, StepStatus, tool
+from flowkernel.host import UnsupportedToolError, partial_result
+from flowkernel_asyncio import AsyncioDriver
+
+T = TypeVar("T")
+TIMEOUT = 5.0
+
+
+def arun(fn: Callable[[], Awaitable[T]], timeout: float = TIMEOUT) -> T:
+    """Run ``fn()`` in a fresh event loop, failing instead of hanging after ``timeout`` seconds."""
+
+    async def main() -> T:
+        async with asyncio.timeout(timeout):
+            return await fn()
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt as exc:  # never let it reach pytest, which would stop the whole session
+        escaped = repr(exc)
+    # Collect the broken run's tasks now: their finalizers log tracebacks, and CPython 3.11 fails with
+    # "AST constructor recursion depth mismatch" if that happens inside pytest's own ast.parse.
+    gc.collect()
+    pytest.fail(f"KeyboardInterrupt escaped the run: {escaped}", pytrace=False)
+
+
+def run(flow: Flow, inputs: dict[str, Any] | None = None, *, sync_tools: str = "thread", **options: Any) -> Any:
+    return arun(lambda: AsyncioDriver(sync_tools=sync_tools).run(flow, inputs, **options))  # type: ignore[arg-type]
+
+
+class Gauge:
+    """Counts how many tools are inside at once (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.now = 0
+        self.peak = 0
+        self.total = 0
+
+    def __enter__(self) -> None:
+        with self._cond:
+            self.now += 1
+            self.total += 1
+            self.peak = max(self.peak, self.now)
+            self._cond.notify_all()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self.now -= 1
+
+    def wait_for_peak(self, target: int, timeout: float = 2.0) -> None:
+        """Block (a worker thread) until ``target`` tools have been inside at once, or the timeout passes.
+
+        Makes "the limit is reached" independent of thread start-up latency, without sleeping long.
+        """
+        with self._cond:
+            self._cond.wait_for(lambda: self.peak >= target, timeout)
+
+
+class CustomError(Exception):
+    pass
+
+
+class Abort(BaseException):
+    pass
+
+
+class Point(BaseModel):
+    x: int
+    y: int
+
+
+@tool
+def ok() -> str:
+    return "fine"
+
+
+@tool
+def after(v: Any) -> Any:
+    return v
+
+
+# ---- plain runs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sync_tools", ["thread", "inline"])
+def test_sync_and_async_tools_with_nested_refs(sync_tools: str) -> None:
+    @tool
+    def load(n: int) -> dict[str, Any]:
+        return {"rows": [{"id": i} for i in range(n)]}
+
+    @tool
+    async def double(ids: list[int]) -> list[int]:
+        await asyncio.sleep(0)
+        return [2 * i for i in ids]
+
+    @tool
+    async def combine(parts: dict[str, Any]) -> dict[str, Any]:
+        return parts
+
+    flow = Flow(
+        name="mixed",
+        steps=[
+            Step(id="load", tool=load, arguments={"n": Input("n")}),
+            Step(id="double", tool=double, arguments={"ids": Ref("load", "rows[*].id")}),
+            Step(id="combine", tool=combine, arguments={"parts": {"d": [Ref("double"), Ref("load", "rows[0]")]}}),
+        ],
+    )
+    for concurrency in (None, 1):
+        result = run(flow, {"n": 3}, sync_tools=sync_tools, run_id="r", max_concurrency=concurrency)
+        assert result.status is RunStatus.SUCCEEDED
+        assert result.run_id == "r"
+        assert result.outputs == {"combine": {"d": [[0, 2, 4], {"id": 0}]}}
+        started, finished = result.step("load").attempts[0][2:4]
+        assert started <= finished
+
+
+def test_run_blocking_starts_its_own_loop() -> None:
+    flow = Flow(name="f", steps=[Step(id="a", tool=ok)])
+    result = AsyncioDriver().run_blocking(flow, run_id="blocking")
+    assert isinstance(result, ExecutionResult)
+    assert result.outputs == {"a": "fine"}
+    assert result.run_id == "blocking"
+
+
+# ---- where tools run ----------------------------------------------------------------------------
+
+
+def test_async_tools_run_on_the_callers_loop() -> None:
+    seen: list[asyncio.AbstractEventLoop] = []
+
+    @tool
+    async def where() -> None:
+        seen.append(asyncio.get_running_loop())
+
+    async def main() -> asyncio.AbstractEventLoop:
+        await AsyncioDriver().run(Flow(name="f", steps=[Step(id="a", tool=where), Step(id="b", tool=where)]))
+        return asyncio.get_running_loop()
+
+    loop = arun(main)
+    assert seen == [loop, loop]
+
+
+@pytest.mark.parametrize(("sync_tools", "same_thread"), [("thread", False), ("inline", True)])
+def test_where_sync_tools_run(sync_tools: str, same_thread: bool) -> None:
+    seen: list[int] = []
+
+    @tool
+    def where() -> None:
+        seen.append(threading.get_ident())
+
+    flow = Flow(name="f", steps=[Step(id="a", tool=where), Step(id="b", tool=where)])
+
+    async def main() -> int:
+        await AsyncioDriver(sync_tools=sync_tools).run(flow)  # type: ignore[arg-type]
+        return threading.get_ident()
+
+    loop_thread = arun(main)
+    assert len(seen) == 2
+    assert all((ident == loop_thread) is same_thread for ident in seen)
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3])
+def test_the_concurrency_limit_is_respected_for_async_tools(limit: int) -> None:
+    gauge = Gauge()
+
+    @tool
+    async def busy() -> None:
+        with gauge:
+            await asyncio.sleep(0.01)
+
+    flow = Flow(name="f", steps=[Step(id=f"s{i}", tool=busy) for i in range(7)])
+    assert run(flow, max_concurrency=limit).status is RunStatus.SUCCEEDED
+    assert gauge.total == 7
+    assert gauge.peak == limit
+
+
+def test_the_concurrency_limit_is_respected_for_sync_tools_in_threads() -> None:
+    gauge = Gauge()
+
+    @tool
+    def busy() -> None:
+        with gauge:
+            gauge.wait_for_peak(2)
+            time.sleep(0.005)
+
+    flow = Flow(name="f", steps=[Step(id=f"s{i}", tool=busy) for i in range(6)])
+    run(flow, max_concurrency=2)
+    assert gauge.total == 6
+    assert gauge.peak == 2
+
+
+def test_unbounded_runs_every_ready_step_at_once() -> None:
+    gauge = Gauge()
+
+    @tool
+    async def busy() -> None:
+        with gauge:
+            await asyncio.sleep(0.02)
+
+    run(Flow(name="f", steps=[Step(id=f"s{i}", tool=busy) for i in range(5)]))
+    assert gauge.peak == 5
+
+
+def test_dispatch_is_eager() -> None:
+    """a -> c beside b -> d: c starts while b is still running (no level barrier)."""
+    events: dict[str, asyncio.Event] = {}
+
+    @tool
+    async def a() -> int:
+        return 1
+
+    @tool
+    async def b() -> bool:
+        try:
+            await asyncio.wait_for(events["c"].wait(), 2.0)
+        except TimeoutError:
+            return False
+        return True
+
+    @tool
+    async def c(x: int) -> int:
+        events["c"].set()
+        return x
+
+    flow = Flow(
+        name="eager",
+        steps=[
+            Step(id="a", tool=a),
+            Step(id="b", tool=b),
+            Step(id="c", tool=c, arguments={"x": Ref("a")}),
+            Step(id="d", tool=after, arguments={"v": Ref("b")}),
+        ],
+    )
+
+    async def main() -> ExecutionResult:
+        events["c"] = asyncio.Event()
+        return await AsyncioDriver().run(flow)
+
+    assert arun(main).outputs == {"c": 1, "d": True}
+
+
+# ---- errors -------------------------------------------------------------------------------------
+
+
+def raising(exc: BaseException, *, is_async: bool) -> Any:
+    if is_async:
+
+        async def boom() -> None:
+            await asyncio.sleep(0)
+            raise exc
+
+        return tool(name="boom")(boom)
+
+    def boom_sync() -> None:
+        raise exc
+
+    return tool(name="boom")(boom_sync)
+
+
+def failing_flow(boom: Any) -> Flow:
+    return Flow(
+        name="f",
+        steps=[
+            Step(id="bad", tool=boom),
+            Step(id="good", tool=ok),
+            Step(id="dependent", tool=after, arguments={"v": Ref("bad")}),
+            Step(id="good2", tool=after, arguments={"v": Ref("good")}),
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("is_async", "sync_tools"),
+    [(True, "thread"), (False, "thread"), (False, "inline")],
+    ids=["async", "thread", "inline"],
+)
+@pytest.mark.parametrize(
+    ("exc", "type_name", "message"),
+    [
+        (ValueError("bad value"), "ValueError", "bad value"),
+        (CustomError("custom"), f"{__name__}.CustomError", "custom"),
+        (SystemExit(3), "SystemExit", "3"),
+    ],
+)
+def test_a_raising_tool_fails_its_step_and_independent_branches_run_on(
+    exc: BaseException, type_name: str, message: str, is_async: bool, sync_tools: str
+) -> None:
+    result = run(failing_flow(raising(exc, is_async=is_async)), sync_tools=sync_tools)
+    assert result.status is RunStatus.FAILED
+    bad = result.step("bad")
+    assert bad.status is StepStatus.FAILED
+    assert (bad.error.kind, bad.error.type, bad.error.message, bad.error.step) == (
+        ErrorKind.TOOL,
+        type_name,
+        message,
+        "bad",
+    )
+    assert bad.attempts[0].error == bad.error
+    assert result.errors == (bad.error,)
+    assert result.step("dependent").status is StepStatus.SKIPPED
+    assert result.step("good2").output == "fine"
+
+
+def test_a_tool_raising_cancelled_error_itself_is_a_failed_step() -> None:
+    @tool
+    async def gives_up() -> None:
+        raise asyncio.CancelledError("gave up")
+
+    result = run(failing_flow(gives_up))
+    bad = result.step("bad")
+    assert bad.status is StepStatus.FAILED
+    assert bad.error.type == "asyncio.exceptions.CancelledError"
+    assert result.step("good2").output == "fine"
+    assert result.status is RunStatus.FAILED
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=BaseExceptionGroup,
+    reason="BUG: call_sync/call_async only catch (Exception, SystemExit, GeneratorExit); another BaseException "
+    "escapes the invoke task and crashes the TaskGroup, losing the whole result",
+)
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_a_custom_base_exception_fails_only_its_step(is_async: bool) -> None:
+    result = run(failing_flow(raising(Abort("abort"), is_async=is_async)))
+    assert result.step("bad").status is StepStatus.FAILED
+    assert result.step("good2").status is StepStatus.SUCCEEDED
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="BUG: KeyboardInterrupt raised by a sync tool in a worker thread is re-raised in the invoke task and "
+    "escapes the event loop; it is not the caller's Ctrl-C and should fail only its step",
+)
+def test_keyboard_interrupt_in_a_worker_thread_fails_only_its_step() -> None:
+    @tool
+    def boom() -> None:
+        raise KeyboardInterrupt("in a worker thread")
+
+    result = run(failing_flow(boom))
+    assert result.step("bad").status is StepStatus.FAILED
+    assert result.step("good2").status is StepStatus.SUCCEEDED
+
+
+def test_input_and_output_validation_failures_become_errors() -> None:
+    class In(BaseModel):
+        n: int
+
+    @tool
+    async def src() -> dict[str, Any]:
+        return {"n": "NaN"}
+
+    @tool(input_model=In)
+    async def needs_int(n: int) -> int:
+        return n
+
+    @tool(output_model=Point)
+    async def bad_point() -> dict[str, int]:
+        return {"x": 1}
+
+    flow = Flow(
+        name="v",
+        steps=[
+            Step(id="src", tool=src),
+            Step(id="in_bad", tool=needs_int, arguments={"n": Ref("src", "n")}),
+            Step(id="out_bad", tool=bad_point),
+            Step(id="good", tool=ok),
+        ],
+    )
+    result = run(flow)
+    assert result.step("in_bad").error.kind is ErrorKind.INPUT_VALIDATION
+    assert result.step("in_bad").attempts == ()
+    assert result.step("out_bad").error.kind is ErrorKind.OUTPUT_VALIDATION
+    assert result.step("good").output == "fine"
+    assert [e.step for e in result.errors] == ["in_bad", "out_bad"]
+
+
+# ---- tools written for trio ---------------------------------------------------------------------
+
+
+def test_a_trio_only_tool_gives_a_helpful_driver_error() -> None:
+    trio = pytest.importorskip("trio")
+
+    @tool
+    async def trio_tool() -> None:
+        await trio.sleep(0.01)
+
+    result = run(failing_flow(trio_tool))
+    error = result.step("bad").error
+    assert error.kind is ErrorKind.DRIVER
+    assert error.step == "bad"
+    assert "cannot run on asyncio" in error.message
+    assert "trio" in error.message
+    assert "anyio" in error.message
+    assert result.step("good2").output == "fine"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="BUG: host/loops.py _FOREIGN_LOOP_MARKERS['asyncio'] lacks asyncio's 'Task got bad yield', so a trio "
+    "tool that checkpoints first (trio.sleep(0), trio.lowlevel.checkpoint) gets a 'tool' error, not 'driver'",
+)
+def test_a_trio_tool_that_checkpoints_gives_a_driver_error() -> None:
+    trio = pytest.importorskip("trio")
+
+    @tool
+    async def trio_tool() -> None:
+        await trio.lowlevel.checkpoint()
+
+    result = run(failing_flow(trio_tool))
+    assert result.step("bad").error.kind is ErrorKind.DRIVER
+
+
+def test_a_trio_declared_tool_is_refused_before_the_run() -> None:
+    called: list[str] = []
+
+    @tool(async_backend="trio")
+    async def trio_tool() -> None:
+        called.append("trio_tool")
+
+    @tool
+    async def first() -> None:
+        called.append("first")
+
+    flow = Flow(name="f", steps=[Step(id="first", tool=first), Step(id="t", tool=trio_tool)])
+    with pytest.raises(UnsupportedToolError) as excinfo:
+        run(flow)
+    error = excinfo.value
+    assert error.driver == "asyncio"
+    assert [p.location for p in error.problems] == ["steps[1] (t)"]
+    assert "needs trio" in error.problems[0].message
+    assert called == []
+
+
+def test_an_asyncio_declared_tool_is_accepted() -> None:
+    @tool(async_backend="asyncio")
+    async def aio() -> str:
+        await asyncio.sleep(0)
+        return "aio"
+
+    assert run(Flow(name="f", steps=[Step(id="a", tool=aio)])).outputs == {"a": "aio"}
+
+
+# ---- caller cancellation ------------------------------------------------------------------------
+
+
+def test_cancelling_the_task_cancels_the_run_with_a_partial_result() -> None:
+    log: list[str] = []
+    in_flight = 0
+    both_started: asyncio.Event | None = None
+
+    @tool
+    async def fast() -> int:
+        return 1
+
+    @tool
+    async def slow(x: int) -> str:
+        nonlocal in_flight
+        try:
+            in_flight += 1
+            if in_flight == 2:
+                assert both_started is not None
+                both_started.set()
+            await asyncio.sleep(10)
+            return "too late"
+        except asyncio.CancelledError:
+            log.append("cancelled")
+            raise
+        finally:
+            log.append("finally")
+
+    flow = Flow(
+        name="cancel",
+        steps=[
+            Step(id="fast", tool=fast),
+            Step(id="slow", tool=slow, arguments={"x": Ref("fast")}),
+            Step(id="slow2", tool=slow, arguments={"x": Ref("fast")}),
+            Step(id="queued", tool=after, arguments={"v": Ref("fast")}),  # waits for a slot
+            Step(id="after_slow", tool=after, arguments={"v": Ref("slow")}),
+        ],
+    )
+
+    async def main() -> BaseException:
+        nonlocal both_started
+        both_started = asyncio.Event()
+        task = asyncio.create_task(AsyncioDriver().run(flow, run_id="c", max_concurrency=2))
+        await both_started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError) as excinfo:
+            await task
+        assert task.cancelled()
+        return excinfo.value
+
+    exc = arun(main)
+    assert log == ["cancelled", "finally", "cancelled", "finally"]  # the tools really were cancelled
+    result = partial_result(exc)
+    assert result is not None
+    assert result.status is RunStatus.CANCELLED
+    assert result.run_id == "c"
+    assert result.reason == "cancelled: CancelledError in the caller"
+    assert result.step("fast").status is StepStatus.SUCCEEDED
+    assert result.step("fast").output == 1
+    for step in ("slow", "slow2"):
+        assert result.step(step).status is StepStatus.CANCELLED
+        assert [a.status for a in result.step(step).attempts] == [AttemptStatus.CANCELLED]
+    queued = result.step("queued")
+    assert queued.status is StepStatus.CANCELLED
+    assert queued.attempts == ()
+    assert queued.reason == "run cancelled: CancelledError in the caller"
+    assert result.step("after_slow").status is StepStatus.CANCELLED
+    assert result.step("after_slow").reason == "dependency 'slow' was cancelled"
+    assert result.errors == ()
+
+
+def test_cancelling_abandons_a_sync_tool_in_its_thread() -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    @tool
+    def blocking() -> str:
+        started.set()
+        release.wait(TIMEOUT)
+        return "too late"
+
+    flow = Flow(
+        name="f",
+        steps=[Step(id="blocking", tool=blocking), Step(id="next", tool=after, arguments={"v": Ref("blocking")})],
+    )
+
+    async def main() -> tuple[BaseException, float]:
+        task = asyncio.create_task(AsyncioDriver().run(flow))
+        await asyncio.to_thread(started.wait, TIMEOUT)
+        begin = time.monotonic()
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError as exc:
+            return exc, time.monotonic() - begin
+        finally:
+            release.set()  # let the abandoned thread end, so the loop can shut its executor down
+        raise AssertionError("not cancelled")
+
+    exc, elapsed = arun(main)
+    assert elapsed < 1.0
+    result = partial_result(exc)
+    assert result is not None
+    assert result.step("blocking").status is StepStatus.CANCELLED
+    assert result.step("next").status is StepStatus.CANCELLED

@@ -1,0 +1,672 @@
+"""The sync driver: inline and pooled sync tools, async tools on one loop thread, errors, Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+from pydantic import BaseModel
+
+from flowkernel import (
+    AttemptStatus,
+    ErrorKind,
+    Flow,
+    FlowInputError,
+    Input,
+    Ref,
+    RunStatus,
+    Step,
+    StepStatus,
+    tool,
+)
+from flowkernel.host import UnsupportedToolError, partial_result
+from flowkernel_sync import SyncDriver, loop_thread
+
+T = TypeVar("T")
+TIMEOUT = 5.0
+
+
+def in_thread(fn: Callable[[], T], timeout: float = TIMEOUT) -> T:
+    """Call ``fn`` in a daemon thread; fail (instead of hanging) if it does not return in time."""
+    outcome: list[Any] = []
+
+    def target() -> None:
+        try:
+            outcome.append(("ok", fn()))
+        except BaseException as exc:  # handed back to the test thread
+            outcome.append(("err", exc))
+
+    thread = threading.Thread(target=target, daemon=True, name="test-caller")
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        gc.collect()  # run finalizers of the broken run now, not in the middle of pytest's report
+        pytest.fail(f"the run did not finish within {timeout} s (it hangs)", pytrace=False)
+    kind, value = outcome[0]
+    if kind == "err":
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
+def run(flow: Flow, inputs: dict[str, Any] | None = None, *, timeout: float = TIMEOUT, **options: Any) -> Any:
+    return in_thread(lambda: SyncDriver().run(flow, inputs, **options), timeout)
+
+
+class Gauge:
+    """Counts how many tools are inside at once (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.now = 0
+        self.peak = 0
+        self.total = 0
+
+    def __enter__(self) -> None:
+        with self._cond:
+            self.now += 1
+            self.total += 1
+            self.peak = max(self.peak, self.now)
+            self._cond.notify_all()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self.now -= 1
+
+    def wait_for_peak(self, target: int, timeout: float = 2.0) -> None:
+        """Block (a worker thread) until ``target`` tools have been inside at once, or the timeout passes.
+
+        Makes "the limit is reached" independent of thread start-up latency, without sleeping long.
+        """
+        with self._cond:
+            self._cond.wait_for(lambda: self.peak >= target, timeout)
+
+
+class CustomError(Exception):
+    pass
+
+
+class Point(BaseModel):
+    x: int
+    y: int
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    """Blocking tools wait on this (with a timeout); set at teardown so no thread outlives the test."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+# ---- plain runs ---------------------------------------------------------------------------------
+
+
+def test_sync_and_async_tools_with_nested_refs() -> None:
+    @tool
+    def load(n: int) -> dict[str, Any]:
+        return {"rows": [{"id": i} for i in range(n)]}
+
+    @tool
+    async def double(ids: list[int]) -> list[int]:
+        await asyncio.sleep(0)
+        return [2 * i for i in ids]
+
+    @tool
+    def combine(parts: dict[str, Any]) -> dict[str, Any]:
+        return parts
+
+    flow = Flow(
+        name="mixed",
+        steps=[
+            Step(id="load", tool=load, arguments={"n": Input("n")}),
+            Step(id="double", tool=double, arguments={"ids": Ref("load", "rows[*].id")}),
+            Step(
+                id="combine",
+                tool=combine,
+                arguments={"parts": {"ids": Ref("load", "rows[*].id"), "doubled": [Ref("double"), "lit"]}},
+            ),
+        ],
+    )
+    for concurrency in (None, 1, 4):
+        result = run(flow, {"n": 3}, run_id="r-1", max_concurrency=concurrency)
+        assert result.status is RunStatus.SUCCEEDED
+        assert result.run_id == "r-1"
+        assert result.outputs == {"combine": {"ids": [0, 1, 2], "doubled": [[0, 2, 4], "lit"]}}
+        assert result.step("double").input == {"ids": [0, 1, 2]}
+        attempt = result.step("load").attempts[0]
+        assert attempt.status is AttemptStatus.SUCCEEDED
+        assert attempt.started is not None
+        assert attempt.finished is not None
+        assert attempt.started <= attempt.finished
+
+
+def test_run_blocking_is_run() -> None:
+    assert SyncDriver.run_blocking is SyncDriver.run
+    assert SyncDriver.name == "sync"
+
+
+def test_bad_inputs_raise_before_anything_runs() -> None:
+    called: list[int] = []
+
+    @tool
+    def f(x: int) -> None:
+        called.append(x)
+
+    flow = Flow(name="f", steps=[Step(id="a", tool=f, arguments={"x": Input("x")})])
+    with pytest.raises(FlowInputError):
+        run(flow, {})
+    assert called == []
+
+
+# ---- where tools run ----------------------------------------------------------------------------
+
+
+def test_async_tools_share_one_long_lived_loop_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[asyncio.AbstractEventLoop, int]] = []
+
+    @tool
+    async def where() -> None:
+        seen.append((asyncio.get_running_loop(), threading.get_ident()))
+
+    flow = Flow(name="f", steps=[Step(id="a", tool=where), Step(id="b", tool=where)])
+    run(flow)  # warm up: the shared loop starts lazily, once per process
+
+    def no_new_loops(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a new event loop was created for a call")
+
+    monkeypatch.setattr(asyncio, "new_event_loop", no_new_loops)
+    monkeypatch.setattr(asyncio, "run", no_new_loops)
+    seen.clear()
+    run(flow)
+    run(flow, max_concurrency=1)
+    assert len(seen) == 4
+    loops = {id(loop) for loop, _ in seen}
+    threads = {ident for _, ident in seen}
+    assert len(loops) == 1
+    assert len(threads) == 1
+    assert seen[0][0] is loop_thread.shared_loop_thread().loop
+    assert threading.main_thread().ident not in threads
+
+
+def test_concurrency_one_runs_sync_tools_inline_in_the_callers_thread() -> None:
+    seen: list[int] = []
+
+    @tool
+    def where() -> None:
+        seen.append(threading.get_ident())
+
+    flow = Flow(name="f", steps=[Step(id="a", tool=where), Step(id="b", tool=where)])
+    caller: list[int] = []
+
+    def go() -> Any:
+        caller.append(threading.get_ident())
+        return SyncDriver().run(flow, max_concurrency=1)
+
+    assert in_thread(go).status is RunStatus.SUCCEEDED
+    assert seen == [caller[0], caller[0]]
+
+
+@pytest.mark.parametrize("concurrency", [None, 2])
+def test_higher_concurrency_runs_sync_tools_in_pool_threads(concurrency: int | None) -> None:
+    seen: list[tuple[int, str]] = []
+
+    @tool
+    def where() -> None:
+        seen.append((threading.get_ident(), threading.current_thread().name))
+
+    flow = Flow(name="f", steps=[Step(id="a", tool=where), Step(id="b", tool=where)])
+    caller: list[int] = []
+
+    def go() -> Any:
+        caller.append(threading.get_ident())
+        return SyncDriver().run(flow, max_concurrency=concurrency)
+
+    in_thread(go)
+    assert len(seen) == 2
+    for ident, name in seen:
+        assert ident != caller[0]
+        assert name.startswith("flowkernel-tool")
+
+
+@pytest.mark.parametrize("limit", [2, 3])
+def test_the_concurrency_limit_is_respected(limit: int) -> None:
+    gauge = Gauge()
+
+    @tool
+    def busy() -> None:
+        with gauge:
+            gauge.wait_for_peak(limit)
+            time.sleep(0.005)
+
+    flow = Flow(name="f", steps=[Step(id=f"s{i}", tool=busy) for i in range(7)])
+    result = run(flow, max_concurrency=limit)
+    assert result.status is RunStatus.SUCCEEDED
+    assert gauge.total == 7
+    assert gauge.peak == limit
+
+
+def test_the_concurrency_limit_applies_to_async_tools_too() -> None:
+    gauge = Gauge()
+
+    @tool
+    async def busy() -> None:
+        with gauge:
+            await asyncio.sleep(0.02)
+
+    flow = Flow(name="f", steps=[Step(id=f"s{i}", tool=busy) for i in range(6)])
+    run(flow, max_concurrency=2)
+    assert gauge.total == 6
+    assert gauge.peak == 2
+
+
+def test_max_workers_caps_the_pool() -> None:
+    gauge = Gauge()
+
+    @tool
+    def busy() -> None:
+        with gauge:
+            gauge.wait_for_peak(2)
+            time.sleep(0.005)
+
+    flow = Flow(name="f", steps=[Step(id=f"s{i}", tool=busy) for i in range(5)])
+    in_thread(lambda: SyncDriver(max_workers=2).run(flow))
+    assert gauge.peak == 2
+
+
+def test_dispatch_is_eager() -> None:
+    """a -> c beside b -> d: c starts while b is still running (no level barrier)."""
+    c_started = threading.Event()
+
+    @tool
+    def a() -> int:
+        return 1
+
+    @tool
+    def b() -> bool:
+        return c_started.wait(2.0)  # only true if c starts before b finishes
+
+    @tool
+    def c(x: int) -> int:
+        c_started.set()
+        return x
+
+    @tool
+    def d(ok: bool) -> bool:
+        return ok
+
+    flow = Flow(
+        name="eager",
+        steps=[
+            Step(id="a", tool=a),
+            Step(id="b", tool=b),
+            Step(id="c", tool=c, arguments={"x": Ref("a")}),
+            Step(id="d", tool=d, arguments={"ok": Ref("b")}),
+        ],
+    )
+    result = run(flow)
+    assert result.outputs == {"c": 1, "d": True}
+
+
+# ---- errors -------------------------------------------------------------------------------------
+
+
+def shut_down(thread: loop_thread.LoopThread) -> None:
+    if thread.loop.is_running():
+        thread.loop.call_soon_threadsafe(thread.loop.stop)
+    else:
+        thread.loop.close()
+
+
+def raising(exc: BaseException, *, is_async: bool) -> Any:
+    if is_async:
+
+        async def boom() -> None:
+            raise exc
+
+        return tool(name="boom")(boom)
+
+    def boom_sync() -> None:
+        raise exc
+
+    return tool(name="boom")(boom_sync)
+
+
+@tool
+def ok() -> str:
+    return "fine"
+
+
+@tool
+def after(v: Any) -> Any:
+    return v
+
+
+def failing_flow(boom: Any) -> Flow:
+    return Flow(
+        name="f",
+        steps=[
+            Step(id="bad", tool=boom),
+            Step(id="good", tool=ok),
+            Step(id="dependent", tool=after, arguments={"v": Ref("bad")}),
+            Step(id="indirect", tool=after, arguments={"v": Ref("dependent")}),
+            Step(id="good2", tool=after, arguments={"v": Ref("good")}),
+        ],
+    )
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("concurrency", [None, 1])
+@pytest.mark.parametrize(
+    ("exc", "type_name", "message"),
+    [
+        (ValueError("bad value"), "ValueError", "bad value"),
+        (CustomError("custom"), f"{__name__}.CustomError", "custom"),
+        (SystemExit(3), "SystemExit", "3"),
+    ],
+)
+def test_a_raising_tool_fails_its_step_and_independent_branches_run_on(
+    exc: BaseException, type_name: str, message: str, is_async: bool, concurrency: int | None
+) -> None:
+    result = run(failing_flow(raising(exc, is_async=is_async)), max_concurrency=concurrency)
+    assert result.status is RunStatus.FAILED
+    bad = result.step("bad")
+    assert bad.status is StepStatus.FAILED
+    assert (bad.error.kind, bad.error.type, bad.error.message, bad.error.step) == (
+        ErrorKind.TOOL,
+        type_name,
+        message,
+        "bad",
+    )
+    assert bad.attempts[0].status is AttemptStatus.FAILED
+    assert bad.attempts[0].error == bad.error
+    assert result.errors == (bad.error,)
+    assert result.step("good2").output == "fine"
+    assert result.step("dependent").status is StepStatus.SKIPPED
+    assert result.step("dependent").reason == "dependency 'bad' failed"
+    assert result.step("indirect").reason == "dependency 'dependent' was skipped"
+    assert result.outputs == {"good2": "fine"}
+
+
+class Abort(BaseException):
+    """A BaseException that is not KeyboardInterrupt/SystemExit (like gevent's GreenletExit)."""
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="BUG: call_sync only catches (Exception, SystemExit, GeneratorExit); any other BaseException in a "
+    "pool thread escapes the done-callback, the call is never completed and SyncDriver.run hangs forever",
+)
+@pytest.mark.parametrize("exc", [KeyboardInterrupt("in a worker"), Abort("abort")], ids=["KeyboardInterrupt", "Abort"])
+def test_a_base_exception_in_a_worker_thread_fails_only_its_step(exc: BaseException) -> None:
+    @tool
+    def boom() -> None:
+        time.sleep(0.05)  # make sure the done-callback runs in the worker thread
+        raise exc
+
+    result = run(failing_flow(boom), timeout=0.5)  # run() fails the test if the driver hangs
+    assert result.step("bad").status is StepStatus.FAILED
+    assert result.step("bad").error.type == type(exc).__qualname__
+    assert result.step("good2").status is StepStatus.SUCCEEDED
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="BUG: an async tool raising KeyboardInterrupt escapes Task.__step and stops the process-wide loop "
+    "thread; the call never completes (the run hangs) and every later async tool would hang as well",
+)
+def test_an_async_tool_raising_keyboard_interrupt_does_not_kill_the_shared_loop(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    sacrificial = loop_thread.LoopThread()
+    monkeypatch.setattr(loop_thread, "_shared", sacrificial)
+    request.addfinalizer(lambda: shut_down(sacrificial))
+
+    @tool
+    async def boom() -> None:
+        raise KeyboardInterrupt("inside an async tool")
+
+    @tool
+    async def fine() -> str:
+        return "fine"
+
+    run(Flow(name="f", steps=[Step(id="a", tool=boom)]), timeout=0.5)
+    assert run(Flow(name="g", steps=[Step(id="b", tool=fine)]), timeout=0.5).outputs == {"b": "fine"}
+
+
+def test_input_and_output_validation_failures_become_errors() -> None:
+    class In(BaseModel):
+        n: int
+
+    @tool
+    def src() -> dict[str, Any]:
+        return {"n": "not a number", "good": 2}
+
+    @tool(input_model=In)
+    def needs_int(n: int) -> int:
+        return n
+
+    @tool(output_model=Point)
+    def bad_point() -> dict[str, int]:
+        return {"x": 1}
+
+    @tool(output_model=Point)
+    def good_point() -> dict[str, Any]:
+        return {"x": 1, "y": "2"}
+
+    flow = Flow(
+        name="v",
+        steps=[
+            Step(id="src", tool=src),
+            Step(id="in_bad", tool=needs_int, arguments={"n": Ref("src", "n")}),
+            Step(id="in_good", tool=needs_int, arguments={"n": Ref("src", "good")}),
+            Step(id="out_bad", tool=bad_point),
+            Step(id="out_good", tool=good_point),
+            Step(id="uses_bad", tool=after, arguments={"v": Ref("out_bad", "x")}),
+        ],
+    )
+    result = run(flow)
+    assert result.status is RunStatus.FAILED
+    in_bad = result.step("in_bad")
+    assert in_bad.status is StepStatus.FAILED
+    assert in_bad.error.kind is ErrorKind.INPUT_VALIDATION
+    assert in_bad.error.type == "ValidationError"
+    assert in_bad.error.step == "in_bad"
+    assert "n:" in in_bad.error.message
+    assert in_bad.attempts == ()  # the tool was never called
+    assert in_bad.input == {"n": "not a number"}
+    out_bad = result.step("out_bad")
+    assert out_bad.error.kind is ErrorKind.OUTPUT_VALIDATION
+    assert "y:" in out_bad.error.message
+    assert out_bad.attempts[0].status is AttemptStatus.FAILED
+    assert result.step("uses_bad").status is StepStatus.SKIPPED
+    assert result.step("in_good").output == 2
+    assert result.step("out_good").output == Point(x=1, y=2)
+    assert [e.step for e in result.errors] == ["in_bad", "out_bad"]
+
+
+def test_a_path_failing_at_run_time_is_an_argument_error() -> None:
+    @tool
+    def number() -> int:
+        return 5
+
+    flow = Flow(
+        name="f", steps=[Step(id="n", tool=number), Step(id="len", tool=after, arguments={"v": Ref("n", "length(@)")})]
+    )
+    result = run(flow)
+    error = result.step("len").error
+    assert error.kind is ErrorKind.ARGUMENT
+    assert error.type == "PathError"
+    assert error.step == "len"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="BUG: SyncDriver never calls check_tools_fit(flow, 'asyncio') although it runs async tools on an "
+    "asyncio loop, so a tool declared async_backend='trio' is not refused before the run",
+)
+def test_a_trio_declared_tool_is_refused_before_the_run() -> None:
+    trio = pytest.importorskip("trio")
+
+    @tool(async_backend="trio")
+    async def trio_tool() -> None:
+        await trio.sleep(0)
+
+    with pytest.raises(UnsupportedToolError):
+        run(Flow(name="f", steps=[Step(id="t", tool=trio_tool)]))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="BUG: SyncDriver calls call_async without loop='asyncio', so a trio-only tool is reported as a "
+    "'tool' error instead of a helpful 'driver' error",
+)
+def test_a_trio_only_tool_gives_a_driver_error() -> None:
+    trio = pytest.importorskip("trio")
+
+    @tool
+    async def trio_tool() -> None:
+        await trio.sleep(0.01)
+
+    result = run(Flow(name="f", steps=[Step(id="t", tool=trio_tool)]))
+    assert result.step("t").error.kind is ErrorKind.DRIVER
+
+
+# ---- Ctrl-C -------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_cancels_the_run_and_releases_the_caller_promptly(release: threading.Event) -> None:
+    assert threading.current_thread() is threading.main_thread()
+    main = threading.main_thread().ident
+    assert main is not None
+    slow_started = threading.Event()
+
+    @tool
+    def fast() -> int:
+        return 1
+
+    @tool
+    def slow(x: int) -> str:
+        slow_started.set()
+        release.wait(TIMEOUT)
+        return "too late"
+
+    @tool
+    def interrupter(x: int) -> str:
+        slow_started.wait(TIMEOUT)
+        time.sleep(0.05)  # let the caller block waiting for completions
+        signal.pthread_kill(main, signal.SIGINT)  # Ctrl-C, delivered to the caller's thread
+        release.wait(TIMEOUT)
+        return "too late"
+
+    flow = Flow(
+        name="ctrl-c",
+        steps=[
+            Step(id="fast", tool=fast),
+            Step(id="slow", tool=slow, arguments={"x": Ref("fast")}),
+            Step(id="interrupter", tool=interrupter, arguments={"x": Ref("fast")}),
+            Step(id="after_slow", tool=after, arguments={"v": Ref("slow")}),
+        ],
+    )
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt) as excinfo:
+            SyncDriver().run(flow, run_id="ctrl-c")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert time.monotonic() - started < TIMEOUT / 2  # released without waiting for the slow threads
+    assert not release.is_set()
+    result = partial_result(excinfo.value)
+    assert result is not None
+    assert result.run_id == "ctrl-c"
+    assert result.status is RunStatus.CANCELLED
+    assert result.reason == "cancelled: KeyboardInterrupt in the caller"
+    assert result.step("fast").status is StepStatus.SUCCEEDED
+    for in_flight in ("slow", "interrupter"):
+        record = result.step(in_flight)
+        assert record.status is StepStatus.CANCELLED
+        assert [a.status for a in record.attempts] == [AttemptStatus.CANCELLED]
+    assert result.step("after_slow").status is StepStatus.CANCELLED
+    assert result.step("after_slow").attempts == ()
+    assert result.step("after_slow").reason == "dependency 'slow' was cancelled"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="BUG: an inline sync tool (max_concurrency=1) interrupted by Ctrl-C is never tracked by the backend, "
+    "so KernelSession._abort cannot answer its Cancel and raises ProtocolError instead of KeyboardInterrupt",
+)
+def test_ctrl_c_during_an_inline_tool_gives_a_partial_result() -> None:
+    @tool
+    def fast() -> int:
+        return 1
+
+    @tool
+    def interrupted(x: int) -> None:
+        raise KeyboardInterrupt  # what Ctrl-C looks like inside a tool running in the caller's thread
+
+    flow = Flow(
+        name="f",
+        steps=[Step(id="fast", tool=fast), Step(id="interrupted", tool=interrupted, arguments={"x": Ref("fast")})],
+    )
+    try:
+        run(flow, max_concurrency=1)
+    except KeyboardInterrupt as exc:
+        result = partial_result(exc)
+        assert result is not None
+        assert result.step("fast").status is StepStatus.SUCCEEDED
+        assert result.step("interrupted").status is StepStatus.CANCELLED
+    except Exception as exc:
+        pytest.fail(f"expected KeyboardInterrupt with a partial result, got {exc!r}")
+    else:
+        pytest.fail("expected KeyboardInterrupt")
+
+
+CTRL_C_SCRIPT = """
+import signal, threading, time
+from flowkernel import Flow, Step, tool
+from flowkernel_sync import SyncDriver
+
+@tool
+def stuck() -> None:
+    time.sleep(4)  # a tool that ignores cancellation, like a blocking network call
+
+@tool
+def ctrl_c() -> None:
+    time.sleep(0.1)
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+try:
+    SyncDriver().run(Flow(name="f", steps=[Step(id="stuck", tool=stuck), Step(id="ctrl_c", tool=ctrl_c)]))
+except KeyboardInterrupt as exc:
+    print(exc.partial_result.status)
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="BUG: the abandoned tool runs in a (non-daemon) ThreadPoolExecutor worker, which the interpreter joins "
+    "at exit: after Ctrl-C the caller is released but the process cannot exit until the stuck tool returns",
+)
+def test_after_ctrl_c_the_process_exits_without_waiting_for_abandoned_tools() -> None:
+    started = time.monotonic()
+    process = subprocess.run([sys.executable, "-c", CTRL_C_SCRIPT], capture_output=True, text=True, timeout=30)
+    elapsed = time.monotonic() - started
+    assert process.stdout.strip() == "cancelled", process.stderr
+    assert elapsed < 3.0, f"the process took {elapsed:.1f} s to exit"
