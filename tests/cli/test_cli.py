@@ -371,7 +371,7 @@ def test_invalid_flows(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "Error: invalid flow 'broken': 1 problem",
-        "  - steps[1] (b).after[0]: references unknown step 'nope'",
+        "  - steps[1] (b).after[0]: waits for unknown step 'nope'",
     ]
 
     bad_step = write_flow(tmp_path, "invalid_step.py", INVALID_STEP)

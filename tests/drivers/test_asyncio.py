@@ -328,12 +328,6 @@ def test_a_tool_raising_cancelled_error_itself_is_a_failed_step() -> None:
     assert result.status is RunStatus.FAILED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BaseExceptionGroup,
-    reason="BUG: call_sync/call_async only catch (Exception, SystemExit, GeneratorExit); another BaseException "
-    "escapes the invoke task and crashes the TaskGroup, losing the whole result",
-)
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 def test_a_custom_base_exception_fails_only_its_step(is_async: bool) -> None:
     result = run(failing_flow(raising(Abort("abort"), is_async=is_async)))
@@ -341,12 +335,6 @@ def test_a_custom_base_exception_fails_only_its_step(is_async: bool) -> None:
     assert result.step("good2").status is StepStatus.SUCCEEDED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="BUG: KeyboardInterrupt raised by a sync tool in a worker thread is re-raised in the invoke task and "
-    "escapes the event loop; it is not the caller's Ctrl-C and should fail only its step",
-)
 def test_keyboard_interrupt_in_a_worker_thread_fails_only_its_step() -> None:
     @tool
     def boom() -> None:
@@ -410,12 +398,6 @@ def test_a_trio_only_tool_gives_a_helpful_driver_error() -> None:
     assert result.step("good2").output == "fine"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: host/loops.py _FOREIGN_LOOP_MARKERS['asyncio'] lacks asyncio's 'Task got bad yield', so a trio "
-    "tool that checkpoints first (trio.sleep(0), trio.lowlevel.checkpoint) gets a 'tool' error, not 'driver'",
-)
 def test_a_trio_tool_that_checkpoints_gives_a_driver_error() -> None:
     trio = pytest.importorskip("trio")
 

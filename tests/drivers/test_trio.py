@@ -317,12 +317,6 @@ def test_a_raising_tool_fails_its_step_and_independent_branches_run_on(
     assert result.step("good2").output == "fine"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BaseExceptionGroup,
-    reason="BUG: call_sync/call_async only catch (Exception, SystemExit, GeneratorExit); another BaseException "
-    "escapes the invoke task and crashes the nursery, losing the whole result",
-)
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 def test_a_custom_base_exception_fails_only_its_step(is_async: bool) -> None:
     result = run(failing_flow(raising(Abort("abort"), is_async=is_async)))
@@ -330,12 +324,6 @@ def test_a_custom_base_exception_fails_only_its_step(is_async: bool) -> None:
     assert result.step("good2").status is StepStatus.SUCCEEDED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="BUG: KeyboardInterrupt raised by a sync tool in a worker thread is re-raised in the invoke task and "
-    "crashes the nursery; it is not the caller's Ctrl-C and should fail only its step",
-)
 def test_keyboard_interrupt_in_a_worker_thread_fails_only_its_step() -> None:
     @tool
     def boom() -> None:
@@ -499,12 +487,6 @@ def test_cancelling_the_scope_cancels_the_run_with_a_partial_result() -> None:
     check_cancelled_result(found[0], log)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: TrioDriver.run's nursery wraps the guarded Cancelled (with strict exception groups) in a "
-    "BaseExceptionGroup, so `except trio.Cancelled` inside the scope, as the driver documents, never sees it",
-)
 def test_the_partial_result_is_on_a_plain_cancelled_as_documented() -> None:
     log: list[str] = []
     flow = cancellable_flow(log)

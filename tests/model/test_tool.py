@@ -112,12 +112,6 @@ def test_tool_built_directly_detects_async_unless_told() -> None:
     assert Tool(name="t", fn=fn, is_async=False).is_async is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="BUG: tool(obj) reads obj.__name__, so a callable object (or functools.partial) without a name "
-    "raises AttributeError instead of falling back to its type's name",
-)
 def test_a_callable_object_without_name_gets_its_type_name() -> None:
     class Summarize:
         async def __call__(self, text: str) -> str:

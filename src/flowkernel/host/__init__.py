@@ -1,18 +1,25 @@
 """Host helpers: the backend-neutral plumbing every driver shares (I/O allowed here, not in the kernel)."""
 
-from .backend import Backend, Cancellable
+from .async_driver import AsyncDriver, AsyncWaiter
+from .backend import NOT_CANCELLABLE, Backend, Cancellable
 from .context import current_invoke
 from .driver import Driver
 from .loops import UnsupportedToolError, check_tools_fit
-from .invoke import Clock, call_async, call_sync
+from .invoke import Clock, Passthrough, call_async, call_sync, raised
+from .threads import DaemonThreadPool
 from .registry import ENTRY_POINT_GROUP, installed_drivers, load_driver, load_driver_class
 from .session import KernelSession, new_run_id, partial_result
 
 __all__ = (
+    "NOT_CANCELLABLE",
     "ENTRY_POINT_GROUP",
+    "AsyncDriver",
+    "AsyncWaiter",
     "Backend",
     "Cancellable",
     "Clock",
+    "DaemonThreadPool",
+    "Passthrough",
     "Driver",
     "KernelSession",
     "call_async",
@@ -22,6 +29,7 @@ __all__ = (
     "load_driver_class",
     "new_run_id",
     "partial_result",
+    "raised",
     "UnsupportedToolError",
     "check_tools_fit",
     "current_invoke",

@@ -12,13 +12,23 @@ from typing import Protocol
 
 from ..protocol import Cancel, Cancelled, Completion, Invoke, StartTimer
 
-__all__ = ("Backend", "Cancellable")
+__all__ = ("NOT_CANCELLABLE", "Backend", "Cancellable")
 
 
 class Cancellable(Protocol):
     """Anything a backend can cancel: an asyncio task or timer handle, a trio cancel scope, a future."""
 
     def cancel(self) -> object: ...
+
+
+class _NotCancellable:
+    """The handle of a call that cannot be interrupted (an inline call, a sync-driver timer)."""
+
+    def cancel(self) -> bool:
+        return False
+
+
+NOT_CANCELLABLE: Cancellable = _NotCancellable()
 
 
 class Backend(ABC):
@@ -59,7 +69,6 @@ class Backend(ABC):
             handle.cancel()
             self.post(Cancelled(command.call_id))
 
-    @property
-    def live_calls(self) -> int:
-        """How many started calls have not been answered yet."""
-        return len(self._live)
+    def is_live(self, call_id: str) -> bool:
+        """Whether a call has started and not been answered yet."""
+        return call_id in self._live

@@ -11,7 +11,7 @@ __all__ = ("UnsupportedToolError", "check_tools_fit", "foreign_loop_error")
 # What an async tool raises when it awaits something of another event loop than the one running it.
 _FOREIGN_LOOP_MARKERS = {
     "trio": ("no running event loop", "no current event loop", "unrecognized yield message"),
-    "asyncio": ("must be called from async context", "unknown async library"),
+    "asyncio": ("must be called from async context", "unknown async library", "Task got bad yield"),
 }
 
 

@@ -35,9 +35,16 @@ def new_run_id() -> str:
 
 
 def partial_result(exc: BaseException) -> ExecutionResult | None:
-    """The partial result a driver attached to a cancellation exception, if any."""
-    result = getattr(exc, "partial_result", None)
-    return result if isinstance(result, ExecutionResult) else None
+    """The partial result a driver attached to a cancellation exception or to one in its chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        result = getattr(current, "partial_result", None)
+        if isinstance(result, ExecutionResult):
+            return result
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 class KernelSession:
@@ -55,9 +62,11 @@ class KernelSession:
         self.options = RunOptions(run_id or new_run_id(), max_concurrency)
         self.backend = backend
         self.result: ExecutionResult | None = None
+        self.stopped_by: BaseException | None = None
         self._kernel = run_flow(flow, inputs, self.options)
         self._started = False
         self._kernel_failed = False
+        self._not_started: list[str] = []  # calls the kernel issued that the backend never started
 
     @property
     def running(self) -> bool:
@@ -91,14 +100,20 @@ class KernelSession:
 
     def _dispatch(self, commands: list[Command]) -> None:
         backend = self.backend
-        for command in commands:
-            kind = type(command)
-            if kind is Invoke:
-                backend.start_invoke(command)  # type: ignore[arg-type]
-            elif kind is StartTimer:
-                backend.start_timer(command)  # type: ignore[arg-type]
-            else:
-                backend.cancel(command)  # type: ignore[arg-type]
+        done = 0
+        try:
+            for command in commands:
+                kind = type(command)
+                if kind is Invoke:
+                    backend.start_invoke(command)  # type: ignore[arg-type]
+                elif kind is StartTimer:
+                    backend.start_timer(command)  # type: ignore[arg-type]
+                else:
+                    backend.cancel(command)  # type: ignore[arg-type]
+                done += 1
+        except BaseException:  # the rest of the batch never started: the abort answers for it
+            self._not_started = [c.call_id for c in commands[done:] if type(c) is not Cancel and not backend.is_live(c.call_id)]
+            raise
 
     @contextmanager
     def guard(self) -> Iterator[None]:
@@ -106,18 +121,34 @@ class KernelSession:
         try:
             yield
         except BaseException as exc:
+            self.stopped_by = exc
             if self.result is None and not self._kernel_failed:
                 self._abort(f"{type(exc).__name__} in the caller")
                 exc.partial_result = self.result  # type: ignore[attr-defined]
                 exc.add_note(f"flowkernel: run {self.options.run_id} stopped; its partial result is on .partial_result")
             raise
 
+    def unwrap(self, group: BaseExceptionGroup[Any], cancellation: type[BaseException]) -> BaseException:
+        """The exception that stopped the run, if a task group merely wrapped it with cancellations.
+
+        Async drivers run inside a task group or nursery, which wraps what the body raised; the caller
+        should see the ``Cancelled``/``KeyboardInterrupt``/``ProtocolError`` itself (with the partial
+        result on it), not a group. Anything else in the group keeps the group.
+        """
+        primary = self.stopped_by
+        if primary is None:
+            return group
+        rest = group.subgroup(
+            lambda e: not isinstance(e, BaseExceptionGroup) and e is not primary and not isinstance(e, cancellation)
+        )
+        return group if rest is not None else primary
+
     def _abort(self, reason: str) -> None:
         """Finish the run synchronously: stop the kernel, cancel every live call, feed the answers."""
-        never_started: list[Completion] = []
+        never_started = [Cancelled(call_id) for call_id in self._not_started]
         if not self._started:  # prime the generator; its first commands are answered as cancelled
             self._started = True
-            never_started = [Cancelled(c.call_id) for c in self._send(None) if isinstance(c, Invoke)]
+            never_started = [Cancelled(c.call_id) for c in self._send(None) if type(c) is not Cancel]
         commands = self._send([*self.backend.take(), StopRun(reason)])
         while self.result is None:
             for command in commands:

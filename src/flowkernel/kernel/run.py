@@ -53,10 +53,14 @@ _SUCCEEDED_ATTEMPT = AttemptStatus.SUCCEEDED
 def run_flow(flow: Flow, inputs: Mapping[str, Any] | None, options: RunOptions) -> KernelGenerator:
     """Execute ``flow`` as a generator of command batches; see :mod:`flowkernel.protocol`.
 
-    Raises :class:`~flowkernel.errors.FlowInputError` on the first ``send`` if the inputs do not fit,
-    and :class:`~flowkernel.errors.ProtocolError` if the driver breaks the protocol.
+    Raises :class:`~flowkernel.errors.FlowInputError` at once if the inputs do not fit; the generator
+    raises :class:`~flowkernel.errors.ProtocolError` if the driver breaks the protocol.
     """
-    state = RunState(flow, prepare_inputs(flow, inputs), options)
+    return _drive(RunState(flow, prepare_inputs(flow, inputs), options))
+
+
+def _drive(state: RunState) -> KernelGenerator:
+    """The only place the kernel yields."""
     commands = state.start()
     while state.active:
         completions = yield commands

@@ -55,13 +55,22 @@ def compile_path(path: str) -> ParsedResult | None:
 
 
 def select(expression: ParsedResult, value: Any) -> Any:
-    """Evaluate a compiled path against a value; pydantic models are searched as their fields."""
-    if isinstance(value, BaseModel):
-        value = value.model_dump()
+    """Evaluate a compiled path against a value; pydantic models, at any depth, are searched as fields."""
     try:
-        return expression.search(value)
+        return expression.search(_plain(value))
     except JMESPathError as exc:
         raise PathError(f"path {expression.expression!r} failed: {_one_line(exc)}") from None
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every pydantic model in it turned into its fields (JMESPath sees only dicts)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 def _one_line(exc: Exception) -> str:

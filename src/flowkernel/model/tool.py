@@ -37,8 +37,8 @@ class Tool(BaseModel):
     def _detect_async(cls, data: Any) -> Any:
         if isinstance(data, dict) and "is_async" not in data and "fn" in data:
             fn = data["fn"]
-            target = getattr(fn, "__call__", None) if not inspect.isroutine(fn) else fn
-            data = {**data, "is_async": inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(target)}
+            call = fn if inspect.isroutine(fn) else getattr(fn, "__call__", None)  # noqa: B004
+            data = {**data, "is_async": inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)}
         return data
 
     def __repr__(self) -> str:
@@ -70,7 +70,7 @@ def tool(
 
     def build(f: Callable[..., Any]) -> Tool:
         return Tool(
-            name=name or f.__name__,
+            name=name or getattr(f, "__name__", None) or type(f).__name__,
             fn=f,
             description=description if description is not None else inspect.getdoc(f) or "",
             input_model=input_model,

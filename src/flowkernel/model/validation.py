@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from functools import lru_cache
-from collections.abc import Callable, Iterable, KeysView, Mapping, Sequence
+from collections.abc import Iterable, KeysView, Mapping, Sequence
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
@@ -51,7 +50,7 @@ def find_problems(
             if dep == step.id:
                 problems.append(Problem(f"{where}.after[{position}]", "a step cannot wait for itself"))
             elif dep not in first_index:
-                problems.append(Problem(f"{where}.after[{position}]", _unknown("step", dep, known)))
+                problems.append(Problem(f"{where}.after[{position}]", "waits for " + _unknown("step", dep, known)))
         problems.extend(_check_arguments(where, step))
     for name, source in (outputs or {}).items():
         problems.extend(_check_source(f"outputs.{name}", source, None, known, inputs))
@@ -66,19 +65,19 @@ def _check_source(
         if source.step == own_id:
             yield Problem(location, "a step cannot reference its own output")
         elif source.step not in known:
-            yield Problem(location, _unknown("step", source.step, known))
+            yield Problem(location, "references " + _unknown("step", source.step, known))
     elif inputs is not None and source.name not in inputs:
-        yield Problem(location, _unknown("flow input", source.name, inputs))
+        yield Problem(location, "references " + _unknown("flow input", source.name, inputs))
     try:
         compile_path(source.path)
     except PathError as exc:
         yield Problem(location, str(exc))
 
 
-def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
+def _unknown(kind: str, name: str, known: Iterable[str], suffix: str = "") -> str:
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"references unknown {kind} {name!r}{hint}"
+    return f"unknown {kind} {name!r}{suffix}{hint}"
 
 
 def _check_arguments(where: str, step: Step) -> Iterable[Problem]:
@@ -91,7 +90,7 @@ def _check_arguments(where: str, step: Step) -> Iterable[Problem]:
     fields = model.model_fields
     for name in step.arguments:
         if name not in fields and model.model_config.get("extra") != "allow":
-            yield Problem(f"{where}.arguments.{name}", _unknown(f"argument of tool {tool.name!r}:", name, list(fields)))
+            yield Problem(f"{where}.arguments.{name}", _unknown("argument", name, fields, f" of tool {tool.name!r}"))
     for name, field in fields.items():
         if field.is_required() and name not in step.arguments:
             yield Problem(f"{where}.arguments", f"missing required argument {name!r} of tool {tool.name!r}")
@@ -107,21 +106,25 @@ def _check_arguments(where: str, step: Step) -> Iterable[Problem]:
 
 
 def _check_signature(where: str, tool: Tool, arguments: Mapping[str, Any]) -> Iterable[Problem]:
-    signature = _signature(tool.fn)
-    if signature is None:
-        return
+    """Without an input model, check argument names against the function's signature, each on its own."""
     try:
-        signature.bind(**dict.fromkeys(arguments))
-    except TypeError as exc:
-        yield Problem(f"{where}.arguments", f"arguments do not fit tool {tool.name!r}{signature}: {exc}")
-
-
-@lru_cache(maxsize=1024)
-def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
-    try:
-        return inspect.signature(fn)
+        parameters = inspect.signature(tool.fn).parameters.values()
     except (TypeError, ValueError):  # builtins and some callables have no introspectable signature
-        return None
+        return
+    by_keyword = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    for p in parameters:
+        if p.kind is p.POSITIONAL_ONLY and p.default is p.empty:
+            yield Problem(
+                f"{where}.arguments",
+                f"tool {tool.name!r} has a positional-only parameter {p.name!r}; tools are called with keywords",
+            )
+        elif p.name in by_keyword and p.default is p.empty and p.name not in arguments:
+            yield Problem(f"{where}.arguments", f"missing required argument {p.name!r} of tool {tool.name!r}")
+    if not takes_any:
+        for name in arguments:
+            if name not in by_keyword:
+                yield Problem(f"{where}.arguments.{name}", _unknown("argument", name, by_keyword, f" of tool {tool.name!r}"))
 
 
 def _is_literal(value: Any) -> bool:

@@ -1,33 +1,47 @@
 """The asyncio driver: each invoke is a task in one ``TaskGroup`` per run.
 
-Async tools are awaited on the running loop and really cancelled on ``Cancel``. Sync tools run in worker
-threads (``asyncio.to_thread``) by default, or inline on the loop with ``sync_tools="inline"`` for
-fast CPU-only tools. Cancelling the task that awaits ``run`` cancels the run: the ``CancelledError``
-carries the partial result as ``partial_result``.
+Async tools are awaited on the running loop and really cancelled on ``Cancel``. Sync tools run in
+daemon worker threads by default, or inline on the loop with ``sync_tools="inline"`` for fast CPU-only
+tools. Cancelling the task that awaits ``run`` cancels the run: the ``CancelledError`` carries the
+partial result as ``partial_result``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, TimerFired
-from flowkernel.host import Backend, KernelSession, call_async, call_sync, check_tools_fit
-from flowkernel.host.invoke import raised
+from flowkernel.host import (
+    NOT_CANCELLABLE,
+    AsyncDriver,
+    AsyncWaiter,
+    Backend,
+    DaemonThreadPool,
+    KernelSession,
+    call_async,
+    call_sync,
+    check_tools_fit,
+    raised,
+)
 
 __all__ = ("AsyncioDriver",)
 
 SyncToolMode = Literal["thread", "inline"]
+DEFAULT_MAX_WORKERS = 32
+_PASSTHROUGH = (KeyboardInterrupt, asyncio.CancelledError)
 
 
-class AsyncioDriver:
+class AsyncioDriver(AsyncDriver):
     """Runs flows inside an asyncio event loop."""
 
     name = "asyncio"
+    cancellation = asyncio.CancelledError
 
-    def __init__(self, *, sync_tools: SyncToolMode = "thread") -> None:
+    def __init__(self, *, sync_tools: SyncToolMode = "thread", max_workers: int | None = None) -> None:
         self.sync_tools = sync_tools
+        self.max_workers = max_workers
 
     async def run(
         self,
@@ -39,51 +53,54 @@ class AsyncioDriver:
     ) -> ExecutionResult:
         """Run ``flow`` to the end on the running loop and return its result."""
         check_tools_fit(flow, "asyncio")
-        async with asyncio.TaskGroup() as group:
-            backend = _AsyncioBackend(group, inline_sync_tools=self.sync_tools == "inline")
-            session = KernelSession(flow, inputs, backend, run_id=run_id, max_concurrency=max_concurrency)
-            with session.guard():
-                session.start()
-                while session.running:
-                    session.feed(await backend.wait())
-        return session.finished_result()
+        workers = self.max_workers or max_concurrency or DEFAULT_MAX_WORKERS
+        backend = _AsyncioBackend(inline_sync_tools=self.sync_tools == "inline", max_workers=workers)
+        session = KernelSession(flow, inputs, backend, run_id=run_id, max_concurrency=max_concurrency)
+        try:
+            return await self.drive(session, backend, asyncio.TaskGroup(), backend.attach)
+        finally:
+            backend.close()
 
-    def run_blocking(
-        self,
-        flow: Flow,
-        inputs: Mapping[str, Any] | None = None,
-        *,
-        run_id: str | None = None,
-        max_concurrency: int | None = None,
-    ) -> ExecutionResult:
-        """Run ``flow`` in a new event loop (``asyncio.run``), for callers without one."""
-        return asyncio.run(self.run(flow, inputs, run_id=run_id, max_concurrency=max_concurrency))
+    def start_loop(self, main: Callable[[], Awaitable[ExecutionResult]]) -> ExecutionResult:
+        async def run_main() -> ExecutionResult:
+            return await main()
+
+        return asyncio.run(run_main())
 
 
-class _AsyncioBackend(Backend):
-    def __init__(self, group: asyncio.TaskGroup, *, inline_sync_tools: bool) -> None:
+class _AsyncioBackend(Backend, AsyncWaiter):
+    def __init__(self, *, inline_sync_tools: bool, max_workers: int) -> None:
         super().__init__()
-        self._group = group
         self._inline = inline_sync_tools
+        self._max_workers = max_workers
+        self._pool: DaemonThreadPool | None = None
         self._loop = asyncio.get_running_loop()
         self._clock = self._loop.time
+        self._group: asyncio.TaskGroup | None = None
         self._arrived: list[Completion] = []
         self._waiter: asyncio.Future[None] | None = None
 
+    def attach(self, group: asyncio.TaskGroup) -> None:
+        self._group = group
+
     def start_invoke(self, command: Invoke) -> None:
         if self._inline and not command.tool.is_async:
-            self.post(call_sync(command, self._clock))
+            self.track(command.call_id, NOT_CANCELLABLE)
+            self.complete(call_sync(command, self._clock, (KeyboardInterrupt,)))
         else:
+            assert self._group is not None
             self.track(command.call_id, self._group.create_task(self._invoke(command)))
 
     async def _invoke(self, command: Invoke) -> None:
         try:
             if command.tool.is_async:
-                completion = await call_async(command, self._clock, "asyncio")
+                completion = await call_async(command, self._clock, "asyncio", _PASSTHROUGH)
             else:
-                completion = await asyncio.to_thread(call_sync, command, self._clock)
+                if self._pool is None:
+                    self._pool = DaemonThreadPool(self._max_workers)
+                completion = await self._loop.run_in_executor(self._pool, call_sync, command, self._clock)
         except asyncio.CancelledError as exc:
-            if command.call_id not in self._live:
+            if not self.is_live(command.call_id):
                 raise  # cancelled by the kernel or with the run: already answered
             completion = raised(command, exc, self._clock(), self._clock)  # the tool raised it itself
         self.complete(completion)
@@ -102,8 +119,11 @@ class _AsyncioBackend(Backend):
         return batch
 
     async def wait(self) -> list[Completion]:
-        """Wait until at least one completion is there; return all of them."""
         if not self._arrived:
             self._waiter = self._loop.create_future()
             await self._waiter
         return self.take()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)

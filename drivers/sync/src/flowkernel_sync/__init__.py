@@ -1,21 +1,32 @@
 """The sync driver: plain Python, for scripts. The embedded default.
 
 Concurrency 1 calls sync tools inline in the caller's thread (no thread hop at all); above 1 they run in
-a thread pool. Async tools run on one long-lived event loop in a helper thread. A thread cannot be
-killed: cancelling a sync tool releases the caller at once and discards the late result.
+a pool of daemon threads. Async tools run on one long-lived event loop in a helper thread. A thread
+cannot be killed: cancelling a sync tool releases the caller at once and discards the late result.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import queue
+import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, TimerFired
-from flowkernel.host import Backend, KernelSession, call_async, call_sync
+from flowkernel.host import (
+    NOT_CANCELLABLE,
+    Backend,
+    DaemonThreadPool,
+    KernelSession,
+    call_async,
+    call_sync,
+    check_tools_fit,
+    raised,
+)
 
 from .loop_thread import shared_loop_thread
 
@@ -41,6 +52,7 @@ class SyncDriver:
         max_concurrency: int | None = None,
     ) -> ExecutionResult:
         """Run ``flow`` to the end and return its result."""
+        check_tools_fit(flow, "asyncio")
         workers = self.max_workers or max_concurrency or DEFAULT_MAX_WORKERS
         backend = _SyncBackend(inline=max_concurrency == 1, max_workers=workers)
         session = KernelSession(flow, inputs, backend, run_id=run_id, max_concurrency=max_concurrency)
@@ -61,7 +73,8 @@ class _SyncBackend(Backend):
         super().__init__()
         self._inline = inline
         self._max_workers = max_workers
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonThreadPool | None = None
+        self._owner = threading.get_ident()
         self._local: list[Completion] = []  # posted from the caller's thread
         self._queue: queue.SimpleQueue[Completion] = queue.SimpleQueue()  # posted from other threads
         self._timers: list[tuple[float, str]] = []
@@ -69,28 +82,37 @@ class _SyncBackend(Backend):
 
     def start_invoke(self, command: Invoke) -> None:
         if command.tool.is_async:
-            self._watch(command.call_id, shared_loop_thread().submit(call_async(command, self._clock)))
-        elif self._inline:
-            self._local.append(call_sync(command, self._clock))
+            coroutine = call_async(command, self._clock, "asyncio", (asyncio.CancelledError,))
+            self._watch(command, shared_loop_thread().submit(coroutine))
+        elif self._inline:  # in the caller's thread, where KeyboardInterrupt is the user's Ctrl-C
+            self.track(command.call_id, NOT_CANCELLABLE)
+            self.complete(call_sync(command, self._clock, (KeyboardInterrupt,)))
         else:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._max_workers, thread_name_prefix="flowkernel-tool")
-            self._watch(command.call_id, self._pool.submit(call_sync, command, self._clock))
+                self._pool = DaemonThreadPool(self._max_workers)
+            self._watch(command, self._pool.submit(call_sync, command, self._clock))
 
-    def _watch(self, call_id: str, future: Future[Any]) -> None:
-        self.track(call_id, future)
-        future.add_done_callback(self._on_done)
+    def _watch(self, command: Invoke, future: Future[Any]) -> None:
+        self.track(command.call_id, future)
 
-    def _on_done(self, future: Future[Any]) -> None:
-        if not future.cancelled():
-            self.complete(future.result())
+        def done(future: Future[Any]) -> None:
+            try:
+                completion = future.result()
+            except BaseException as exc:  # cancelled, or a tool that cancelled itself: never lose a call
+                completion = raised(command, exc, self._clock(), self._clock)
+            self.complete(completion)
+
+        future.add_done_callback(done)
 
     def start_timer(self, command: StartTimer) -> None:
         heapq.heappush(self._timers, (self._clock() + command.seconds, command.call_id))
-        self.track(command.call_id, _NoOpHandle())  # a cancelled timer's firing is dropped by complete()
+        self.track(command.call_id, NOT_CANCELLABLE)  # a cancelled timer's firing is dropped by complete()
 
     def post(self, completion: Completion) -> None:
-        self._queue.put(completion)
+        if threading.get_ident() == self._owner:
+            self._local.append(completion)
+        else:
+            self._queue.put(completion)
 
     def take(self) -> list[Completion]:
         batch, self._local = self._local, []
@@ -101,13 +123,14 @@ class _SyncBackend(Backend):
     def wait(self) -> list[Completion]:
         """Block until at least one completion is there, firing due timers meanwhile."""
         while True:
-            now = self._clock()
-            while self._timers and self._timers[0][0] <= now:
-                self.complete(TimerFired(heapq.heappop(self._timers)[1]))
+            if self._timers:
+                now = self._clock()
+                while self._timers and self._timers[0][0] <= now:
+                    self.complete(TimerFired(heapq.heappop(self._timers)[1]))
             batch = self.take()
             if batch:
                 return batch
-            timeout = self._timers[0][0] - now if self._timers else None
+            timeout = self._timers[0][0] - self._clock() if self._timers else None
             try:
                 batch.append(self._queue.get(timeout=timeout))
             except queue.Empty:
@@ -117,8 +140,3 @@ class _SyncBackend(Backend):
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-class _NoOpHandle:
-    def cancel(self) -> bool:
-        return True

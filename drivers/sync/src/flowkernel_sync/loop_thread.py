@@ -25,6 +25,10 @@ class LoopThread:
         self._thread = threading.Thread(target=self.loop.run_forever, name="flowkernel-async-tools", daemon=True)
         self._thread.start()
 
+    def is_alive(self) -> bool:
+        """Whether the loop is still running (a tool could have stopped it)."""
+        return self._thread.is_alive()
+
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
         """Run ``coroutine`` on the loop; cancelling the future cancels the task there."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
@@ -38,6 +42,6 @@ def shared_loop_thread() -> LoopThread:
     """The process-wide loop thread, started on first use."""
     global _shared
     with _lock:
-        if _shared is None:
+        if _shared is None or not _shared.is_alive():
             _shared = LoopThread()
         return _shared

@@ -10,23 +10,34 @@ Cancelling an enclosing scope cancels the run: the ``Cancelled`` carries the par
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 import trio
 
 from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, TimerFired
-from flowkernel.host import Backend, KernelSession, call_async, call_sync, check_tools_fit
+from flowkernel.host import (
+    NOT_CANCELLABLE,
+    AsyncDriver,
+    AsyncWaiter,
+    Backend,
+    KernelSession,
+    call_async,
+    call_sync,
+    check_tools_fit,
+)
 
 __all__ = ("TrioDriver",)
 
 SyncToolMode = Literal["thread", "inline"]
+_PASSTHROUGH = (KeyboardInterrupt, trio.Cancelled)
 
 
-class TrioDriver:
+class TrioDriver(AsyncDriver):
     """Runs flows inside trio."""
 
     name = "trio"
+    cancellation = trio.Cancelled
 
     def __init__(self, *, sync_tools: SyncToolMode = "thread") -> None:
         self.sync_tools = sync_tools
@@ -41,52 +52,46 @@ class TrioDriver:
     ) -> ExecutionResult:
         """Run ``flow`` to the end in the current trio run and return its result."""
         check_tools_fit(flow, "trio")
-        async with trio.open_nursery() as nursery:
-            backend = _TrioBackend(nursery, inline_sync_tools=self.sync_tools == "inline")
-            session = KernelSession(flow, inputs, backend, run_id=run_id, max_concurrency=max_concurrency)
-            with session.guard():
-                session.start()
-                while session.running:
-                    session.feed(await backend.wait())
-        return session.finished_result()
+        backend = _TrioBackend(inline_sync_tools=self.sync_tools == "inline")
+        session = KernelSession(flow, inputs, backend, run_id=run_id, max_concurrency=max_concurrency)
+        return await self.drive(session, backend, trio.open_nursery(), backend.attach)
 
-    def run_blocking(
-        self,
-        flow: Flow,
-        inputs: Mapping[str, Any] | None = None,
-        *,
-        run_id: str | None = None,
-        max_concurrency: int | None = None,
-    ) -> ExecutionResult:
-        """Run ``flow`` in a new trio run, for callers without one."""
+    def start_loop(self, main: Callable[[], Awaitable[ExecutionResult]]) -> ExecutionResult:
+        async def run_main() -> ExecutionResult:
+            return await main()
 
-        async def main() -> ExecutionResult:
-            return await self.run(flow, inputs, run_id=run_id, max_concurrency=max_concurrency)
-
-        return trio.run(main)
+        return trio.run(run_main)
 
 
-class _TrioBackend(Backend):
-    def __init__(self, nursery: trio.Nursery, *, inline_sync_tools: bool) -> None:
+class _TrioBackend(Backend, AsyncWaiter):
+    def __init__(self, *, inline_sync_tools: bool) -> None:
         super().__init__()
-        self._nursery = nursery
         self._inline = inline_sync_tools
         self._clock = trio.current_time
+        self._nursery: trio.Nursery | None = None
         self._arrived: list[Completion] = []
         self._wakeup = trio.Event()
 
+    def attach(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+
+    def _start(self, call_id: str, task: Callable[[trio.CancelScope], Awaitable[None]]) -> None:
+        assert self._nursery is not None
+        scope = trio.CancelScope()
+        self.track(call_id, scope)
+        self._nursery.start_soon(task, scope)
+
     def start_invoke(self, command: Invoke) -> None:
         if self._inline and not command.tool.is_async:
-            self.post(call_sync(command, self._clock))
-            return
-        scope = trio.CancelScope()
-        self.track(command.call_id, scope)
-        self._nursery.start_soon(self._invoke, command, scope)
+            self.track(command.call_id, NOT_CANCELLABLE)
+            self.complete(call_sync(command, self._clock, (KeyboardInterrupt,)))
+        else:
+            self._start(command.call_id, lambda scope: self._invoke(command, scope))
 
     async def _invoke(self, command: Invoke, scope: trio.CancelScope) -> None:
         with scope:
             if command.tool.is_async:
-                completion = await call_async(command, self._clock, "trio")
+                completion = await call_async(command, self._clock, "trio", _PASSTHROUGH)
             else:  # trio's clock cannot be read from a worker thread: time the call from here
                 started = self._clock()
                 completion = await trio.to_thread.run_sync(call_sync, command, time.monotonic, abandon_on_cancel=True)
@@ -94,9 +99,7 @@ class _TrioBackend(Backend):
             self.complete(completion)
 
     def start_timer(self, command: StartTimer) -> None:
-        scope = trio.CancelScope()
-        self.track(command.call_id, scope)
-        self._nursery.start_soon(self._timer, command, scope)
+        self._start(command.call_id, lambda scope: self._timer(command, scope))
 
     async def _timer(self, command: StartTimer, scope: trio.CancelScope) -> None:
         with scope:
@@ -112,7 +115,6 @@ class _TrioBackend(Backend):
         return batch
 
     async def wait(self) -> list[Completion]:
-        """Wait until at least one completion is there; return all of them."""
         if not self._arrived:
             self._wakeup = trio.Event()
             await self._wakeup.wait()

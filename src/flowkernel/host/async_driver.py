@@ -1,0 +1,82 @@
+"""What the asyncio and trio drivers share: ``run_blocking`` on top of ``run``, and the run loop's
+handling of the task group (or nursery) that every async driver runs its calls in."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from ..model.flow import Flow
+from ..result import ExecutionResult
+from .session import KernelSession, partial_result
+
+__all__ = ("AsyncDriver", "AsyncWaiter")
+
+
+class AsyncWaiter(ABC):
+    """The part of an async backend the run loop needs: wait for completions."""
+
+    @abstractmethod
+    async def wait(self) -> list[Any]:
+        """Wait until at least one completion is there; return all of them."""
+
+
+class AsyncDriver(ABC):
+    """Base of drivers whose ``run`` is a coroutine of one event loop library."""
+
+    name: str
+    cancellation: type[BaseException]
+    """The exception the loop library cancels tasks with."""
+
+    @abstractmethod
+    async def run(
+        self,
+        flow: Flow,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        max_concurrency: int | None = None,
+    ) -> ExecutionResult:
+        """Run ``flow`` to the end inside the running event loop and return its result."""
+
+    @abstractmethod
+    def start_loop(self, main: Callable[[], Awaitable[ExecutionResult]]) -> ExecutionResult:
+        """Run ``main`` in a new event loop of this driver's kind."""
+
+    def run_blocking(
+        self,
+        flow: Flow,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        max_concurrency: int | None = None,
+    ) -> ExecutionResult:
+        """Run ``flow`` in a new event loop, for callers that have none."""
+        try:
+            return self.start_loop(lambda: self.run(flow, inputs, run_id=run_id, max_concurrency=max_concurrency))
+        except KeyboardInterrupt as exc:  # the loop runner raises a fresh one: carry the result over
+            result = partial_result(exc)
+            if result is not None:
+                exc.partial_result = result  # type: ignore[attr-defined]
+            raise
+
+    async def drive(
+        self,
+        session: KernelSession,
+        backend: AsyncWaiter,
+        group: AbstractAsyncContextManager[Any],
+        attach: Callable[[Any], None],
+    ) -> ExecutionResult:
+        """The run loop inside ``group`` (a task group or nursery) that ``attach`` hands to the backend."""
+        try:
+            async with group as opened:
+                attach(opened)
+                with session.guard():
+                    session.start()
+                    while session.running:
+                        session.feed(await backend.wait())
+        except BaseExceptionGroup as exc_group:
+            raise session.unwrap(exc_group, self.cancellation) from None
+        return session.finished_result()
