@@ -80,7 +80,15 @@ class KernelSession:
 
     def feed(self, completions: Sequence[Completion]) -> None:
         """Send completions to the kernel and start the commands it answers with."""
-        self._dispatch(self._send(completions))
+        try:
+            commands = self._kernel.send(completions)  # type: ignore[arg-type]
+        except StopIteration as stop:
+            self.result = stop.value
+            return
+        except BaseException:
+            self._kernel_failed = True
+            raise
+        self._dispatch(commands)
 
     def finished_result(self) -> ExecutionResult:
         """The result of a run that has finished."""

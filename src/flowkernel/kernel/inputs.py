@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,20 +17,35 @@ __all__ = ("prepare_inputs",)
 def prepare_inputs(flow: Flow, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
     """The inputs the run will use, validated by the flow's input model when it has one.
 
-    Raises :class:`FlowInputError` listing every problem: schema violations, or (without a model)
-    inputs the steps reference but the caller did not give.
+    Raises :class:`FlowInputError` listing every problem: schema violations, inputs the flow does not
+    take (a typo would otherwise be ignored), and (without a model) inputs the steps reference but the
+    caller did not give.
     """
     given = dict(inputs or {})
-    if flow.input_model is not None:
+    model = flow.input_model
+    known = flow.plan.input_names if model is None else tuple(model.model_fields)
+    problems = []
+    if model is None or model.model_config.get("extra") != "allow":
+        problems = [Problem(f"inputs.{name}", _unknown_input(name, known)) for name in given if name not in known]
+    if model is None:
+        problems += [Problem(f"inputs.{name}", "missing input") for name in known if name not in given]
+        validated = given
+    else:
         try:
-            return dict(flow.input_model.model_validate(given))
+            validated = dict(model.model_validate(given))
         except ValidationError as exc:
-            problems = tuple(
+            problems += [
                 Problem("inputs." + ".".join(map(str, e["loc"])) if e["loc"] else "inputs", e["msg"])
                 for e in exc.errors(include_url=False)
-            )
-            raise FlowInputError(flow.name, problems) from None
-    missing = [name for name in flow.plan.input_names if name not in given]
-    if missing:
-        raise FlowInputError(flow.name, tuple(Problem(f"inputs.{name}", "missing input") for name in missing))
-    return given
+                if not (e["type"] == "extra_forbidden" and e["loc"] and e["loc"][0] not in known)
+            ]
+    if problems:
+        raise FlowInputError(flow.name, tuple(problems))
+    return validated
+
+
+def _unknown_input(name: str, known: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"unknown input {name!r}" + (f"; did you mean {close[0]!r}?" if close else "") + (
+        f" (the flow takes: {', '.join(known)})" if known and not close else ""
+    )

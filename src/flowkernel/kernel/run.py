@@ -11,6 +11,7 @@ completion order; call ids are ``"<step>@<attempt>"``; every record is indexed b
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping, Sequence
+from functools import partial
 from heapq import heappop, heappush
 from typing import Any
 
@@ -47,6 +48,10 @@ _FINAL_STATUS = {
 }
 _NOT_RUN_WORDS = {_FAILED: "failed", _SKIPPED: "was skipped", _CANCELLED: "was cancelled"}
 _UNBOUNDED = 1 << 62
+# Named tuples built without their Python-level __new__ (the hot path builds one of each per step).
+_new_invoke = partial(tuple.__new__, Invoke)
+_new_attempt = partial(tuple.__new__, AttemptRecord)
+_new_step_record = partial(tuple.__new__, StepRecord)
 _SUCCEEDED_ATTEMPT = AttemptStatus.SUCCEEDED
 
 
@@ -107,7 +112,9 @@ class RunState:
         for i, remaining in enumerate(self._waiting):
             if remaining == 0:
                 heappush(self._ready, i)
-        return self._dispatch()
+        commands: list[Command] = []
+        self._dispatch(commands)
+        return commands
 
     def handle(self, completions: Sequence[Completion]) -> list[Command]:
         """Consume a batch of completions; return the next batch of commands."""
@@ -117,36 +124,47 @@ class RunState:
                 f"({', '.join(list(self._calls)[:5])}); a driver must wait for at least one"
             )
         commands: list[Command] = []
+        calls, tools, outputs, attempts = self._calls, self._tools, self._outputs, self._attempts
         for completion in completions:
             kind = type(completion)
             if kind is StopRun:
                 commands.extend(self._stop(completion.reason))  # type: ignore[union-attr]
                 continue
             call_id = completion.call_id  # type: ignore[union-attr]
-            i = self._calls.pop(call_id, -1)
+            i = calls.pop(call_id, -1)
             if i < 0:
                 raise self._unknown_call(completion)
             self._finished_calls.add(call_id)
-            if kind is Returned:
-                self._on_returned(i, completion)  # type: ignore[arg-type]
+            if kind is Returned and tools[i].output_model is None:  # the hot path, kept inline
+                previous = attempts[i]
+                attempts[i] = (
+                    *previous,
+                    _new_attempt(
+                        (len(previous) + 1, _SUCCEEDED_ATTEMPT, completion.started, completion.finished, None)  # type: ignore[union-attr]
+                    ),
+                )
+                outputs[i] = completion.value  # type: ignore[union-attr]
+                self._succeed(i)
+            elif kind is Returned:
+                self._on_validated_return(i, completion)  # type: ignore[arg-type]
             elif kind is Raised:
                 error = completion.error.for_step(self._plan.step_ids[i])  # type: ignore[union-attr]
                 self._record(i, AttemptStatus.FAILED, completion, error)  # type: ignore[arg-type]
                 self._fail(i, error)
             elif kind is Cancelled and call_id in self._cancel_requested:
-                attempts = self._attempts[i]
-                self._attempts[i] = (*attempts, AttemptRecord(len(attempts) + 1, AttemptStatus.CANCELLED))
+                previous = attempts[i]
+                attempts[i] = (*previous, AttemptRecord(len(previous) + 1, AttemptStatus.CANCELLED))
                 self._state[i] = _CANCELLED
             else:
                 raise ProtocolError(f"driver answered invoke {call_id!r} with {completion!r}, which does not fit it")
         if self._stop_reason is None:
-            commands.extend(self._dispatch())
+            self._dispatch(commands)
         return commands
 
     # ---- transitions --------------------------------------------------------------------------
 
-    def _dispatch(self) -> list[Command]:
-        commands: list[Command] = []
+    def _dispatch(self, commands: list[Command]) -> None:
+        """Start ready steps, lowest declaration index first, while the limit allows."""
         ready, calls, state, limit = self._ready, self._calls, self._state, self._limit
         step_ids, tools, resolvers, outputs = self._plan.step_ids, self._tools, self._plan.resolvers, self._outputs
         while ready and len(calls) < limit:
@@ -165,29 +183,27 @@ class RunState:
                     self._fail(i, ErrorInfo.from_validation_error(ErrorKind.INPUT_VALIDATION, exc, step_ids[i]))
                     continue
                 self._arguments[i] = arguments
-            call_id = step_ids[i] + "@1"
+            step_id = step_ids[i]
+            call_id = step_id + "@1"
             calls[call_id] = i
             state[i] = _RUNNING
-            commands.append(Invoke(call_id, step_ids[i], tools[i], arguments, 1))
-        return commands
+            commands.append(_new_invoke((call_id, step_id, tools[i], arguments, 1)))
 
-    def _on_returned(self, i: int, completion: Returned) -> None:
-        value = completion.value
-        model = self._tools[i].output_model
-        if model is not None:
-            try:
-                value = model.model_validate(value)
-            except ValidationError as exc:
-                error = ErrorInfo.from_validation_error(ErrorKind.OUTPUT_VALIDATION, exc, self._plan.step_ids[i])
-                self._record(i, AttemptStatus.FAILED, completion, error)
-                self._fail(i, error)
-                return
-        attempts = self._attempts[i]
-        self._attempts[i] = (
-            *attempts,
-            AttemptRecord(len(attempts) + 1, _SUCCEEDED_ATTEMPT, completion.started, completion.finished),
-        )
+    def _on_validated_return(self, i: int, completion: Returned) -> None:
+        """A return from a tool with an output model: validate before accepting it."""
+        try:
+            value = self._tools[i].output_model.model_validate(completion.value)  # type: ignore[union-attr]
+        except ValidationError as exc:
+            error = ErrorInfo.from_validation_error(ErrorKind.OUTPUT_VALIDATION, exc, self._plan.step_ids[i])
+            self._record(i, AttemptStatus.FAILED, completion, error)
+            self._fail(i, error)
+            return
+        self._record(i, AttemptStatus.SUCCEEDED, completion, None)
         self._outputs[i] = value
+        self._succeed(i)
+
+    def _succeed(self, i: int) -> None:
+        """Step ``i`` succeeded: whatever waited only for it becomes ready."""
         self._state[i] = _SUCCEEDED
         waiting, state, ready = self._waiting, self._state, self._ready
         for d in self._plan.dependents[i]:
@@ -242,14 +258,16 @@ class RunState:
             if s == _PENDING:
                 state[i] = _CANCELLED if stopped else _SKIPPED
         records = [
-            StepRecord(
-                step_id,
-                _FINAL_STATUS[state[i]],
-                self._arguments[i],
-                self._outputs[i],
-                self._errors[i],
-                self._attempts[i],
-                self._reason_not_run(i, stopped) if state[i] > _FAILED and not self._attempts[i] else None,
+            _new_step_record(
+                (
+                    step_id,
+                    _FINAL_STATUS[state[i]],
+                    self._arguments[i],
+                    self._outputs[i],
+                    self._errors[i],
+                    self._attempts[i],
+                    self._reason_not_run(i, stopped) if state[i] > _FAILED and not self._attempts[i] else None,
+                )
             )
             for i, step_id in enumerate(plan.step_ids)
         ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .refs import Input, Ref, compile_path, select
-from .step import Step
+from .step import Step, walk_sources
 from .validation import dependencies_of
 
 __all__ = ("FlowPlan", "Getter", "Resolver", "compile_plan")
@@ -65,21 +66,33 @@ def _getter(source: Ref | Input, index: Mapping[str, int]) -> Getter:
 
 
 def _compile_value(value: Any, index: Mapping[str, int]) -> Getter | None:
-    """A getter for a value holding references, or ``None`` when the value is a plain literal."""
+    """A getter for a value holding references, or ``None`` when the value is an immutable literal.
+
+    Mutable literals (lists, dicts) get a getter that copies them, so a tool that mutates its
+    arguments cannot change the flow or another call's arguments.
+    """
     if isinstance(value, Ref | Input):
         return _getter(value, index)
+    if not isinstance(value, dict | list | tuple | set):
+        return None
+    if not _holds_sources(value):
+        return None if _immutable(value) else lambda o, i: copy.deepcopy(value)
     if isinstance(value, dict):
         items = [(key, item, _compile_value(item, index)) for key, item in value.items()]
-        if all(getter is None for _, _, getter in items):
-            return None
         return lambda o, i: {key: item if g is None else g(o, i) for key, item, g in items}
-    if isinstance(value, list | tuple):
-        parts = [(item, _compile_value(item, index)) for item in value]
-        if all(getter is None for _, getter in parts):
-            return None
-        kind = type(value)
-        return lambda o, i: kind(item if g is None else g(o, i) for item, g in parts)
-    return None
+    parts = [(item, _compile_value(item, index)) for item in value]
+    kind = type(value)
+    return lambda o, i: kind(item if g is None else g(o, i) for item, g in parts)
+
+
+def _holds_sources(value: Any) -> bool:
+    return next(walk_sources(value, ""), None) is not None
+
+
+def _immutable(value: Any) -> bool:
+    if isinstance(value, tuple):
+        return all(_immutable(item) for item in value)
+    return not isinstance(value, dict | list | set | bytearray)
 
 
 def _compile_arguments(arguments: Mapping[str, Any], index: Mapping[str, int]) -> Resolver:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import heapq
 import queue
+import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from concurrent.futures import Future
+from types import FrameType
 from typing import Any
 
-from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, TimerFired
+from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, StopRun, TimerFired
 from flowkernel.host import (
     NOT_CANCELLABLE,
     Backend,
@@ -57,15 +60,41 @@ class SyncDriver:
         backend = _SyncBackend(inline=max_concurrency == 1, max_workers=workers)
         session = KernelSession(flow, inputs, backend, run_id=run_id, max_concurrency=max_concurrency)
         try:
-            with session.guard():
+            with session.guard(), _ctrl_c_stops(backend):
                 session.start()
                 while session.running:
                     session.feed(backend.wait())
         finally:
             backend.close()
-        return session.finished_result()
+        result = session.finished_result()
+        if backend.interrupted:  # Ctrl-C stopped the run cleanly: still raise it, with the result on it
+            interrupt = KeyboardInterrupt()
+            interrupt.partial_result = result  # type: ignore[attr-defined]
+            raise interrupt
+        return result
 
     run_blocking = run
+
+
+@contextmanager
+def _ctrl_c_stops(backend: _SyncBackend) -> Iterator[None]:
+    """In the main thread, turn Ctrl-C into a clean stop of the run instead of an exception that could
+    land anywhere (inside the kernel it would leave no partial result). Inside an inline tool, and on
+    a second Ctrl-C, it raises ``KeyboardInterrupt`` as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        if backend.in_inline_tool or backend.interrupted:
+            raise KeyboardInterrupt
+        backend.interrupt()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class _SyncBackend(Backend):
@@ -74,19 +103,28 @@ class _SyncBackend(Backend):
         self._inline = inline
         self._max_workers = max_workers
         self._pool: DaemonThreadPool | None = None
-        self._owner = threading.get_ident()
-        self._local: list[Completion] = []  # posted from the caller's thread
-        self._queue: queue.SimpleQueue[Completion] = queue.SimpleQueue()  # posted from other threads
+        self._local: list[Completion] = []  # inline calls' completions
+        self._queue: queue.SimpleQueue[Completion] = queue.SimpleQueue()  # everything else, from any thread
         self._timers: list[tuple[float, str]] = []
         self._clock = time.monotonic
+        self.in_inline_tool = False
+        self.interrupted = False
+
+    def interrupt(self) -> None:
+        """Ask the kernel to stop the run (safe to call from a signal handler)."""
+        self.interrupted = True
+        self._queue.put(StopRun("KeyboardInterrupt in the caller"))
 
     def start_invoke(self, command: Invoke) -> None:
         if command.tool.is_async:
             coroutine = call_async(command, self._clock, "asyncio", (asyncio.CancelledError,))
             self._watch(command, shared_loop_thread().submit(coroutine))
         elif self._inline:  # in the caller's thread, where KeyboardInterrupt is the user's Ctrl-C
-            self.track(command.call_id, NOT_CANCELLABLE)
-            self.complete(call_sync(command, self._clock, (KeyboardInterrupt,)))
+            self.in_inline_tool = True
+            try:
+                self._local.append(call_sync(command, self._clock, (KeyboardInterrupt,)))
+            finally:
+                self.in_inline_tool = False
         else:
             if self._pool is None:
                 self._pool = DaemonThreadPool(self._max_workers)
@@ -109,10 +147,7 @@ class _SyncBackend(Backend):
         self.track(command.call_id, NOT_CANCELLABLE)  # a cancelled timer's firing is dropped by complete()
 
     def post(self, completion: Completion) -> None:
-        if threading.get_ident() == self._owner:
-            self._local.append(completion)
-        else:
-            self._queue.put(completion)
+        self._queue.put(completion)
 
     def take(self) -> list[Completion]:
         batch, self._local = self._local, []

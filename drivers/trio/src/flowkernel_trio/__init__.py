@@ -42,6 +42,7 @@ class TrioDriver(AsyncDriver):
     def __init__(self, *, sync_tools: SyncToolMode = "thread") -> None:
         self.sync_tools = sync_tools
 
+    @trio.lowlevel.enable_ki_protection  # Ctrl-C lands at the next checkpoint, never inside the kernel
     async def run(
         self,
         flow: Flow,
