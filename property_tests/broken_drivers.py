@@ -23,7 +23,7 @@ class _InlineBackend(Backend):
 
     def start_invoke(self, command: Invoke) -> None:
         if command.tool.is_async:
-            completion = asyncio.run(call_async(command, time.monotonic))
+            completion = asyncio.run(call_async(command, time.monotonic, "asyncio", (asyncio.CancelledError,)))
         else:
             completion = call_sync(command, time.monotonic)
         self._arrived.extend(self.distort(completion))

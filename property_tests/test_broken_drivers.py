@@ -21,7 +21,8 @@ def _caught(driver: Driver, name: str, scenario: Scenario) -> bool:
     try:
         assert_parity(scenario, {name: driver}, limits=(1,))
     except ParityError as exc:
-        assert name in str(exc)  # the failure names the disagreeing driver
+        if name not in str(exc):  # the failure must name the disagreeing driver
+            raise AssertionError(f"parity error does not name {name!r}: {exc}") from exc
         return True
     return False
 

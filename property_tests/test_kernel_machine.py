@@ -33,8 +33,10 @@ class KernelMachine(RuleBasedStateMachine):
     def start(self, scenario: Scenario, limit: int | None) -> None:
         self.scenario = scenario
         self.limit = limit
-        self.deps = {step.id: set(scenario.flow.plan.step_ids[d] for d in deps) for step, deps in
-                     zip(scenario.flow.steps, scenario.flow.plan.deps, strict=True)}
+        self.deps = {
+            step.id: {scenario.flow.plan.step_ids[d] for d in deps}
+            for step, deps in zip(scenario.flow.steps, scenario.flow.plan.deps, strict=True)
+        }
         self.kernel = run_flow(scenario.flow, scenario.inputs, RunOptions(scenario.run_id, limit))
         self.in_flight: dict[str, Invoke] = {}
         self.issued: set[str] = set()
@@ -80,8 +82,8 @@ class KernelMachine(RuleBasedStateMachine):
         try:
             commands = self.kernel.send(batch)  # type: ignore[arg-type]
         except StopIteration as stop:
-            assert stop.value is not None, "the kernel generator had already ended"
             self.result = stop.value
+            assert self.result is not None, "the kernel generator had already ended"
             assert not self.in_flight, f"kernel finished with calls in flight: {sorted(self.in_flight)}"
             return
         self._absorb(commands)
@@ -127,7 +129,7 @@ class KernelMachine(RuleBasedStateMachine):
             assert len(self.in_flight) <= self.limit
 
     def teardown(self) -> None:
-        if not hasattr(self, "kernel") or self.kernel.gi_frame is None and self.result is None:
+        if not hasattr(self, "kernel") or (self.kernel.gi_frame is None and self.result is None):
             return  # never started, or a rule already failed with the generator dead
         while self.result is None:
             batch = [self._outcome(self.in_flight.pop(call_id)) for call_id in sorted(self.in_flight)]

@@ -13,7 +13,7 @@ def typed_equality(cls: type[T]) -> type[T]:
     """Make equality and hashing include the type: plain named tuples equal any tuple of their values."""
 
     def __eq__(self: tuple[Any, ...], other: object) -> bool:
-        return type(self) is type(other) and tuple.__eq__(self, other)  # type: ignore[arg-type]
+        return type(self) is type(other) and tuple.__eq__(self, other)
 
     def __ne__(self: tuple[Any, ...], other: object) -> bool:
         return not __eq__(self, other)
@@ -21,7 +21,7 @@ def typed_equality(cls: type[T]) -> type[T]:
     def __hash__(self: tuple[Any, ...]) -> int:
         return hash((type(self).__name__, tuple.__hash__(self)))
 
-    cls.__eq__ = __eq__  # type: ignore[assignment,method-assign]
+    cls.__eq__ = __eq__  # type: ignore[method-assign]
     cls.__ne__ = __ne__  # type: ignore[assignment,method-assign]
-    cls.__hash__ = __hash__  # type: ignore[assignment,method-assign]
+    cls.__hash__ = __hash__  # type: ignore[method-assign]
     return cls

@@ -634,3 +634,39 @@ def test_after_ctrl_c_the_process_exits_without_waiting_for_abandoned_tools() ->
     elapsed = time.monotonic() - started
     assert process.stdout.strip() == "cancelled", process.stderr
     assert elapsed < 3.0, f"the process took {elapsed:.1f} s to exit"
+
+
+def test_ctrl_c_between_inline_steps_stops_the_run_cleanly_with_the_partial_result() -> None:
+    """Ctrl-C that arrives while the kernel (not a tool) runs must not kill the kernel: the sync driver
+    turns it into a clean stop, then raises KeyboardInterrupt carrying the partial result."""
+    reached = threading.Event()
+
+    @tool
+    def inc(x: int) -> int:
+        if x == 100:
+            reached.set()
+        return x + 1
+
+    steps = [Step(id="s0", tool=inc, arguments={"x": 0})]
+    steps += [Step(id=f"s{i}", tool=inc, arguments={"x": Ref(f"s{i - 1}")}) for i in range(1, 30_000)]
+    flow = Flow(name="long", steps=steps)
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def interrupt() -> None:
+        if reached.wait(TIMEOUT):
+            signal.pthread_kill(main, signal.SIGINT)
+
+    interrupter = threading.Thread(target=interrupt, daemon=True)
+    interrupter.start()
+    with pytest.raises(KeyboardInterrupt) as excinfo:
+        SyncDriver().run(flow, max_concurrency=1)
+    interrupter.join(TIMEOUT)
+    result = partial_result(excinfo.value)
+    assert result is not None
+    assert result.status == "cancelled"
+    statuses = [s.status for s in result.steps]
+    done = statuses.index("cancelled")
+    assert 100 < done < 30_000  # stopped after the signal, long before the end...
+    assert set(statuses[:done]) == {"succeeded"}  # ...every step before it finished, in order
+    assert set(statuses[done:]) == {"cancelled"}

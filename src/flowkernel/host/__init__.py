@@ -4,11 +4,11 @@ from .async_driver import AsyncDriver, AsyncWaiter
 from .backend import NOT_CANCELLABLE, Backend, Cancellable
 from .context import current_invoke
 from .driver import Driver
-from .loops import UnsupportedToolError, check_tools_fit
 from .invoke import Clock, Passthrough, call_async, call_sync, raised
-from .threads import DaemonThreadPool
+from .loops import UnsupportedToolError, check_tools_fit
 from .registry import ENTRY_POINT_GROUP, installed_drivers, load_driver, load_driver_class
 from .session import KernelSession, new_run_id, partial_result
+from .threads import DaemonThreadPool
 
 __all__ = (
     "NOT_CANCELLABLE",

@@ -9,7 +9,6 @@ means the user's Ctrl-C (in the caller's thread, never in a worker thread).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ..protocol import Invoke, Raised, Returned
 from ..result import ErrorInfo, ErrorKind

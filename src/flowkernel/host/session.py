@@ -80,15 +80,7 @@ class KernelSession:
 
     def feed(self, completions: Sequence[Completion]) -> None:
         """Send completions to the kernel and start the commands it answers with."""
-        try:
-            commands = self._kernel.send(completions)  # type: ignore[arg-type]
-        except StopIteration as stop:
-            self.result = stop.value
-            return
-        except BaseException:
-            self._kernel_failed = True
-            raise
-        self._dispatch(commands)
+        self._dispatch(self._send(completions))
 
     def finished_result(self) -> ExecutionResult:
         """The result of a run that has finished."""
@@ -120,7 +112,9 @@ class KernelSession:
                     backend.cancel(command)  # type: ignore[arg-type]
                 done += 1
         except BaseException:  # the rest of the batch never started: the abort answers for it
-            self._not_started = [c.call_id for c in commands[done:] if type(c) is not Cancel and not backend.is_live(c.call_id)]
+            self._not_started = [
+                c.call_id for c in commands[done:] if type(c) is not Cancel and not backend.is_live(c.call_id)
+            ]
             raise
 
     @contextmanager

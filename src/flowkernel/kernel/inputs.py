@@ -46,6 +46,8 @@ def prepare_inputs(flow: Flow, inputs: Mapping[str, Any] | None) -> dict[str, An
 
 def _unknown_input(name: str, known: tuple[str, ...]) -> str:
     close = difflib.get_close_matches(name, known, n=1)
-    return f"unknown input {name!r}" + (f"; did you mean {close[0]!r}?" if close else "") + (
-        f" (the flow takes: {', '.join(known)})" if known and not close else ""
+    return (
+        f"unknown input {name!r}"
+        + (f"; did you mean {close[0]!r}?" if close else "")
+        + (f" (the flow takes: {', '.join(known)})" if known and not close else "")
     )

@@ -301,4 +301,3 @@ class RunState:
             if s != _SUCCEEDED:
                 return f"dependency {self._plan.step_ids[d]!r} {_NOT_RUN_WORDS[s]}"
         return f"run cancelled: {self._stop_reason}" if stopped else "not run"
-

@@ -105,4 +105,3 @@ def _compile_arguments(arguments: Mapping[str, Any], index: Mapping[str, int]) -
         assert only is not None
         return lambda o, i: {name: only(o, i)}
     return lambda o, i: {name: value if g is None else g(o, i) for name, value, g in compiled}
-

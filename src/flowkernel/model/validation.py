@@ -36,11 +36,14 @@ def find_problems(
     for i, step in enumerate(steps):
         if step.id in first_index:
             problems.append(
-                Problem(f"steps[{i}].id", f"duplicate step id {step.id!r} (first used by steps[{first_index[step.id]}])")
+                Problem(
+                    f"steps[{i}].id", f"duplicate step id {step.id!r} (first used by steps[{first_index[step.id]}])"
+                )
             )
         else:
             first_index[step.id] = i
     known = first_index.keys()
+    parameter_cache: dict[int, list[inspect.Parameter] | None] = {}  # by id(tool.fn): tools repeat
     inputs = None if input_model is None else input_model.model_fields.keys()
     for i, step in enumerate(steps):
         where = f"steps[{i}] ({step.id})"
@@ -51,7 +54,7 @@ def find_problems(
                 problems.append(Problem(f"{where}.after[{position}]", "a step cannot wait for itself"))
             elif dep not in first_index:
                 problems.append(Problem(f"{where}.after[{position}]", "waits for " + _unknown("step", dep, known)))
-        problems.extend(_check_arguments(where, step))
+        problems.extend(_check_arguments(where, step, parameter_cache))
     for name, source in (outputs or {}).items():
         problems.extend(_check_source(f"outputs.{name}", source, None, known, inputs))
     problems.extend(_find_cycles(steps, first_index))
@@ -80,11 +83,18 @@ def _unknown(kind: str, name: str, known: Iterable[str], suffix: str = "") -> st
     return f"unknown {kind} {name!r}{suffix}{hint}"
 
 
-def _check_arguments(where: str, step: Step) -> Iterable[Problem]:
+def _check_arguments(
+    where: str, step: Step, parameter_cache: dict[int, list[inspect.Parameter] | None]
+) -> Iterable[Problem]:
     """Arguments that cannot fit the tool: unknown or missing names, literals of the wrong type."""
     tool = step.tool
     if tool.input_model is None:
-        yield from _check_signature(where, tool, step.arguments)
+        key = id(tool.fn)
+        if key not in parameter_cache:
+            parameter_cache[key] = _parameters(tool)
+        parameters = parameter_cache[key]
+        if parameters is not None:
+            yield from _check_signature(where, tool, parameters, step.arguments)
         return
     model = tool.input_model
     fields = model.model_fields
@@ -105,12 +115,17 @@ def _check_arguments(where: str, step: Step) -> Iterable[Problem]:
             yield Problem(f"{where}.arguments.{path}", f"{error['msg']} (tool {tool.name!r})")
 
 
-def _check_signature(where: str, tool: Tool, arguments: Mapping[str, Any]) -> Iterable[Problem]:
-    """Without an input model, check argument names against the function's signature, each on its own."""
+def _parameters(tool: Tool) -> list[inspect.Parameter] | None:
     try:
-        parameters = inspect.signature(tool.fn).parameters.values()
+        return list(inspect.signature(tool.fn).parameters.values())
     except (TypeError, ValueError):  # builtins and some callables have no introspectable signature
-        return
+        return None
+
+
+def _check_signature(
+    where: str, tool: Tool, parameters: list[inspect.Parameter], arguments: Mapping[str, Any]
+) -> Iterable[Problem]:
+    """Without an input model, check argument names against the function's signature, each on its own."""
     by_keyword = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
     for p in parameters:
@@ -124,7 +139,9 @@ def _check_signature(where: str, tool: Tool, arguments: Mapping[str, Any]) -> It
     if not takes_any:
         for name in arguments:
             if name not in by_keyword:
-                yield Problem(f"{where}.arguments.{name}", _unknown("argument", name, by_keyword, f" of tool {tool.name!r}"))
+                yield Problem(
+                    f"{where}.arguments.{name}", _unknown("argument", name, by_keyword, f" of tool {tool.name!r}")
+                )
 
 
 def _is_literal(value: Any) -> bool:

@@ -29,7 +29,6 @@ __all__ = (
 )
 
 
-
 def __getattr__(name: str) -> Any:
     """Import the hypothesis-based strategies only when they are used."""
     if name != "scenarios":

@@ -17,8 +17,7 @@ from ..model.flow import Flow
 from ..model.refs import Input, Ref
 from ..model.step import Step
 from ..result import ErrorInfo, ErrorKind
-from .scripted import Script, ScriptedFailure
-from .scripted import Scenario
+from .scripted import Scenario, Script, ScriptedFailure
 
 __all__ = ("oracle_result",)
 

@@ -60,8 +60,15 @@ def scenarios(draw: st.DrawFn, *, max_steps: int = 30, max_deps: int = 3) -> Sce
     if draw(st.booleans()):
         chosen = draw(st.lists(st.sampled_from(ids), min_size=1, max_size=3, unique=True))
         outputs = {f"out_{s}": Ref(s, "n") if draw(st.booleans()) else Ref(s) for s in chosen}
-    flow = Flow(name="generated", version=str(n), steps=steps, outputs=outputs)
+    flow = Flow(name="generated", version=str(n), steps=steps, outputs=outputs, input_model=ScenarioInputs)
     return Scenario(flow, {"seed": draw(st.integers(0, 1000)), "label": "x"}, script)
+
+
+class ScenarioInputs(BaseModel):
+    """The inputs every generated flow takes."""
+
+    seed: int
+    label: str
 
 
 def _draw_arguments(draw: st.DrawFn, deps: list[str]) -> tuple[dict[str, Any], list[str], dict[str, Any]]:

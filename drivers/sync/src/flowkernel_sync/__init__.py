@@ -14,8 +14,8 @@ import signal
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from concurrent.futures import Future
+from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
