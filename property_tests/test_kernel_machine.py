@@ -23,6 +23,7 @@ from flowkernel import (
     StopRun,
     run_flow,
 )
+from flowkernel.kernel.states import TRANSITIONS
 from flowkernel.testing import Scenario, ScriptedFailure, oracle_result, scenarios
 
 
@@ -128,6 +129,15 @@ class KernelMachine(RuleBasedStateMachine):
         if getattr(self, "limit", None) is not None:
             assert len(self.in_flight) <= self.limit
 
+    def _check_transitions(self, result: ExecutionResult) -> None:
+        """Every step moved only along the documented state table."""
+        allowed = {(t.source, t.target) for t in TRANSITIONS}
+        invoked = {call_id.partition("@")[0] for call_id in self.issued}
+        for record in result.steps:
+            path = ["pending", *(["running"] if record.id in invoked else []), str(record.status)]
+            for edge in zip(path, path[1:], strict=False):
+                assert edge in allowed, f"{record.id} moved {edge[0]} -> {edge[1]}, which the state table lacks"
+
     def teardown(self) -> None:
         if not hasattr(self, "kernel") or (self.kernel.gi_frame is None and self.result is None):
             return  # never started, or a rule already failed with the generator dead
@@ -138,6 +148,7 @@ class KernelMachine(RuleBasedStateMachine):
 
     def _check_result(self) -> None:
         assert self.result is not None
+        self._check_transitions(self.result)
         expected = oracle_result(self.scenario)
         got = self.result.canonical()
         if not self.stopped:

@@ -325,7 +325,7 @@ RAISING_MODULE = """
         (("-d", "no-such-driver"), "no driver named 'no-such-driver' is installed (installed: "),
         (("-i", "top=0"), "inputs.top: Input should be greater than or equal to 1"),
         (("-i", "corpus=/no/such/dir"), "inputs.corpus: Path does not point to a directory"),
-        (("-i", "tpo=3"), "inputs.tpo: unknown input; did you mean 'top'?"),
+        (("-i", "tpo=3"), "inputs.tpo: unknown input 'tpo'; did you mean 'top'?"),
         (("-i", "no-equals-sign"), "'no-equals-sign' is not NAME=VALUE"),
         (("--inputs-json", "[1, 2]"), "must hold a JSON object of inputs, not a list"),
         (("--inputs-json", "no-such-file.json"), "'no-such-file.json' is neither a file nor a JSON object"),
@@ -529,3 +529,12 @@ def test_ctrl_c_shows_the_partial_result(tmp_path: Path, driver: str) -> None:
     assert re.search(r"│ quick +│ succeeded", stdout)
     assert re.search(r"│ slow +│ cancelled +│ +1 │ +- │ cancelled while running", stdout)
     assert "run cancelled (1 succeeded, 1 cancelled)" in stdout
+
+
+def test_graph_prints_the_flow_as_mermaid() -> None:
+    result = CliRunner().invoke(cli, ["graph", f"{EXAMPLE}:flow"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "flowchart LR"
+    assert "    n_find_documents --> n_word_counts" in lines
+    assert "    n_store --> n_report" in lines

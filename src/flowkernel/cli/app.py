@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from .. import __version__
+from ..diagrams import flow_graph
 from ..errors import DriverNotFoundError, FlowInputError, FlowValidationError
 from ..host import UnsupportedToolError, installed_drivers, load_driver, partial_result
 from ..model.flow import Flow
@@ -24,7 +25,6 @@ from .loading import (
     FlowLoadError,
     FlowReferenceError,
     InputSyntaxError,
-    check_input_names,
     load_flow,
     parse_input_pairs,
     parse_inputs_json,
@@ -95,7 +95,6 @@ def run(
     inputs = _read_inputs(input_pairs, inputs_json)
     flow = _load(reference, show_traceback)
     try:
-        check_input_names(flow, inputs)
         result = runner.run_blocking(flow, inputs, run_id=run_id, max_concurrency=concurrency)
     except BaseException as exc:
         result = _handle_run_error(exc)
@@ -147,34 +146,21 @@ def _describe(exc: ValidationError) -> str:
 
 def _handle_run_error(exc: BaseException) -> ExecutionResult:
     """Turn an error from the driver into a clean exit, or the partial result of a run stopped by Ctrl-C."""
-    inner = exc
-    while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:  # async drivers' task groups
-        inner = inner.exceptions[0]
-    if isinstance(inner, FlowInputError | UnsupportedToolError):
-        raise CannotRunError(str(inner)) from None
-    if isinstance(inner, KeyboardInterrupt):
-        partial = _find_partial_result(inner)
+    if isinstance(exc, FlowInputError | UnsupportedToolError):
+        raise CannotRunError(str(exc)) from None
+    if isinstance(exc, KeyboardInterrupt):
+        partial = partial_result(exc)
         if partial is not None:
             click.echo("interrupted: showing the partial result", err=True)
             return partial
     raise exc
 
 
-def _find_partial_result(exc: BaseException) -> ExecutionResult | None:
-    """The partial result on ``exc`` or on an exception it was raised from or while handling.
-
-    ``asyncio.run`` answers Ctrl-C with a new ``KeyboardInterrupt`` raised while handling the task's
-    ``CancelledError``, which is the exception the driver attached the partial result to.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        found = partial_result(current)
-        if found is not None:
-            return found
-        current = current.__cause__ or current.__context__
-    return None
+@cli.command()
+@click.argument("reference", metavar="MODULE:FLOW")
+def graph(reference: str) -> None:
+    """Print the flow's graph as a Mermaid flowchart (data edges solid, ordering-only edges dotted)."""
+    click.echo(flow_graph(_load(reference, show_traceback=False)))
 
 
 @cli.command()

@@ -5,21 +5,20 @@ Nothing here depends on click, so embedders can resolve references the way the C
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 import inspect
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import FlowInputError, FlowValidationError, Problem
+from ..errors import FlowValidationError
 from ..model.flow import Flow
 
 __all__ = (
@@ -27,7 +26,6 @@ __all__ = (
     "FlowLoadError",
     "FlowReferenceError",
     "InputSyntaxError",
-    "check_input_names",
     "load_flow",
     "parse_input_pairs",
     "parse_inputs_json",
@@ -204,26 +202,3 @@ def parse_inputs_json(source: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputSyntaxError(f"{where} must hold a JSON object of inputs, not a {type(data).__name__}")
     return data
-
-
-def check_input_names(flow: Flow, inputs: Mapping[str, Any]) -> None:
-    """Refuse inputs the flow does not know (likely typos), which would otherwise be silently ignored.
-
-    Known names are the input model's fields (and aliases), or without a model the inputs the steps
-    reference; a model that allows extra fields accepts anything.
-    """
-    model = flow.input_model
-    if model is not None:
-        if model.model_config.get("extra") == "allow":
-            return
-        known = [alias for name, field in model.model_fields.items() for alias in (name, field.alias) if alias]
-    else:
-        known = list(flow.plan.input_names)
-    problems = []
-    for name in inputs:
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; the flow takes: {', '.join(known) or 'none'}"
-            problems.append(Problem(f"inputs.{name}", f"unknown input{hint}"))
-    if problems:
-        raise FlowInputError(flow.name, tuple(problems))

@@ -29,24 +29,16 @@ from ..result import (
     ExecutionResult,
     RunStatus,
     StepRecord,
-    StepStatus,
 )
 from .inputs import prepare_inputs
 from .options import RunOptions
+from .states import CANCELLED, FAILED, FINAL_STATUS, PENDING, RUNNING, SKIPPED, SUCCEEDED
 
 __all__ = ("RunState", "run_flow")
 
 KernelGenerator = Generator[list[Command], Sequence[Completion], ExecutionResult]
 
-# Step states, as small ints on the hot path.
-_PENDING, _RUNNING, _SUCCEEDED, _FAILED, _SKIPPED, _CANCELLED = range(6)
-_FINAL_STATUS = {
-    _SUCCEEDED: StepStatus.SUCCEEDED,
-    _FAILED: StepStatus.FAILED,
-    _SKIPPED: StepStatus.SKIPPED,
-    _CANCELLED: StepStatus.CANCELLED,
-}
-_NOT_RUN_WORDS = {_FAILED: "failed", _SKIPPED: "was skipped", _CANCELLED: "was cancelled"}
+_NOT_RUN_WORDS = {FAILED: "failed", SKIPPED: "was skipped", CANCELLED: "was cancelled"}
 _UNBOUNDED = 1 << 62
 # Named tuples built without their Python-level __new__ (the hot path builds one of each per step).
 _new_invoke = partial(tuple.__new__, Invoke)
@@ -85,7 +77,7 @@ class RunState:
         self._plan = plan
         self._tools = [step.tool for step in flow.steps]
         self._limit = options.max_concurrency or _UNBOUNDED
-        self._state = [_PENDING] * n
+        self._state = [PENDING] * n
         self._waiting = [len(d) for d in plan.deps]
         self._outputs: list[Any] = [None] * n
         self._arguments: list[dict[str, Any] | None] = [None] * n
@@ -154,7 +146,7 @@ class RunState:
             elif kind is Cancelled and call_id in self._cancel_requested:
                 previous = attempts[i]
                 attempts[i] = (*previous, AttemptRecord(len(previous) + 1, AttemptStatus.CANCELLED))
-                self._state[i] = _CANCELLED
+                self._state[i] = CANCELLED
             else:
                 raise ProtocolError(f"driver answered invoke {call_id!r} with {completion!r}, which does not fit it")
         if self._stop_reason is None:
@@ -186,7 +178,7 @@ class RunState:
             step_id = step_ids[i]
             call_id = step_id + "@1"
             calls[call_id] = i
-            state[i] = _RUNNING
+            state[i] = RUNNING
             commands.append(_new_invoke((call_id, step_id, tools[i], arguments, 1)))
 
     def _on_validated_return(self, i: int, completion: Returned) -> None:
@@ -204,11 +196,11 @@ class RunState:
 
     def _succeed(self, i: int) -> None:
         """Step ``i`` succeeded: whatever waited only for it becomes ready."""
-        self._state[i] = _SUCCEEDED
+        self._state[i] = SUCCEEDED
         waiting, state, ready = self._waiting, self._state, self._ready
         for d in self._plan.dependents[i]:
             waiting[d] -= 1
-            if not waiting[d] and state[d] == _PENDING:
+            if not waiting[d] and state[d] == PENDING:
                 heappush(ready, d)
 
     def _record(self, i: int, status: AttemptStatus, completion: Returned | Raised, error: ErrorInfo | None) -> None:
@@ -220,7 +212,7 @@ class RunState:
 
     def _fail(self, i: int, error: ErrorInfo) -> None:
         """Fail step ``i`` and prune what depends on it; independent branches run on."""
-        self._state[i] = _FAILED
+        self._state[i] = FAILED
         self._errors[i] = error
         self._prune(i)
 
@@ -229,8 +221,8 @@ class RunState:
         stack = list(self._plan.dependents[i])
         while stack:
             d = stack.pop()
-            if state[d] == _PENDING:
-                state[d] = _SKIPPED
+            if state[d] == PENDING:
+                state[d] = SKIPPED
                 stack.extend(self._plan.dependents[d])
 
     def _stop(self, reason: str) -> list[Command]:
@@ -255,31 +247,31 @@ class RunState:
         plan, state = self._plan, self._state
         stopped = self._stop_reason is not None
         for i, s in enumerate(state):
-            if s == _PENDING:
-                state[i] = _CANCELLED if stopped else _SKIPPED
+            if s == PENDING:
+                state[i] = CANCELLED if stopped else SKIPPED
         records = [
             _new_step_record(
                 (
                     step_id,
-                    _FINAL_STATUS[state[i]],
+                    FINAL_STATUS[state[i]],
                     self._arguments[i],
                     self._outputs[i],
                     self._errors[i],
                     self._attempts[i],
-                    self._reason_not_run(i, stopped) if state[i] > _FAILED and not self._attempts[i] else None,
+                    self._reason_not_run(i, stopped) if state[i] > FAILED and not self._attempts[i] else None,
                 )
             )
             for i, step_id in enumerate(plan.step_ids)
         ]
         if stopped:
             status = RunStatus.CANCELLED
-        elif _FAILED in state:
+        elif FAILED in state:
             status = RunStatus.FAILED
         else:
             status = RunStatus.SUCCEEDED
         outputs = {}
         for name, i, getter in plan.outputs:
-            if state[i] == _SUCCEEDED:
+            if state[i] == SUCCEEDED:
                 try:
                     outputs[name] = getter(self._outputs, self.inputs)
                 except PathError:
@@ -298,6 +290,6 @@ class RunState:
         """Why step ``i`` never ran: the first dependency, in declaration order, that did not succeed."""
         for d in self._plan.deps[i]:
             s = self._state[d]
-            if s != _SUCCEEDED:
+            if s != SUCCEEDED:
                 return f"dependency {self._plan.step_ids[d]!r} {_NOT_RUN_WORDS[s]}"
         return f"run cancelled: {self._stop_reason}" if stopped else "not run"

@@ -8,7 +8,7 @@ from collections.abc import Iterable, KeysView, Mapping, Sequence
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, PydanticUserError, ValidationError
 
 from ..errors import Problem
 from .refs import Input, PathError, Ref, compile_path
@@ -107,6 +107,8 @@ def _check_arguments(
     literals = {name: value for name, value in step.arguments.items() if _is_literal(value)}
     try:
         model.model_validate(literals)
+    except PydanticUserError as exc:  # e.g. a model whose annotations cannot be resolved
+        yield Problem(f"{where}.tool", f"the input model of tool {tool.name!r} is unusable: {exc.message}")
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             if error["type"] == "missing" or not error["loc"] or error["loc"][0] not in literals:

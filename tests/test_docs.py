@@ -1,0 +1,22 @@
+"""The diagrams in docs/ are generated from the code and must be current."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_generated_docs_are_up_to_date() -> None:
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "generate.py"), "--check"], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_design_doc_shows_the_state_table_and_the_example_flow() -> None:
+    text = (ROOT / "docs" / "design.md").read_text()
+    assert "| pending | every dependency succeeded and a slot is free | running | Invoke |" in text
+    assert "n_store --> n_report" in text
