@@ -42,7 +42,7 @@ class AsyncDriver(ABC):
         """Run ``flow`` to the end inside the running event loop and return its result."""
 
     @abstractmethod
-    def start_loop(self, main: Callable[[], Awaitable[ExecutionResult]]) -> ExecutionResult:
+    def start_loop(self, main: Callable[[], Awaitable[None]]) -> None:
         """Run ``main`` in a new event loop of this driver's kind."""
 
     def run_blocking(
@@ -54,8 +54,15 @@ class AsyncDriver(ABC):
         max_concurrency: int | None = None,
     ) -> ExecutionResult:
         """Run ``flow`` in a new event loop, for callers that have none."""
+        results: list[ExecutionResult] = []
+
+        async def main() -> None:  # hand the result out through a list, not as the main task's result:
+            # CPython 3.11 formats the main task's repr (result included) at teardown (cpython#112559)
+            results.append(await self.run(flow, inputs, run_id=run_id, max_concurrency=max_concurrency))
+
         try:
-            return self.start_loop(lambda: self.run(flow, inputs, run_id=run_id, max_concurrency=max_concurrency))
+            self.start_loop(main)
+            return results[0]
         except KeyboardInterrupt as exc:  # the loop runner raises a fresh one: carry the result over
             result = partial_result(exc)
             if result is not None:

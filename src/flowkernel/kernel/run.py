@@ -76,6 +76,7 @@ class RunState:
         self.options = options
         self._plan = plan
         self._tools = [step.tool for step in flow.steps]
+        self._index = {step_id: i for i, step_id in enumerate(plan.step_ids)}
         self._limit = options.max_concurrency or _UNBOUNDED
         self._state = [PENDING] * n
         self._waiting = [len(d) for d in plan.deps]
@@ -85,7 +86,6 @@ class RunState:
         self._attempts: list[tuple[AttemptRecord, ...]] = [()] * n
         self._ready: list[int] = []
         self._calls: dict[str, int] = {}  # call id -> step index, for invokes in flight
-        self._finished_calls: set[str] = set()
         self._cancel_requested: set[str] = set()
         self._stop_reason: str | None = None
 
@@ -126,7 +126,6 @@ class RunState:
             i = calls.pop(call_id, -1)
             if i < 0:
                 raise self._unknown_call(completion)
-            self._finished_calls.add(call_id)
             if kind is Returned and tools[i].output_model is None:  # the hot path, kept inline
                 previous = attempts[i]
                 attempts[i] = (
@@ -170,7 +169,8 @@ class RunState:
             model = tools[i].input_model
             if model is not None:
                 try:
-                    arguments = dict(model.model_validate(arguments))
+                    validated = model.model_validate(arguments)
+                    arguments = {**validated.__dict__, **(validated.__pydantic_extra__ or {})}
                 except ValidationError as exc:
                     self._fail(i, ErrorInfo.from_validation_error(ErrorKind.INPUT_VALIDATION, exc, step_ids[i]))
                     continue
@@ -235,8 +235,10 @@ class RunState:
         return [Cancel(call_id) for call_id in cancels]
 
     def _unknown_call(self, completion: Completion) -> ProtocolError:
-        call_id = getattr(completion, "call_id", None)
-        if call_id in self._finished_calls:
+        call_id = getattr(completion, "call_id", "")
+        step_id, _, attempt = call_id.rpartition("@")
+        i = self._index.get(step_id, -1)
+        if i >= 0 and attempt.isdigit() and int(attempt) <= len(self._attempts[i]):
             return ProtocolError(f"driver completed call {call_id!r} twice (second time: {completion!r})")
         return ProtocolError(f"driver sent {completion!r} for call {call_id!r}, which the kernel never issued")
 

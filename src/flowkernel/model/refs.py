@@ -13,6 +13,7 @@ from typing import Any
 import jmespath
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
+from jmespath.visitor import TreeInterpreter
 from pydantic import BaseModel
 
 __all__ = ("Input", "PathError", "Ref", "compile_path", "select")
@@ -55,22 +56,26 @@ def compile_path(path: str) -> ParsedResult | None:
 
 
 def select(expression: ParsedResult, value: Any) -> Any:
-    """Evaluate a compiled path against a value; pydantic models, at any depth, are searched as fields."""
+    """Evaluate a compiled path against a value; pydantic models, at any depth, are searched by field."""
     try:
-        return expression.search(_plain(value))
+        return _INTERPRETER.visit(expression.parsed, value)
     except JMESPathError as exc:
         raise PathError(f"path {expression.expression!r} failed: {_one_line(exc)}") from None
 
 
-def _plain(value: Any) -> Any:
-    """``value`` with every pydantic model in it turned into its fields (JMESPath sees only dicts)."""
-    if isinstance(value, BaseModel):
-        return value.model_dump()
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
+class _ModelAwareInterpreter(TreeInterpreter):  # type: ignore[misc]  # jmespath ships no types
+    """JMESPath's interpreter, reading pydantic models' fields in place (no dump of the whole value)."""
+
+    def visit_field(self, node: dict[str, Any], value: Any) -> Any:
+        if isinstance(value, BaseModel):
+            name = node["value"]
+            if name in type(value).model_fields:
+                return getattr(value, name)
+            return (value.__pydantic_extra__ or {}).get(name)
+        return super().visit_field(node, value)
+
+
+_INTERPRETER = _ModelAwareInterpreter()
 
 
 def _one_line(exc: Exception) -> str:

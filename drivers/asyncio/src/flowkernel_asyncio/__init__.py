@@ -61,11 +61,11 @@ class AsyncioDriver(AsyncDriver):
         finally:
             backend.close()
 
-    def start_loop(self, main: Callable[[], Awaitable[ExecutionResult]]) -> ExecutionResult:
-        async def run_main() -> ExecutionResult:
-            return await main()
+    def start_loop(self, main: Callable[[], Awaitable[None]]) -> None:
+        async def run_main() -> None:
+            await main()
 
-        return asyncio.run(run_main())
+        asyncio.run(run_main())
 
 
 class _AsyncioBackend(Backend, AsyncWaiter):

@@ -57,11 +57,11 @@ class TrioDriver(AsyncDriver):
         session = KernelSession(flow, inputs, backend, run_id=run_id, max_concurrency=max_concurrency)
         return await self.drive(session, backend, trio.open_nursery(), backend.attach)
 
-    def start_loop(self, main: Callable[[], Awaitable[ExecutionResult]]) -> ExecutionResult:
-        async def run_main() -> ExecutionResult:
-            return await main()
+    def start_loop(self, main: Callable[[], Awaitable[None]]) -> None:
+        async def run_main() -> None:
+            await main()
 
-        return trio.run(run_main)
+        trio.run(run_main)
 
 
 class _TrioBackend(Backend, AsyncWaiter):

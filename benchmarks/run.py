@@ -1,0 +1,119 @@
+"""Run the flowkernel benchmarks and print one table; also write it as JSON.
+
+    python benchmarks/run.py                 # the full suite (a few minutes on 2 cores)
+    python benchmarks/run.py --quick         # smoke mode: tiny sizes, 1-2 repeats, a few seconds
+    python benchmarks/run.py --only chain    # one benchmark (repeat --only for several)
+
+Every figure is a median over repeated samples; every ratio compares against a baseline measured in the
+same run. Results go to stdout as a table and to ``benchmarks/results/latest.json`` (or ``--json PATH``).
+The exit status is 0 even when targets are missed, unless ``--strict`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # importable as a module too (a test may import it)
+    sys.path.insert(0, str(HERE))
+
+import bench_chain  # noqa: E402
+import bench_critical_path  # noqa: E402
+import bench_fanout  # noqa: E402
+from _harness import Config, Row, format_table, log  # noqa: E402
+
+BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
+    bench_chain.NAME: bench_chain.run,
+    bench_fanout.NAME: bench_fanout.run,
+    bench_critical_path.NAME: bench_critical_path.run,
+}
+DEFAULT_JSON = HERE / "results" / "latest.json"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Run the flowkernel benchmarks.")
+    parser.add_argument("--quick", action="store_true", help="smoke mode: tiny sizes, 1-2 repeats")
+    parser.add_argument(
+        "--only", action="append", choices=sorted(BENCHMARKS), metavar="NAME",
+        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}",
+    )  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=None, help="samples per measurement (default 7, quick 2)")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write JSON (default {DEFAULT_JSON})")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if any target is not met")
+    return parser.parse_args(argv)
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def environment() -> dict[str, Any]:
+    status = _git("status", "--porcelain", "--", "../src", "../drivers")
+    return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = Config.make(quick=args.quick, repeats=args.repeats)
+    names = args.only or list(BENCHMARKS)
+    env = environment()
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    started = time.perf_counter()
+    rows: list[Row] = []
+    for name in names:
+        rows += BENCHMARKS[name](config)
+    duration = time.perf_counter() - started
+
+    mode = "quick (smoke: sizes too small for the targets to mean anything)" if config.quick else "full"
+    print(f"flowkernel benchmarks: {mode}; {config.repeats} repeats, medians; Python {env['python']}, "
+          f"{env['cpus']} CPUs, load {env['load_average_at_start'][0]:.2f}; {duration:.0f} s")  # fmt: skip
+    print()
+    print(format_table(rows, markdown=args.markdown))
+    judged = [row for row in rows if row.met is not None]
+    met = sum(1 for row in judged if row.met)
+    print()
+    print(f"targets met: {met} of {len(judged)}")
+
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "mode": "quick" if config.quick else "full",
+        "repeats": config.repeats,
+        "benchmarks": names,
+        "started": started_at,
+        "duration_s": duration,
+        "environment": env,
+        "load_average_at_end": os.getloadavg(),
+        "targets_met": met,
+        "targets_judged": len(judged),
+        "rows": [row.to_json() for row in rows],
+    }
+    args.json.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    log(f"wrote {args.json}")
+    return 1 if args.strict and met < len(judged) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

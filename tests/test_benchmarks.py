@@ -1,0 +1,25 @@
+"""The benchmark suite runs (in its quick smoke mode) and reports every benchmark as a row."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_benchmarks_run_and_report_ratios(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    names = json.dumps(report)
+    for benchmark in ("chain", "fan-out", "critical"):
+        assert benchmark in names.lower()
