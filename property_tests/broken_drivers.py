@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
-from flowkernel import Completion, ExecutionResult, Flow, Invoke, Raised, Returned, StartTimer
+from flowkernel import Completion, ExecutionResult, Flow, Invoke, Raised, Returned, StartTimer, TimerFired
 from flowkernel.host import Backend, KernelSession, call_async, call_sync
+from flowkernel.kernel import RunSettings
 
 
 class _InlineBackend(Backend):
@@ -29,7 +30,8 @@ class _InlineBackend(Backend):
         self._arrived.extend(self.distort(completion))
 
     def start_timer(self, command: StartTimer) -> None:
-        raise NotImplementedError
+        """Time passes instantly here: every timer fires at once (tools ran inline before it started)."""
+        self._arrived.append(TimerFired(command.call_id))
 
     def post(self, completion: Completion) -> None:
         self._arrived.append(completion)
@@ -47,12 +49,10 @@ class _BrokenDriver:
         self,
         flow: Flow,
         inputs: Mapping[str, Any] | None = None,
-        *,
-        run_id: str | None = None,
-        max_concurrency: int | None = None,
+        **settings: Unpack[RunSettings],
     ) -> ExecutionResult:
         backend = self.backend()
-        session = KernelSession(flow, inputs, backend, run_id=run_id, max_concurrency=max_concurrency)
+        session = KernelSession(flow, inputs, backend, **settings)
         session.start()
         while session.running:
             session.feed(backend.take())

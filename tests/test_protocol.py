@@ -164,7 +164,7 @@ def test_a_completion_for_an_unknown_call_is_a_protocol_error() -> None:
 
 def test_sending_no_completions_is_a_protocol_error() -> None:
     gen, _ = two_step_kernel()
-    with pytest.raises(ProtocolError, match=r"no completions while 2 call\(s\) are in flight \(a@1, b@1\)"):
+    with pytest.raises(ProtocolError, match=r"no completions while 2 call\(s\) are outstanding \(a@1, b@1\)"):
         gen.send([])
 
 

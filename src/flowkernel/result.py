@@ -32,6 +32,8 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    """The run's deadline passed; calls in flight were cancelled."""
 
 
 class StepStatus(StrEnum):
@@ -60,6 +62,10 @@ class ErrorKind(StrEnum):
     """Building the step's arguments failed (a path that could not be evaluated)."""
     DRIVER = "driver"
     """The driver could not run the tool (for example an asyncio-only tool on trio)."""
+    TIMEOUT = "timeout"
+    """The attempt ran past the step's timeout and was cancelled."""
+    CONDITION = "condition"
+    """The step's ``when`` condition could not be evaluated."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,8 @@ class AttemptRecord(NamedTuple):
     started: float | None = None
     finished: float | None = None
     error: ErrorInfo | None = None
+    retry_in: float | None = None
+    """Seconds the kernel waited before the next attempt (deterministic, jitter included)."""
 
 
 @typed_equality
@@ -107,6 +115,7 @@ class StepRecord(NamedTuple):
     """What happened to one step: status, the arguments it got, its output or error, every attempt.
 
     ``reason`` says why a step was skipped or cancelled (``"dependency 'fetch' failed"``).
+    A failed step whose error policy is ``continue`` is ``tolerated``: it does not fail the run.
     """
 
     id: str
@@ -116,6 +125,9 @@ class StepRecord(NamedTuple):
     error: ErrorInfo | None = None
     attempts: tuple[AttemptRecord, ...] = ()
     reason: str | None = None
+    fallback: bool = False
+    tolerated: bool = False
+    """The output is the step's fallback (its ``error`` says what failed)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -504,7 +504,7 @@ def test_cancelling_the_task_cancels_the_run_with_a_partial_result() -> None:
     queued = result.step("queued")
     assert queued.status is StepStatus.CANCELLED
     assert queued.attempts == ()
-    assert queued.reason == "run cancelled: CancelledError in the caller"
+    assert queued.reason == "the run stopped (cancelled: CancelledError in the caller)"
     assert result.step("after_slow").status is StepStatus.CANCELLED
     assert result.step("after_slow").reason == "dependency 'slow' was cancelled"
     assert result.errors == ()

@@ -461,7 +461,7 @@ def check_cancelled_result(result: ExecutionResult | None, log: list[str]) -> No
     queued = result.step("queued")
     assert queued.status is StepStatus.CANCELLED
     assert queued.attempts == ()
-    assert queued.reason == "run cancelled: Cancelled in the caller"
+    assert queued.reason == "the run stopped (cancelled: Cancelled in the caller)"
     assert result.step("after_slow").reason == "dependency 'slow' was cancelled"
     assert result.errors == ()
 

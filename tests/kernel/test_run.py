@@ -190,7 +190,7 @@ def test_stopping_cancels_calls_in_flight_and_dispatches_nothing_more() -> None:
     statuses = {s.id: s.status for s in result.steps}
     assert statuses == {"a": "succeeded", "b": "cancelled", "c": "cancelled"}
     assert result.step("b").attempts[0].status == "cancelled"
-    assert result.step("c").reason == "run cancelled: user"
+    assert result.step("c").reason == "the run stopped (cancelled: user)"
 
 
 def test_a_call_that_returns_after_the_stop_still_counts() -> None:

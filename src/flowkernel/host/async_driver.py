@@ -6,8 +6,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, Unpack
 
+from ..kernel.options import RunSettings
 from ..model.flow import Flow
 from ..result import ExecutionResult
 from .session import KernelSession, partial_result
@@ -35,9 +36,7 @@ class AsyncDriver(ABC):
         self,
         flow: Flow,
         inputs: Mapping[str, Any] | None = None,
-        *,
-        run_id: str | None = None,
-        max_concurrency: int | None = None,
+        **settings: Unpack[RunSettings],
     ) -> ExecutionResult:
         """Run ``flow`` to the end inside the running event loop and return its result."""
 
@@ -49,16 +48,14 @@ class AsyncDriver(ABC):
         self,
         flow: Flow,
         inputs: Mapping[str, Any] | None = None,
-        *,
-        run_id: str | None = None,
-        max_concurrency: int | None = None,
+        **settings: Unpack[RunSettings],
     ) -> ExecutionResult:
         """Run ``flow`` in a new event loop, for callers that have none."""
         results: list[ExecutionResult] = []
 
         async def main() -> None:  # hand the result out through a list, not as the main task's result:
             # CPython 3.11 formats the main task's repr (result included) at teardown (cpython#112559)
-            results.append(await self.run(flow, inputs, run_id=run_id, max_concurrency=max_concurrency))
+            results.append(await self.run(flow, inputs, **settings))
 
         try:
             self.start_loop(main)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Unpack, runtime_checkable
 
+from ..kernel.options import RunSettings
 from ..model.flow import Flow
 from ..result import ExecutionResult
 
@@ -25,7 +26,5 @@ class Driver(Protocol):
         self,
         flow: Flow,
         inputs: Mapping[str, Any] | None = None,
-        *,
-        run_id: str | None = None,
-        max_concurrency: int | None = None,
+        **settings: Unpack[RunSettings],
     ) -> ExecutionResult: ...

@@ -17,10 +17,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Unpack
 
 from ..errors import ProtocolError
-from ..kernel import RunOptions, run_flow
+from ..kernel import RunOptions, RunSettings, run_flow
 from ..model.flow import Flow
 from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, StartTimer, StopRun
 from ..result import ExecutionResult
@@ -55,11 +55,14 @@ class KernelSession:
         flow: Flow,
         inputs: Mapping[str, Any] | None,
         backend: Backend,
-        *,
-        run_id: str | None = None,
-        max_concurrency: int | None = None,
+        **settings: Unpack[RunSettings],
     ) -> None:
-        self.options = RunOptions(run_id or new_run_id(), max_concurrency)
+        self.options = RunOptions(
+            run_id=settings.get("run_id") or new_run_id(),
+            max_concurrency=settings.get("max_concurrency"),
+            deadline=settings.get("deadline"),
+            fail_fast=settings.get("fail_fast", False),
+        )
         self.backend = backend
         self.result: ExecutionResult | None = None
         self.stopped_by: BaseException | None = None

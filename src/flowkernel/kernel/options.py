@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
-__all__ = ("RunOptions",)
+__all__ = ("RunOptions", "RunSettings")
 
 
 @dataclass(frozen=True, slots=True)
 class RunOptions:
-    """``max_concurrency`` bounds the invokes in flight at once; ``None`` means unbounded."""
+    """``max_concurrency`` bounds the invokes in flight at once (``None``: unbounded). ``deadline``
+    bounds the whole run in seconds. ``fail_fast`` cancels everything on the first failure that fails
+    the run: the one documented exception to the determinism contract (which steps had finished by
+    then depends on timing)."""
 
     run_id: str
     max_concurrency: int | None = None
+    deadline: float | None = None
+    fail_fast: bool = False
 
     def __post_init__(self) -> None:
         if not self.run_id:
             raise ValueError("run_id must be a non-empty string")
         if self.max_concurrency is not None and self.max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1 or None, got {self.max_concurrency}")
+        if self.deadline is not None and not self.deadline > 0:
+            raise ValueError(f"deadline must be a positive number of seconds or None, got {self.deadline}")
+
+
+class RunSettings(TypedDict, total=False):
+    """The keyword arguments every driver's ``run`` takes (each driver passes them on unchanged)."""
+
+    run_id: str | None
+    """The run's id; a random one when absent. Results depend on it (jitter), so fix it to compare."""
+    max_concurrency: int | None
+    deadline: float | None
+    fail_fast: bool

@@ -1,11 +1,14 @@
 """The kernel: a pure generator that decides what runs and records what happened.
 
-``run_flow`` is the only place that yields (as trio's ``unrolled_run`` is): it yields a list of
-commands, receives a list of completions, and returns the :class:`ExecutionResult`. All state lives in
-:class:`RunState`, whose methods are plain synchronous transitions, easy to drive from a test.
+``run_flow`` returns the generator; ``_drive`` is the only place that yields (as trio's
+``unrolled_run`` is): it yields a list of commands, receives a list of completions, and returns the
+:class:`ExecutionResult`. All state lives in :class:`RunState`, whose methods are plain synchronous
+transitions along the table in :mod:`flowkernel.kernel.states`.
 
 Determinism: ready steps wait in a heap keyed by declaration index, so dispatch order never depends on
-completion order; call ids are ``"<step>@<attempt>"``; every record is indexed by declaration position.
+completion order; call ids are ``"<step>@<attempt>"``; every record is indexed by declaration position;
+retry jitter comes from a hash of (run id, step, attempt). Timeouts, backoff and the run's deadline are
+timers the driver runs; the kernel never reads a clock.
 """
 
 from __future__ import annotations
@@ -15,36 +18,35 @@ from functools import partial
 from heapq import heappop, heappush
 from typing import Any
 
+from jmespath.exceptions import JMESPathError
 from pydantic import ValidationError
 
 from ..errors import ProtocolError
 from ..model.flow import Flow
-from ..model.refs import PathError
-from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, Returned, StopRun
-from ..result import (
-    AttemptRecord,
-    AttemptStatus,
-    ErrorInfo,
-    ErrorKind,
-    ExecutionResult,
-    RunStatus,
-    StepRecord,
-)
+from ..model.policies import Fallback
+from ..model.refs import PathError, is_truthy, select
+from ..model.retry import jitter_unit
+from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, Returned, StartTimer, StopRun, TimerFired
+from ..result import AttemptRecord, AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus, StepRecord
 from .inputs import prepare_inputs
 from .options import RunOptions
-from .states import CANCELLED, FAILED, FINAL_STATUS, PENDING, RUNNING, SKIPPED, SUCCEEDED
+from .states import BACKOFF, CANCELLED, FAILED, FINAL_STATUS, PENDING, RUNNING, SKIPPED, SUCCEEDED
 
-__all__ = ("RunState", "run_flow")
+__all__ = ("KernelGenerator", "RunState", "run_flow")
 
 KernelGenerator = Generator[list[Command], Sequence[Completion], ExecutionResult]
 
 _NOT_RUN_WORDS = {FAILED: "failed", SKIPPED: "was skipped", CANCELLED: "was cancelled"}
 _UNBOUNDED = 1 << 62
+_SUCCEEDED_ATTEMPT = AttemptStatus.SUCCEEDED
+_RETRYABLE_KINDS = (ErrorKind.TOOL, ErrorKind.OUTPUT_VALIDATION)
+# Timer kinds.
+_TIMEOUT, _BACKOFF, _DEADLINE = range(3)
+_DEADLINE_ID = "@deadline"
 # Named tuples built without their Python-level __new__ (the hot path builds one of each per step).
 _new_invoke = partial(tuple.__new__, Invoke)
 _new_attempt = partial(tuple.__new__, AttemptRecord)
 _new_step_record = partial(tuple.__new__, StepRecord)
-_SUCCEEDED_ATTEMPT = AttemptStatus.SUCCEEDED
 
 
 def run_flow(flow: Flow, inputs: Mapping[str, Any] | None, options: RunOptions) -> KernelGenerator:
@@ -81,118 +83,290 @@ class RunState:
         self._state = [PENDING] * n
         self._waiting = [len(d) for d in plan.deps]
         self._outputs: list[Any] = [None] * n
-        self._arguments: list[dict[str, Any] | None] = [None] * n
+        self._arguments: list[dict[str, Any] | None] = [None] * n  # as the tool received them
         self._errors: list[ErrorInfo | None] = [None] * n
         self._attempts: list[tuple[AttemptRecord, ...]] = [()] * n
+        self._reasons: list[str | None] = [None] * n
+        self._fallback = [False] * n
+        self._tolerated = [False] * n
         self._ready: list[int] = []
-        self._calls: dict[str, int] = {}  # call id -> step index, for invokes in flight
+        self._calls: dict[str, int] = {}  # invokes in flight -> step index (these count against the limit)
+        self._fallback_calls: dict[str, int] = {}  # fallback tools in flight -> step index
+        self._timers: dict[str, tuple[int, int]] = {}  # timers running -> (kind, step index)
+        self._ignored: set[str] = set()  # cancelled calls and timers whose answer no longer matters
         self._cancel_requested: set[str] = set()
         self._stop_reason: str | None = None
+        self._stop_status = RunStatus.CANCELLED
 
     @property
     def active(self) -> bool:
-        """Whether calls are still in flight (so the run is not over)."""
-        return bool(self._calls)
+        """Whether any call or timer is still outstanding (so the run is not over)."""
+        return bool(self._calls or self._timers or self._fallback_calls or self._ignored)
 
     @property
     def in_flight(self) -> int:
-        """How many invokes are in flight."""
+        """How many invokes count against the concurrency limit now."""
         return len(self._calls)
 
     def start(self) -> list[Command]:
-        """The first batch: every step with no dependencies, within the concurrency limit."""
+        """The first batch: every step with no dependencies, within the limit; the deadline timer."""
+        commands: list[Command] = []
+        if self.options.deadline is not None:
+            self._timers[_DEADLINE_ID] = (_DEADLINE, -1)
+            commands.append(StartTimer(_DEADLINE_ID, self.options.deadline))
         for i, remaining in enumerate(self._waiting):
             if remaining == 0:
                 heappush(self._ready, i)
-        commands: list[Command] = []
         self._dispatch(commands)
+        self._close_deadline(commands)
         return commands
 
     def handle(self, completions: Sequence[Completion]) -> list[Command]:
         """Consume a batch of completions; return the next batch of commands."""
         if not completions:
+            outstanding = [*self._calls, *self._timers, *self._fallback_calls, *self._ignored]
             raise ProtocolError(
-                f"driver sent no completions while {len(self._calls)} call(s) are in flight "
-                f"({', '.join(list(self._calls)[:5])}); a driver must wait for at least one"
+                f"driver sent no completions while {len(outstanding)} call(s) are outstanding "
+                f"({', '.join(outstanding[:5])}); a driver must wait for at least one"
             )
         commands: list[Command] = []
-        calls, tools, outputs, attempts = self._calls, self._tools, self._outputs, self._attempts
+        calls, tools, timeouts, attempts = self._calls, self._tools, self._plan.timeouts, self._attempts
         for completion in completions:
             kind = type(completion)
             if kind is StopRun:
-                commands.extend(self._stop(completion.reason))  # type: ignore[union-attr]
+                self._stop(f"cancelled: {completion.reason}", RunStatus.CANCELLED, commands)  # type: ignore[union-attr]
                 continue
             call_id = completion.call_id  # type: ignore[union-attr]
             i = calls.pop(call_id, -1)
-            if i < 0:
-                raise self._unknown_call(completion)
-            if kind is Returned and tools[i].output_model is None:  # the hot path, kept inline
-                previous = attempts[i]
-                attempts[i] = (
-                    *previous,
-                    _new_attempt(
-                        (len(previous) + 1, _SUCCEEDED_ATTEMPT, completion.started, completion.finished, None)  # type: ignore[union-attr]
-                    ),
-                )
-                outputs[i] = completion.value  # type: ignore[union-attr]
-                self._succeed(i)
-            elif kind is Returned:
-                self._on_validated_return(i, completion)  # type: ignore[arg-type]
-            elif kind is Raised:
-                error = completion.error.for_step(self._plan.step_ids[i])  # type: ignore[union-attr]
-                self._record(i, AttemptStatus.FAILED, completion, error)  # type: ignore[arg-type]
-                self._fail(i, error)
-            elif kind is Cancelled and call_id in self._cancel_requested:
-                previous = attempts[i]
-                attempts[i] = (*previous, AttemptRecord(len(previous) + 1, AttemptStatus.CANCELLED))
-                self._state[i] = CANCELLED
+            if i >= 0:
+                if kind is Returned and tools[i].output_model is None and timeouts[i] is None:  # the hot path
+                    previous = attempts[i]
+                    attempts[i] = (
+                        *previous,
+                        _new_attempt(
+                            (len(previous) + 1, _SUCCEEDED_ATTEMPT, completion.started, completion.finished, None, None)  # type: ignore[union-attr]
+                        ),
+                    )
+                    self._outputs[i] = completion.value  # type: ignore[union-attr]
+                    self._succeed(i)
+                else:
+                    self._on_invoke_done(i, call_id, completion, commands)
+            elif call_id in self._ignored:
+                self._ignored.discard(call_id)
+            elif call_id in self._timers:
+                self._on_timer(call_id, completion, commands)
+            elif call_id in self._fallback_calls:
+                self._on_fallback_done(self._fallback_calls.pop(call_id), call_id, completion, commands)
             else:
-                raise ProtocolError(f"driver answered invoke {call_id!r} with {completion!r}, which does not fit it")
+                raise self._unknown_call(completion)
         if self._stop_reason is None:
             self._dispatch(commands)
+            self._close_deadline(commands)
         return commands
 
-    # ---- transitions --------------------------------------------------------------------------
+    # ---- dispatch -----------------------------------------------------------------------------
 
     def _dispatch(self, commands: list[Command]) -> None:
         """Start ready steps, lowest declaration index first, while the limit allows."""
         ready, calls, state, limit = self._ready, self._calls, self._state, self._limit
-        step_ids, tools, resolvers, outputs = self._plan.step_ids, self._tools, self._plan.resolvers, self._outputs
+        step_ids, tools, timeouts = self._plan.step_ids, self._tools, self._plan.timeouts
         while ready and len(calls) < limit:
             i = heappop(ready)
-            try:
-                arguments = resolvers[i](outputs, self.inputs)
-            except PathError as exc:
-                self._fail(i, ErrorInfo(ErrorKind.ARGUMENT, "PathError", str(exc), step_ids[i]))
-                continue
-            self._arguments[i] = arguments
-            model = tools[i].input_model
-            if model is not None:
-                try:
-                    validated = model.model_validate(arguments)
-                    arguments = {**validated.__dict__, **(validated.__pydantic_extra__ or {})}
-                except ValidationError as exc:
-                    self._fail(i, ErrorInfo.from_validation_error(ErrorKind.INPUT_VALIDATION, exc, step_ids[i]))
+            if state[i] == BACKOFF:  # a retry: same arguments, next attempt
+                arguments = self._arguments[i]
+                assert arguments is not None
+                attempt = len(self._attempts[i]) + 1
+            else:
+                prepared = self._prepare(i, commands)
+                if prepared is None:
                     continue
-                self._arguments[i] = arguments
+                arguments, attempt = prepared, 1
             step_id = step_ids[i]
-            call_id = step_id + "@1"
+            call_id = f"{step_id}@{attempt}"
             calls[call_id] = i
             state[i] = RUNNING
-            commands.append(_new_invoke((call_id, step_id, tools[i], arguments, 1)))
+            commands.append(_new_invoke((call_id, step_id, tools[i], arguments, attempt)))
+            timeout = timeouts[i]
+            if timeout is not None:
+                self._timers[call_id + "/timeout"] = (_TIMEOUT, i)
+                commands.append(StartTimer(call_id + "/timeout", timeout))
 
-    def _on_validated_return(self, i: int, completion: Returned) -> None:
-        """A return from a tool with an output model: validate before accepting it."""
+    def _prepare(self, i: int, commands: list[Command]) -> dict[str, Any] | None:
+        """A first attempt's arguments, or ``None`` if the step does not run (condition, bad arguments)."""
+        step_id = self._plan.step_ids[i]
+        condition = self._plan.conditions[i]
+        if condition is not None:
+            document = {"inputs": self.inputs, "steps": {name: self._outputs[d] for name, d in condition.reads}}
+            try:
+                holds = is_truthy(select(condition.expression, document))
+            except (PathError, JMESPathError) as exc:
+                self._give_up(i, ErrorInfo(ErrorKind.CONDITION, type(exc).__name__, str(exc), step_id), commands)
+                return None
+            if not holds:
+                self._state[i] = SKIPPED
+                self._reasons[i] = f"condition {condition.text!r} is false"
+                self._settle_dependents(i)
+                return None
         try:
-            value = self._tools[i].output_model.model_validate(completion.value)  # type: ignore[union-attr]
-        except ValidationError as exc:
-            error = ErrorInfo.from_validation_error(ErrorKind.OUTPUT_VALIDATION, exc, self._plan.step_ids[i])
-            self._record(i, AttemptStatus.FAILED, completion, error)
-            self._fail(i, error)
-            return
-        self._record(i, AttemptStatus.SUCCEEDED, completion, None)
+            arguments = self._plan.resolvers[i](self._outputs, self.inputs)
+        except PathError as exc:
+            self._give_up(i, ErrorInfo(ErrorKind.ARGUMENT, "PathError", str(exc), step_id), commands)
+            return None
+        self._arguments[i] = arguments
+        model = self._tools[i].input_model
+        if model is not None:
+            try:
+                validated = model.model_validate(arguments)
+            except ValidationError as exc:
+                self._give_up(i, ErrorInfo.from_validation_error(ErrorKind.INPUT_VALIDATION, exc, step_id), commands)
+                return None
+            arguments = {**validated.__dict__, **(validated.__pydantic_extra__ or {})}
+            self._arguments[i] = arguments
+        return arguments
+
+    # ---- completions --------------------------------------------------------------------------
+
+    def _on_invoke_done(self, i: int, call_id: str, completion: Completion, commands: list[Command]) -> None:
+        timer = call_id + "/timeout"
+        if timer in self._timers:  # the call beat its timeout: stop the timer
+            del self._timers[timer]
+            self._ignored.add(timer)
+            commands.append(Cancel(timer))
+        kind = type(completion)
+        if kind is Returned:
+            self._on_returned(i, completion, commands)  # type: ignore[arg-type]
+        elif kind is Raised:
+            error = completion.error.for_step(self._plan.step_ids[i])  # type: ignore[union-attr]
+            self._attempt_failed(i, error, completion.started, completion.finished, commands)  # type: ignore[union-attr]
+        elif kind is Cancelled and call_id in self._cancel_requested:
+            self._record(i, AttemptStatus.CANCELLED, None, None, None)
+            self._state[i] = CANCELLED
+        else:
+            raise ProtocolError(f"driver answered invoke {call_id!r} with {completion!r}, which does not fit it")
+
+    def _on_returned(self, i: int, completion: Returned, commands: list[Command]) -> None:
+        model = self._tools[i].output_model
+        value = completion.value
+        if model is not None:
+            try:
+                value = model.model_validate(value)
+            except ValidationError as exc:
+                error = ErrorInfo.from_validation_error(ErrorKind.OUTPUT_VALIDATION, exc, self._plan.step_ids[i])
+                self._attempt_failed(i, error, completion.started, completion.finished, commands)
+                return
+        self._record(i, AttemptStatus.SUCCEEDED, completion.started, completion.finished, None)
         self._outputs[i] = value
         self._succeed(i)
+
+    def _on_timer(self, call_id: str, completion: Completion, commands: list[Command]) -> None:
+        timer_kind, i = self._timers.pop(call_id)
+        if type(completion) is Cancelled and call_id in self._cancel_requested:
+            return  # the stop cancelled it; a step waiting for its backoff is cancelled in result()
+        if type(completion) is not TimerFired:
+            raise ProtocolError(f"driver answered timer {call_id!r} with {completion!r}, which does not fit it")
+        if timer_kind == _DEADLINE:
+            self._stop(f"deadline of {self.options.deadline:g} s exceeded", RunStatus.TIMED_OUT, commands)
+        elif timer_kind == _BACKOFF:
+            heappush(self._ready, i)
+        else:  # a timeout: abandon the call, then treat the attempt as failed
+            invoke_id = call_id.removesuffix("/timeout")
+            del self._calls[invoke_id]
+            self._ignored.add(invoke_id)
+            commands.append(Cancel(invoke_id))
+            seconds = self._plan.timeouts[i]
+            attempt = len(self._attempts[i]) + 1
+            message = f"attempt {attempt} timed out after {seconds:g} s"
+            error = ErrorInfo(ErrorKind.TIMEOUT, "TimeoutError", message, self._plan.step_ids[i])
+            self._attempt_failed(i, error, None, None, commands)
+
+    def _on_fallback_done(self, i: int, call_id: str, completion: Completion, commands: list[Command]) -> None:
+        policy = self._plan.on_error[i]
+        assert isinstance(policy, Fallback)
+        assert policy.tool is not None
+        kind = type(completion)
+        if kind is Returned:
+            value = completion.value  # type: ignore[union-attr]
+            model = policy.tool.output_model
+            try:
+                self._outputs[i] = value if model is None else model.model_validate(value)
+            except ValidationError as exc:
+                self._fail(i, ErrorInfo.from_validation_error(ErrorKind.OUTPUT_VALIDATION, exc, self._plan.step_ids[i]))
+                return
+            self._succeed(i)
+        elif kind is Raised:
+            self._fail(i, completion.error.for_step(self._plan.step_ids[i]))  # type: ignore[union-attr]
+        elif kind is Cancelled and call_id in self._cancel_requested:
+            self._state[i] = CANCELLED
+        else:
+            raise ProtocolError(f"driver answered fallback {call_id!r} with {completion!r}, which does not fit it")
+
+    # ---- failures and policies ----------------------------------------------------------------
+
+    def _attempt_failed(
+        self, i: int, error: ErrorInfo, started: float | None, finished: float | None, commands: list[Command]
+    ) -> None:
+        """Record a failed attempt; retry it if the policy allows, else give the step up."""
+        policy = self._plan.retry[i]
+        attempt = len(self._attempts[i]) + 1
+        retryable = policy is not None and self._stop_reason is None and attempt < policy.max_attempts
+        if retryable and policy is not None:
+            if error.kind == ErrorKind.TIMEOUT:
+                retryable = policy.retry_on_timeout
+            else:
+                retryable = error.kind in _RETRYABLE_KINDS and policy.retries_type(error.type)
+        if not retryable or policy is None:
+            self._record(i, AttemptStatus.FAILED, started, finished, error)
+            self._give_up(i, error, commands)
+            return
+        step_id = self._plan.step_ids[i]
+        delay = policy.delay(attempt, jitter_unit(self.options.run_id, step_id, attempt))
+        self._record(i, AttemptStatus.FAILED, started, finished, error, delay)
+        self._state[i] = BACKOFF
+        if delay > 0:
+            timer = f"{step_id}@{attempt}/backoff"
+            self._timers[timer] = (_BACKOFF, i)
+            commands.append(StartTimer(timer, delay))
+        else:
+            heappush(self._ready, i)
+
+    def _give_up(self, i: int, error: ErrorInfo, commands: list[Command]) -> None:
+        """The step failed for good: apply its error policy."""
+        policy = self._plan.on_error[i]
+        if policy == "fail":
+            self._fail(i, error)
+            if self.options.fail_fast:
+                reason = f"stopped after step {self._plan.step_ids[i]!r} failed (fail_fast)"
+                self._stop(reason, RunStatus.FAILED, commands)
+        elif policy == "continue":
+            self._tolerated[i] = True
+            self._fail(i, error)
+        else:
+            assert isinstance(policy, Fallback)
+            self._errors[i] = error
+            self._fallback[i] = True
+            if policy.tool is None:
+                self._outputs[i] = policy.value
+                self._succeed(i)
+            elif self._stop_reason is not None:
+                self._fail(i, error)
+            else:
+                step_id = self._plan.step_ids[i]
+                call_id = f"{step_id}@fallback"
+                self._fallback_calls[call_id] = i
+                self._state[i] = RUNNING
+                commands.append(Invoke(call_id, step_id, policy.tool, self._arguments[i] or {}, 1))
+
+    def _record(
+        self,
+        i: int,
+        status: AttemptStatus,
+        started: float | None,
+        finished: float | None,
+        error: ErrorInfo | None,
+        retry_in: float | None = None,
+    ) -> None:
+        previous = self._attempts[i]
+        self._attempts[i] = (*previous, AttemptRecord(len(previous) + 1, status, started, finished, error, retry_in))
 
     def _succeed(self, i: int) -> None:
         """Step ``i`` succeeded: whatever waited only for it becomes ready."""
@@ -203,36 +377,51 @@ class RunState:
             if not waiting[d] and state[d] == PENDING:
                 heappush(ready, d)
 
-    def _record(self, i: int, status: AttemptStatus, completion: Returned | Raised, error: ErrorInfo | None) -> None:
-        attempts = self._attempts[i]
-        self._attempts[i] = (
-            *attempts,
-            AttemptRecord(len(attempts) + 1, status, completion.started, completion.finished, error),
-        )
-
     def _fail(self, i: int, error: ErrorInfo) -> None:
-        """Fail step ``i`` and prune what depends on it; independent branches run on."""
         self._state[i] = FAILED
         self._errors[i] = error
-        self._prune(i)
+        self._settle_dependents(i)
 
-    def _prune(self, i: int) -> None:
-        state = self._state
-        stack = list(self._plan.dependents[i])
+    def _settle_dependents(self, i: int) -> None:
+        """Step ``i`` ended without succeeding: skip what needs it; a ``join="any"`` step runs if another
+        of its dependencies succeeded. Independent branches are untouched."""
+        state, waiting, plan = self._state, self._waiting, self._plan
+        stack = [i]
         while stack:
-            d = stack.pop()
-            if state[d] == PENDING:
+            for d in plan.dependents[stack.pop()]:
+                if state[d] != PENDING:
+                    continue
+                if plan.join_any[d]:
+                    waiting[d] -= 1
+                    if waiting[d]:
+                        continue
+                    if any(state[x] == SUCCEEDED for x in plan.deps[d]):
+                        heappush(self._ready, d)
+                        continue
                 state[d] = SKIPPED
-                stack.extend(self._plan.dependents[d])
+                stack.append(d)
 
-    def _stop(self, reason: str) -> list[Command]:
+    def _stop(self, reason: str, status: RunStatus, commands: list[Command]) -> None:
+        """Stop the run: cancel every call and timer outstanding; dispatch nothing more."""
         if self._stop_reason is not None:
-            return []
+            return
         self._stop_reason = reason
+        self._stop_status = status
         self._ready.clear()
-        cancels = [call_id for call_id in self._calls if call_id not in self._cancel_requested]
-        self._cancel_requested.update(cancels)
-        return [Cancel(call_id) for call_id in cancels]
+        for call_id in [*self._calls, *self._fallback_calls, *self._timers]:
+            self._cancel_requested.add(call_id)
+            commands.append(Cancel(call_id))
+        for timer, (kind, _) in list(self._timers.items()):
+            if kind != _BACKOFF:  # timeouts and the deadline no longer matter; a backoff's step is cancelled
+                del self._timers[timer]
+                self._ignored.add(timer)
+
+    def _close_deadline(self, commands: list[Command]) -> None:
+        """When nothing but the deadline timer is left, cancel it so the run can end."""
+        if len(self._timers) == 1 and _DEADLINE_ID in self._timers and not self._calls and not self._fallback_calls:
+            del self._timers[_DEADLINE_ID]
+            self._ignored.add(_DEADLINE_ID)
+            commands.append(Cancel(_DEADLINE_ID))
 
     def _unknown_call(self, completion: Completion) -> ProtocolError:
         call_id = getattr(completion, "call_id", "")
@@ -245,12 +434,14 @@ class RunState:
     # ---- the result ---------------------------------------------------------------------------
 
     def result(self) -> ExecutionResult:
-        """The result, once no call is in flight; unfinished steps are skipped or cancelled."""
+        """The result, once nothing is outstanding; unfinished steps are skipped or cancelled."""
         plan, state = self._plan, self._state
         stopped = self._stop_reason is not None
         for i, s in enumerate(state):
             if s == PENDING:
                 state[i] = CANCELLED if stopped else SKIPPED
+            elif s in (BACKOFF, RUNNING):  # waiting for a retry (or a fallback) when the run stopped
+                state[i] = CANCELLED
         records = [
             _new_step_record(
                 (
@@ -260,14 +451,16 @@ class RunState:
                     self._outputs[i],
                     self._errors[i],
                     self._attempts[i],
-                    self._reason_not_run(i, stopped) if state[i] > FAILED and not self._attempts[i] else None,
+                    self._reasons[i] or self._reason_not_run(i),
+                    self._fallback[i],
+                    self._tolerated[i],
                 )
             )
             for i, step_id in enumerate(plan.step_ids)
         ]
         if stopped:
-            status = RunStatus.CANCELLED
-        elif FAILED in state:
+            status = self._stop_status
+        elif any(s == FAILED and not self._tolerated[i] for i, s in enumerate(state)):
             status = RunStatus.FAILED
         else:
             status = RunStatus.SUCCEEDED
@@ -285,13 +478,15 @@ class RunState:
             status,
             outputs,
             tuple(records),
-            f"cancelled: {self._stop_reason}" if stopped else None,
+            self._stop_reason,
         )
 
-    def _reason_not_run(self, i: int, stopped: bool) -> str:
+    def _reason_not_run(self, i: int) -> str | None:
         """Why step ``i`` never ran: the first dependency, in declaration order, that did not succeed."""
+        if self._state[i] < SKIPPED or self._attempts[i]:
+            return None
         for d in self._plan.deps[i]:
             s = self._state[d]
             if s != SUCCEEDED:
                 return f"dependency {self._plan.step_ids[d]!r} {_NOT_RUN_WORDS[s]}"
-        return f"run cancelled: {self._stop_reason}" if stopped else "not run"
+        return f"the run stopped ({self._stop_reason})"

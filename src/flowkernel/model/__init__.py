@@ -1,8 +1,10 @@
 """The pure model: tools, steps, flows, references."""
 
 from .flow import Flow
+from .policies import ErrorPolicy, Fallback
 from .refs import Input, Ref
+from .retry import RetryPolicy
 from .step import Step
 from .tool import Tool, tool
 
-__all__ = ("Flow", "Input", "Ref", "Step", "Tool", "tool")
+__all__ = ("ErrorPolicy", "Fallback", "Flow", "Input", "Ref", "RetryPolicy", "Step", "Tool", "tool")

@@ -7,16 +7,29 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .refs import Input, Ref, compile_path, select
+from jmespath.parser import ParsedResult
+
+from .policies import ErrorPolicy
+from .refs import Input, Ref, compile_path, condition_names, select
+from .retry import RetryPolicy
 from .step import Step, walk_sources
 from .validation import dependencies_of
 
-__all__ = ("FlowPlan", "Getter", "Resolver", "compile_plan")
+__all__ = ("Condition", "FlowPlan", "Getter", "Resolver", "compile_plan")
 
 Getter = Callable[[Sequence[Any], Mapping[str, Any]], Any]
 """Reads one value from (outputs by step index, flow inputs)."""
 Resolver = Callable[[Sequence[Any], Mapping[str, Any]], dict[str, Any]]
 """Builds a step's arguments from (outputs by step index, flow inputs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A step's compiled ``when``: the expression, its text, and the steps it reads (id, index)."""
+
+    expression: ParsedResult
+    text: str
+    reads: tuple[tuple[str, int], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +42,16 @@ class FlowPlan:
     resolvers: tuple[Resolver, ...]
     input_names: tuple[str, ...]
     outputs: tuple[tuple[str, int, Getter], ...]
+    retry: tuple[RetryPolicy | None, ...]
+    timeouts: tuple[float | None, ...]
+    on_error: tuple[ErrorPolicy, ...]
+    conditions: tuple[Condition | None, ...]
+    join_any: tuple[bool, ...]
+
+    @property
+    def has_timeouts(self) -> bool:
+        """Whether any step has a timeout (a sync driver then cannot call tools inline)."""
+        return any(t is not None for t in self.timeouts)
 
 
 def compile_plan(steps: Sequence[Step], outputs: Mapping[str, Ref] | None) -> FlowPlan:
@@ -42,6 +65,10 @@ def compile_plan(steps: Sequence[Step], outputs: Mapping[str, Ref] | None) -> Fl
     if outputs is None:
         outputs = {steps[i].id: Ref(steps[i].id) for i, users in enumerate(dependents) if not users}
     input_names = dict.fromkeys(s.name for step in steps for _, s in step.sources() if isinstance(s, Input))
+    conditions = tuple(_compile_condition(step, index) for step in steps)
+    for condition in conditions:
+        if condition is not None:
+            input_names.update(dict.fromkeys(sorted(condition_names(condition.expression)[0]["inputs"])))
     return FlowPlan(
         step_ids=tuple(index),
         deps=deps,
@@ -49,7 +76,21 @@ def compile_plan(steps: Sequence[Step], outputs: Mapping[str, Ref] | None) -> Fl
         resolvers=tuple(_compile_arguments(step.arguments, index) for step in steps),
         input_names=tuple(input_names),
         outputs=tuple((name, index[ref.step], _getter(ref, index)) for name, ref in outputs.items()),
+        retry=tuple(step.retry_policy for step in steps),
+        timeouts=tuple(step.timeout_seconds for step in steps),
+        on_error=tuple(step.on_error for step in steps),
+        conditions=conditions,
+        join_any=tuple(step.join == "any" for step in steps),
     )
+
+
+def _compile_condition(step: Step, index: Mapping[str, int]) -> Condition | None:
+    if step.when is None:
+        return None
+    expression = compile_path(step.when)
+    assert expression is not None
+    reads = sorted(condition_names(expression)[0]["steps"], key=index.__getitem__)
+    return Condition(expression, step.when, tuple((name, index[name]) for name in reads))
 
 
 def _getter(source: Ref | Input, index: Mapping[str, int]) -> Getter:

@@ -16,7 +16,7 @@ from jmespath.parser import ParsedResult
 from jmespath.visitor import TreeInterpreter
 from pydantic import BaseModel
 
-__all__ = ("Input", "PathError", "Ref", "compile_path", "select")
+__all__ = ("Input", "PathError", "Ref", "compile_path", "condition_names", "is_truthy", "select")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +80,30 @@ _INTERPRETER = _ModelAwareInterpreter()
 
 def _one_line(exc: Exception) -> str:
     return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def condition_names(expression: ParsedResult) -> tuple[dict[str, set[str]], bool]:
+    """The ``steps.<id>`` and ``inputs.<name>`` a condition reads, and whether it reads nothing else
+    of ``steps``/``inputs`` (``keys(steps)`` would hide which steps it depends on)."""
+    found: dict[str, set[str]] = {"steps": set(), "inputs": set()}
+    named, roots = 0, 0
+    stack: list[Any] = [expression.parsed]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        children = node.get("children", [])
+        if node.get("type") == "field" and node.get("value") in found:
+            roots += 1
+        if node.get("type") == "subexpression" and len(children) >= 2:
+            head, tail = children[0], children[1]
+            if head.get("type") == "field" and head.get("value") in found and tail.get("type") == "field":
+                found[head["value"]].add(tail["value"])
+                named += 1
+        stack.extend(children)
+    return found, named == roots
+
+
+def is_truthy(value: Any) -> bool:
+    """JMESPath truth: false, null, and empty strings, lists and objects are false; 0 is true."""
+    return not (value is None or value is False or value == "" or value == [] or value == {})

@@ -8,6 +8,8 @@ from typing import Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .retry import RetryPolicy
+
 __all__ = ("AsyncBackend", "Tool", "tool")
 
 AsyncBackend = Literal["any", "asyncio", "trio"]
@@ -20,6 +22,7 @@ class Tool(BaseModel):
     With an ``input_model`` the kernel validates a step's arguments before invoking and calls the tool
     with the validated fields as keyword arguments; with an ``output_model`` it validates what the tool
     returns. A violation fails that step with a typed error record; it never crashes the run.
+    ``retry`` and ``timeout`` are the tool's defaults; a step may override them.
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
@@ -31,6 +34,8 @@ class Tool(BaseModel):
     output_model: type[BaseModel] | None = None
     is_async: bool = False
     async_backend: AsyncBackend = "any"
+    retry: RetryPolicy | None = None
+    timeout: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -55,6 +60,8 @@ def tool(
     input_model: type[BaseModel] | None = None,
     output_model: type[BaseModel] | None = None,
     async_backend: AsyncBackend = "any",
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
@@ -65,6 +72,8 @@ def tool(
     input_model: type[BaseModel] | None = None,
     output_model: type[BaseModel] | None = None,
     async_backend: AsyncBackend = "any",
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a :class:`Tool` from a function; name and description default to its name and docstring."""
 
@@ -76,6 +85,8 @@ def tool(
             input_model=input_model,
             output_model=output_model,
             async_backend=async_backend,
+            retry=retry,
+            timeout=timeout,
         )
 
     return build(fn) if fn is not None else build

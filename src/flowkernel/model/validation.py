@@ -11,18 +11,30 @@ from typing import Any
 from pydantic import BaseModel, PydanticUserError, ValidationError
 
 from ..errors import Problem
-from .refs import Input, PathError, Ref, compile_path
+from .refs import Input, PathError, Ref, compile_path, condition_names
 from .step import Step, walk_sources
 from .tool import Tool
 
-__all__ = ("dependencies_of", "find_problems")
+__all__ = ("condition_steps", "dependencies_of", "find_problems")
 
 
 def dependencies_of(step: Step) -> tuple[str, ...]:
-    """The ids a step depends on, through references and ``after``, in first-mention order."""
+    """The ids a step depends on, through references, ``after`` and its condition, in first-mention order."""
     found = dict.fromkeys(source.step for _, source in step.sources() if isinstance(source, Ref))
     found.update(dict.fromkeys(step.after))
+    found.update(dict.fromkeys(sorted(condition_steps(step))))
     return tuple(found)
+
+
+def condition_steps(step: Step) -> set[str]:
+    """The steps a step's ``when`` condition reads (none if it has no condition, or one that does not parse)."""
+    if step.when is None:
+        return set()
+    try:
+        expression = compile_path(step.when)
+    except PathError:
+        return set()
+    return condition_names(expression)[0]["steps"] if expression is not None else set()
 
 
 def find_problems(
@@ -55,6 +67,8 @@ def find_problems(
             elif dep not in first_index:
                 problems.append(Problem(f"{where}.after[{position}]", "waits for " + _unknown("step", dep, known)))
         problems.extend(_check_arguments(where, step, parameter_cache))
+        if step.when is not None:
+            problems.extend(_check_condition(f"{where}.when", step, known, inputs))
     for name, source in (outputs or {}).items():
         problems.extend(_check_source(f"outputs.{name}", source, None, known, inputs))
     problems.extend(_find_cycles(steps, first_index))
@@ -75,6 +89,31 @@ def _check_source(
         compile_path(source.path)
     except PathError as exc:
         yield Problem(location, str(exc))
+
+
+def _check_condition(
+    location: str, step: Step, known: KeysView[str], inputs: KeysView[str] | None
+) -> Iterable[Problem]:
+    assert step.when is not None
+    try:
+        expression = compile_path(step.when)
+    except PathError as exc:
+        yield Problem(location, str(exc))
+        return
+    if expression is None:
+        yield Problem(location, "a condition cannot be empty")
+        return
+    names, only_named = condition_names(expression)
+    if not only_named:
+        yield Problem(location, "a condition must name what it reads as steps.<id> or inputs.<name>")
+    for name in sorted(names["steps"]):
+        if name == step.id:
+            yield Problem(location, "a step's condition cannot read its own output")
+        elif name not in known:
+            yield Problem(location, "references " + _unknown("step", name, known))
+    for name in sorted(names["inputs"]):
+        if inputs is not None and name not in inputs:
+            yield Problem(location, "references " + _unknown("flow input", name, inputs))
 
 
 def _unknown(kind: str, name: str, known: Iterable[str], suffix: str = "") -> str:

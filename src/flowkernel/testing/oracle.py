@@ -1,8 +1,9 @@
 """The oracle: a small reference interpreter that states flowkernel's semantics plainly.
 
 It shares no execution logic with the kernel: it walks the flow in a topological order, one call at a
-time, and builds the canonical result directly. Only leaf formatting (how an exception or a pydantic
-error becomes an :class:`ErrorInfo`) is shared, since that is presentation, not semantics.
+time, trying each step's attempts in a loop, and builds the canonical result directly. What it shares
+is definitions, not mechanics: how an exception or a pydantic error becomes an :class:`ErrorInfo`, the
+retry policy's delay formula and jitter hash, and how a condition names the steps it reads.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
 from ..model.flow import Flow
-from ..model.refs import Input, Ref
+from ..model.policies import Fallback
+from ..model.refs import Input, Ref, is_truthy
+from ..model.retry import jitter_unit
 from ..model.step import Step
+from ..model.tool import Tool
+from ..model.validation import condition_steps
 from ..result import ErrorInfo, ErrorKind
 from .scripted import Scenario, Script, ScriptedFailure
 
@@ -24,7 +29,7 @@ __all__ = ("oracle_result",)
 
 def oracle_result(scenario: Scenario) -> dict[str, Any]:
     """The canonical result (as :meth:`ExecutionResult.canonical` gives it) the scenario must produce."""
-    flow, script = scenario.flow, scenario.script
+    flow = scenario.flow
     inputs = dict(scenario.inputs)
     if flow.input_model is not None:
         inputs = dict(flow.input_model.model_validate(inputs))
@@ -32,18 +37,26 @@ def oracle_result(scenario: Scenario) -> dict[str, Any]:
     records: dict[str, dict[str, Any]] = {}
     outputs: dict[str, Any] = {}
     for step in _topological(flow, deps):
-        blocker = next((d for d in deps[step.id] if records[d]["status"] != "succeeded"), None)
-        if blocker is not None:
+        settled = [records[d]["status"] for d in deps[step.id]]
+        runs = any(s == "succeeded" for s in settled) if step.join == "any" and settled else None
+        if runs is None:
+            runs = all(s == "succeeded" for s in settled)
+        if not runs:
+            blocker = next(d for d in deps[step.id] if records[d]["status"] != "succeeded")
             word = "failed" if records[blocker]["status"] == "failed" else "was skipped"
             records[step.id] = _record(step.id, "skipped", reason=f"dependency {blocker!r} {word}")
             continue
-        records[step.id], outputs[step.id] = _call(step, _resolve(step.arguments, outputs, inputs), script)
+        records[step.id] = record = _run_step(step, outputs, inputs, scenario)
+        if record["status"] == "succeeded":
+            outputs[step.id] = record["output_value"]
+    for record in records.values():
+        record.pop("output_value", None)
     result_outputs = {
         name: _select(ref.path, outputs[ref.step])
         for name, ref in _output_refs(flow, deps).items()
         if records[ref.step]["status"] == "succeeded"
     }
-    failed = any(r["status"] == "failed" for r in records.values())
+    failed = any(r["status"] == "failed" and not r["tolerated"] for r in records.values())
     return to_jsonable_python(  # type: ignore[no-any-return]
         {
             "run_id": scenario.run_id,
@@ -58,47 +71,97 @@ def oracle_result(scenario: Scenario) -> dict[str, Any]:
     )
 
 
-def _call(step: Step, arguments: dict[str, Any], script: Script) -> tuple[dict[str, Any], Any]:
+def _run_step(step: Step, outputs: dict[str, Any], inputs: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
+    """One step: its condition, its arguments, its attempts with retries, then its error policy."""
+    if step.when is not None:
+        document = {"inputs": inputs, "steps": {d: _plain(outputs.get(d)) for d in condition_steps(step)}}
+        if not is_truthy(jmespath.search(step.when, document)):
+            return _record(step.id, "skipped", reason=f"condition {step.when!r} is false")
+    arguments = _resolve(step.arguments, outputs, inputs)
     tool = step.tool
     if tool.input_model is not None:
         try:
             arguments = dict(tool.input_model.model_validate(arguments))
         except ValidationError as exc:
             error = ErrorInfo.from_validation_error(ErrorKind.INPUT_VALIDATION, exc, step.id)
-            return _record(step.id, "failed", input=arguments, error=error), None
+            return _give_up(step, _record(step.id, "failed", input=arguments), error, scenario)
+    record = _record(step.id, "running", input=arguments)
+    policy = step.retry_policy
+    attempt = 1
+    while True:
+        value, error = _call(step.id, tool, step.timeout_seconds, attempt, arguments, scenario.script)
+        if error is None:
+            record["attempts"].append({"attempt": attempt, "status": "succeeded", "error": None, "retry_in": None})
+            record.update(status="succeeded", output=value, output_value=value)
+            return record
+        retry_in = None
+        if policy is not None and attempt < policy.max_attempts:
+            if error.kind == ErrorKind.TIMEOUT:
+                again = policy.retry_on_timeout
+            else:
+                again = error.kind in (ErrorKind.TOOL, ErrorKind.OUTPUT_VALIDATION) and policy.retries_type(error.type)
+            if again:
+                retry_in = policy.delay(attempt, jitter_unit(scenario.run_id, step.id, attempt))
+        record["attempts"].append(
+            {"attempt": attempt, "status": "failed", "error": _error(error), "retry_in": retry_in}
+        )
+        if retry_in is None:
+            return _give_up(step, record, error, scenario)
+        attempt += 1
+
+
+def _call(
+    step_id: str, tool: Tool, timeout: float | None, attempt: int, arguments: dict[str, Any], script: Script
+) -> tuple[Any, ErrorInfo | None]:
+    """What one call of a scripted tool comes to: its value, or the error it ends in."""
+    if (step_id, attempt) in script.hangs and timeout is not None:
+        message = f"attempt {attempt} timed out after {timeout:g} s"
+        return None, ErrorInfo(ErrorKind.TIMEOUT, "TimeoutError", message, step_id)
     try:
-        value: Any = script.outcome(step.id, 1, arguments)
+        value: Any = script.outcome(step_id, attempt, arguments)
     except ScriptedFailure as exc:
-        error = ErrorInfo.from_exception(exc).for_step(step.id)
-        return _record(step.id, "failed", input=arguments, error=error, attempt=("failed", error)), None
+        return None, ErrorInfo.from_exception(exc).for_step(step_id)
     if tool.output_model is not None:
         try:
             value = tool.output_model.model_validate(value)
         except ValidationError as exc:
-            error = ErrorInfo.from_validation_error(ErrorKind.OUTPUT_VALIDATION, exc, step.id)
-            return _record(step.id, "failed", input=arguments, error=error, attempt=("failed", error)), None
-    return _record(step.id, "succeeded", input=arguments, output=value, attempt=("succeeded", None)), value
+            return None, ErrorInfo.from_validation_error(ErrorKind.OUTPUT_VALIDATION, exc, step_id)
+    return value, None
+
+
+def _give_up(step: Step, record: dict[str, Any], error: ErrorInfo, scenario: Scenario) -> dict[str, Any]:
+    """The step failed for good: its error policy decides what that means."""
+    record.update(status="failed", error=_error(error))
+    policy = step.on_error
+    if policy == "continue":
+        record["tolerated"] = True
+    elif isinstance(policy, Fallback):
+        record["fallback"] = True
+        if policy.tool is None:
+            record.update(status="succeeded", output=policy.value, output_value=policy.value)
+        else:
+            name = policy.tool.name.removeprefix("scripted_")
+            value, fallback_error = _call(name, policy.tool, None, 1, record["input"] or {}, scenario.script)
+            if fallback_error is None:
+                record.update(status="succeeded", output=value, output_value=value)
+            else:
+                record["error"] = _error(fallback_error.for_step(step.id))
+    return record
 
 
 def _record(
-    step_id: str,
-    status: str,
-    *,
-    input: dict[str, Any] | None = None,
-    output: Any = None,
-    error: ErrorInfo | None = None,
-    attempt: tuple[str, ErrorInfo | None] | None = None,
-    reason: str | None = None,
+    step_id: str, status: str, *, input: dict[str, Any] | None = None, reason: str | None = None
 ) -> dict[str, Any]:
-    attempts = [] if attempt is None else [{"attempt": 1, "status": attempt[0], "error": _error(attempt[1])}]
     return {
         "id": step_id,
         "status": status,
         "input": input,
-        "output": output,
-        "error": _error(error),
-        "attempts": attempts,
+        "output": None,
+        "error": None,
+        "attempts": [],
         "reason": reason,
+        "fallback": False,
+        "tolerated": False,
     }
 
 
@@ -109,8 +172,8 @@ def _error(error: ErrorInfo | None) -> dict[str, Any] | None:
 
 
 def _dependencies(step: Step, flow: Flow) -> list[str]:
-    """The steps ``step`` waits for, in declaration order."""
-    named = set(step.after)
+    """The steps ``step`` waits for (references, ``after``, its condition), in declaration order."""
+    named = set(step.after) | condition_steps(step)
     _collect_refs(step.arguments, named)
     return [other.id for other in flow.steps if other.id in named]
 
@@ -140,7 +203,7 @@ def _topological(flow: Flow, deps: dict[str, list[str]]) -> list[Step]:
 
 def _resolve(value: Any, outputs: dict[str, Any], inputs: dict[str, Any]) -> Any:
     if isinstance(value, Ref):
-        return _select(value.path, outputs[value.step])
+        return _select(value.path, outputs.get(value.step))
     if isinstance(value, Input):
         return _select(value.path, inputs[value.name])
     if isinstance(value, dict):
@@ -150,10 +213,14 @@ def _resolve(value: Any, outputs: dict[str, Any], inputs: dict[str, Any]) -> Any
     return value
 
 
+def _plain(value: Any) -> Any:
+    return value.model_dump() if isinstance(value, BaseModel) else value
+
+
 def _select(path: str, value: Any) -> Any:
     if not path:
         return value
-    return jmespath.search(path, value.model_dump() if isinstance(value, BaseModel) else value)
+    return jmespath.search(path, _plain(value))
 
 
 def _output_refs(flow: Flow, deps: dict[str, list[str]]) -> dict[str, Ref]:

@@ -42,7 +42,10 @@ class Script:
 
     failures: frozenset[CallKey] = frozenset()
     bad_outputs: frozenset[CallKey] = frozenset()
+    hangs: frozenset[CallKey] = frozenset()
+    """Calls that take ``hang_seconds``: far past any timeout the scenario sets."""
     delays: Mapping[CallKey, float] = field(default_factory=dict)
+    hang_seconds: float = 3.0
 
     def outcome(self, step: str, attempt: int, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """The value the call returns; raises :class:`ScriptedFailure` if the script says it fails."""
@@ -64,6 +67,8 @@ def scripted_tool(
             value: dict[str, Any] | BaseException = script.outcome(step, invoke.attempt, arguments)
         except ScriptedFailure as exc:
             value = exc
+        if (step, invoke.attempt) in script.hangs:
+            return script.hang_seconds, value
         return script.delays.get((step, invoke.attempt), 0.0), value
 
     def sync_fn(**arguments: Any) -> dict[str, Any]:

@@ -9,13 +9,16 @@ or sleep, so drivers complete calls in adversarial orders.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
 from pydantic import BaseModel, create_model
 
 from ..model.flow import Flow
+from ..model.policies import Fallback
 from ..model.refs import Input, Ref
+from ..model.retry import RetryPolicy
 from ..model.step import Step
 from .scripted import Scenario, Script, scripted_tool
 
@@ -24,44 +27,110 @@ __all__ = ("Scenario", "scenarios")
 _DELAYS = (0.0, 0.0, 0.0005, 0.001, 0.002)
 
 
+@dataclass
+class _StepSpec:
+    step_id: str
+    arguments: dict[str, Any]
+    after: tuple[str, ...]
+    is_async: bool
+    output_model: bool
+    input_model: type[BaseModel] | None
+    extra: dict[str, Any]  # policy fields of the Step: retry, timeout, on_error, when, join
+
+
 @st.composite
-def scenarios(draw: st.DrawFn, *, max_steps: int = 30, max_deps: int = 3) -> Scenario:
-    """A random :class:`Scenario` with up to ``max_steps`` steps."""
+def scenarios(
+    draw: st.DrawFn, *, max_steps: int = 30, max_deps: int = 3, policies: bool = True, timeouts_fire: bool = False
+) -> Scenario:
+    """A random :class:`Scenario` with up to ``max_steps`` steps.
+
+    With ``policies``, steps also get retry policies (with scripted failures of later attempts),
+    error policies (continue, fallback values and fallback tools), ``when`` conditions and
+    ``join="any"``; some get timeouts that never fire. With ``timeouts_fire``, some calls hang past
+    their step's (short) timeout: slower, so kept for a property of its own.
+    """
     n = draw(st.integers(min_value=1, max_value=max_steps))
     ids = [f"s{i}" for i in range(n)]
     failures: set[tuple[str, int]] = set()
     bad_outputs: set[tuple[str, int]] = set()
+    hangs: set[tuple[str, int]] = set()
     delays: dict[tuple[str, int], float] = {}
-    specs = []
+    specs: list[_StepSpec] = []
     for i, step_id in enumerate(ids):
-        deps = draw(st.lists(st.integers(0, i - 1), max_size=min(i, max_deps), unique=True)) if i else []
-        arguments, after, field_types = _draw_arguments(draw, [ids[d] for d in deps])
-        is_async = draw(st.booleans())
+        dep_ids = [
+            ids[d] for d in (draw(st.lists(st.integers(0, i - 1), max_size=min(i, max_deps), unique=True)) if i else [])
+        ]
+        arguments, after, field_types = _draw_arguments(draw, dep_ids)
         output_model = draw(st.integers(0, 3)) == 0
-        input_model = _input_model(step_id, field_types) if draw(st.integers(0, 4)) == 0 else None
-        if draw(st.integers(0, 6)) == 0:
-            failures.add((step_id, 1))
-        if output_model and draw(st.integers(0, 5)) == 0:
-            bad_outputs.add((step_id, 1))
-        delays[(step_id, 1)] = draw(st.sampled_from(_DELAYS))
-        specs.append((step_id, arguments, tuple(after), is_async, output_model, input_model))
-    script = Script(frozenset(failures), frozenset(bad_outputs), delays)
+        spec = _StepSpec(step_id, arguments, tuple(after), draw(st.booleans()), output_model, None, {})
+        if draw(st.integers(0, 4)) == 0:
+            spec.input_model = _input_model(step_id, field_types)
+        attempts = 1
+        if policies:
+            attempts = _draw_policies(draw, spec, dep_ids, ids[:i], timeouts_fire)
+        for attempt in range(1, attempts + 1):
+            key = (step_id, attempt)
+            if draw(st.integers(0, 6 if attempt == 1 and "retry" not in spec.extra else 1)) == 0:
+                failures.add(key)
+            elif output_model and draw(st.integers(0, 5)) == 0:
+                bad_outputs.add(key)
+            elif "timeout" in spec.extra and timeouts_fire and draw(st.booleans()):
+                hangs.add(key)
+            delays[key] = draw(st.sampled_from(_DELAYS))
+        if spec.extra.get("on_error") == "fallback-tool" and draw(st.integers(0, 2)) == 0:
+            failures.add((f"{step_id}-fallback", 1))
+        specs.append(spec)
+    script = Script(frozenset(failures), frozenset(bad_outputs), frozenset(hangs), delays)
     order = draw(st.permutations(range(n)))
-    steps = [
-        Step(
-            id=step_id,
-            tool=scripted_tool(step_id, script, is_async=is_async, output_model=out, input_model=in_model),
-            arguments=arguments,
-            after=after,
-        )
-        for step_id, arguments, after, is_async, out, in_model in (specs[k] for k in order)
-    ]
+    steps = [_build_step(specs[k], script) for k in order]
     outputs = None
     if draw(st.booleans()):
         chosen = draw(st.lists(st.sampled_from(ids), min_size=1, max_size=3, unique=True))
         outputs = {f"out_{s}": Ref(s, "n") if draw(st.booleans()) else Ref(s) for s in chosen}
     flow = Flow(name="generated", version=str(n), steps=steps, outputs=outputs, input_model=ScenarioInputs)
     return Scenario(flow, {"seed": draw(st.integers(0, 1000)), "label": "x"}, script)
+
+
+def _draw_policies(draw: st.DrawFn, spec: _StepSpec, deps: list[str], earlier: list[str], timeouts_fire: bool) -> int:
+    """Give a step policies; return how many attempts it may make."""
+    attempts = 1
+    if draw(st.integers(0, 2)) == 0:
+        attempts = draw(st.integers(1, 3))
+        spec.extra["retry"] = RetryPolicy(
+            max_attempts=attempts,
+            initial_delay=draw(st.sampled_from((0.0, 0.001))),
+            jitter=draw(st.sampled_from((0.0, 0.5))),
+            retry_on=draw(st.sampled_from(((), ("ScriptedFailure",), ("ValueError",)))),
+            retry_on_timeout=draw(st.booleans()),
+        )
+    if draw(st.integers(0, 1 if timeouts_fire else 5)) == 0:
+        spec.extra["timeout"] = 0.25 if timeouts_fire else 30.0
+    choice = draw(st.integers(0, 11))
+    if choice == 0:
+        spec.extra["on_error"] = "continue"
+    elif choice == 1:
+        spec.extra["on_error"] = Fallback(value={"step": "fallback", "n": 7})
+    elif choice == 2:
+        spec.extra["on_error"] = "fallback-tool"  # built once the script exists
+    if earlier and draw(st.integers(0, 5)) == 0:
+        source = draw(st.sampled_from(deps or earlier))
+        threshold = draw(st.integers(0, 1_000_003))
+        spec.extra["when"] = draw(
+            st.sampled_from((f"steps.{source}.n > `{threshold}`", f"inputs.seed < `{threshold % 1000}`"))
+        )
+    if len(deps) >= 2 and draw(st.integers(0, 3)) == 0:
+        spec.extra["join"] = "any"
+    return attempts
+
+
+def _build_step(spec: _StepSpec, script: Script) -> Step:
+    extra = dict(spec.extra)
+    if extra.get("on_error") == "fallback-tool":
+        extra["on_error"] = Fallback(tool=scripted_tool(f"{spec.step_id}-fallback", script, is_async=spec.is_async))
+    tool = scripted_tool(
+        spec.step_id, script, is_async=spec.is_async, output_model=spec.output_model, input_model=spec.input_model
+    )
+    return Step(id=spec.step_id, tool=tool, arguments=spec.arguments, after=spec.after, **extra)
 
 
 class ScenarioInputs(BaseModel):

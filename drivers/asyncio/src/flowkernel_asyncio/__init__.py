@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, TimerFired
 from flowkernel.host import (
@@ -25,6 +25,7 @@ from flowkernel.host import (
     check_tools_fit,
     raised,
 )
+from flowkernel.kernel import RunSettings
 
 __all__ = ("AsyncioDriver",)
 
@@ -47,15 +48,13 @@ class AsyncioDriver(AsyncDriver):
         self,
         flow: Flow,
         inputs: Mapping[str, Any] | None = None,
-        *,
-        run_id: str | None = None,
-        max_concurrency: int | None = None,
+        **settings: Unpack[RunSettings],
     ) -> ExecutionResult:
         """Run ``flow`` to the end on the running loop and return its result."""
         check_tools_fit(flow, "asyncio")
-        workers = self.max_workers or max_concurrency or DEFAULT_MAX_WORKERS
+        workers = self.max_workers or settings.get("max_concurrency") or DEFAULT_MAX_WORKERS
         backend = _AsyncioBackend(inline_sync_tools=self.sync_tools == "inline", max_workers=workers)
-        session = KernelSession(flow, inputs, backend, run_id=run_id, max_concurrency=max_concurrency)
+        session = KernelSession(flow, inputs, backend, **settings)
         try:
             return await self.drive(session, backend, asyncio.TaskGroup(), backend.attach)
         finally:

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import Any, Unpack
 
 from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, StopRun, TimerFired
 from flowkernel.host import (
@@ -30,6 +30,7 @@ from flowkernel.host import (
     check_tools_fit,
     raised,
 )
+from flowkernel.kernel import RunSettings
 
 from .loop_thread import shared_loop_thread
 
@@ -50,15 +51,15 @@ class SyncDriver:
         self,
         flow: Flow,
         inputs: Mapping[str, Any] | None = None,
-        *,
-        run_id: str | None = None,
-        max_concurrency: int | None = None,
+        **settings: Unpack[RunSettings],
     ) -> ExecutionResult:
         """Run ``flow`` to the end and return its result."""
         check_tools_fit(flow, "asyncio")
-        workers = self.max_workers or max_concurrency or DEFAULT_MAX_WORKERS
-        backend = _SyncBackend(inline=max_concurrency == 1, max_workers=workers)
-        session = KernelSession(flow, inputs, backend, run_id=run_id, max_concurrency=max_concurrency)
+        limit = settings.get("max_concurrency")
+        workers = self.max_workers or limit or DEFAULT_MAX_WORKERS
+        # One at a time, tools run inline in this thread; a timeout needs them elsewhere to be enforced.
+        backend = _SyncBackend(inline=limit == 1 and not flow.plan.has_timeouts, max_workers=workers)
+        session = KernelSession(flow, inputs, backend, **settings)
         try:
             with session.guard(), _ctrl_c_stops(backend):
                 session.start()

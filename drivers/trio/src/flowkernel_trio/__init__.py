@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 import trio
 
@@ -26,6 +26,7 @@ from flowkernel.host import (
     call_sync,
     check_tools_fit,
 )
+from flowkernel.kernel import RunSettings
 
 __all__ = ("TrioDriver",)
 
@@ -47,14 +48,12 @@ class TrioDriver(AsyncDriver):
         self,
         flow: Flow,
         inputs: Mapping[str, Any] | None = None,
-        *,
-        run_id: str | None = None,
-        max_concurrency: int | None = None,
+        **settings: Unpack[RunSettings],
     ) -> ExecutionResult:
         """Run ``flow`` to the end in the current trio run and return its result."""
         check_tools_fit(flow, "trio")
         backend = _TrioBackend(inline_sync_tools=self.sync_tools == "inline")
-        session = KernelSession(flow, inputs, backend, run_id=run_id, max_concurrency=max_concurrency)
+        session = KernelSession(flow, inputs, backend, **settings)
         return await self.drive(session, backend, trio.open_nursery(), backend.attach)
 
     def start_loop(self, main: Callable[[], Awaitable[None]]) -> None:

@@ -1,0 +1,32 @@
+"""Error policies: what a step's failure means for the run (fail, continue, or fall back)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from .tool import Tool
+
+__all__ = ("ErrorPolicy", "Fallback")
+
+
+class Fallback(BaseModel):
+    """What takes a failed step's place: a literal ``value``, or the result of calling ``tool`` with the
+    step's arguments. The step then counts as succeeded, marked ``fallback`` in its record."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+
+    value: Any = None
+    tool: Tool | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Fallback:
+        if self.tool is not None and self.value is not None:
+            raise ValueError("a fallback is a value or a tool, not both")
+        return self
+
+
+ErrorPolicy = Literal["fail", "continue"] | Fallback
+"""``fail`` (default): dependents are skipped and the run fails. ``continue``: the error is recorded and
+dependents are skipped, but the run still succeeds. A :class:`Fallback`: a value takes the output's place."""
