@@ -18,5 +18,5 @@ def test_generated_docs_are_up_to_date() -> None:
 
 def test_design_doc_shows_the_state_table_and_the_example_flow() -> None:
     text = (ROOT / "docs" / "design.md").read_text()
-    assert "| pending | every dependency succeeded and a slot is free | running | Invoke |" in text
+    assert "| backoff | the backoff timer fired and a slot is free | running |" in text
     assert "n_store --> n_report" in text

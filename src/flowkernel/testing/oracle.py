@@ -83,8 +83,8 @@ def _run_step(step: Step, outputs: dict[str, Any], inputs: dict[str, Any], scena
         try:
             arguments = dict(tool.input_model.model_validate(arguments))
         except ValidationError as exc:
-            error = ErrorInfo.from_validation_error(ErrorKind.INPUT_VALIDATION, exc, step.id)
-            return _give_up(step, _record(step.id, "failed", input=arguments), error, scenario)
+            invalid = ErrorInfo.from_validation_error(ErrorKind.INPUT_VALIDATION, exc, step.id)
+            return _give_up(step, _record(step.id, "failed", input=arguments), invalid, scenario)
     record = _record(step.id, "running", input=arguments)
     policy = step.retry_policy
     attempt = 1
