@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,3 +21,16 @@ def test_design_doc_shows_the_state_table_and_the_example_flow() -> None:
     text = (ROOT / "docs" / "design.md").read_text()
     assert "| backoff | the backoff timer fired and a slot is free | running |" in text
     assert "n_store --> n_report" in text
+
+
+def python_blocks(page: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+
+
+def test_every_example_on_the_policies_page_runs() -> None:
+    page = ROOT / "docs" / "policies.md"
+    blocks = python_blocks(page)
+    assert len(blocks) >= 5
+    namespace: dict[str, object] = {}
+    for block in blocks:  # the blocks build on one another, like a reader's session
+        exec(compile(block, str(page), "exec"), namespace)

@@ -12,7 +12,7 @@ from .errors import (
     ProtocolError,
 )
 from .kernel import RunOptions, run_flow
-from .model import Flow, Input, Ref, Step, Tool, tool
+from .model import ErrorPolicy, Fallback, Flow, Input, Ref, RetryPolicy, Step, Tool, tool
 from .protocol import (
     Cancel,
     Cancelled,
@@ -48,7 +48,9 @@ __all__ = (
     "DriverNotFoundError",
     "ErrorInfo",
     "ErrorKind",
+    "ErrorPolicy",
     "ExecutionResult",
+    "Fallback",
     "Flow",
     "FlowInputError",
     "FlowKernelError",
@@ -60,6 +62,7 @@ __all__ = (
     "Raised",
     "Ref",
     "Returned",
+    "RetryPolicy",
     "RunOptions",
     "RunStatus",
     "StartTimer",

@@ -105,7 +105,8 @@ def _check_condition(
         return
     names, only_named = condition_names(expression)
     if not only_named:
-        yield Problem(location, "a condition must name what it reads as steps.<id> or inputs.<name>")
+        hint = " (JMESPath reads '!steps.a.b' as '(!steps).a.b': write '!(steps.a.b)')" if "!" in step.when else ""
+        yield Problem(location, f"a condition must name what it reads as steps.<id> or inputs.<name>{hint}")
     for name in sorted(names["steps"]):
         if name == step.id:
             yield Problem(location, "a step's condition cannot read its own output")
