@@ -3,17 +3,19 @@ handling of the task group (or nursery) that every async driver runs its calls i
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Unpack
 
+from ..events import Event, RunFinished
 from ..kernel.options import RunSettings
 from ..model.flow import Flow
 from ..result import ExecutionResult
 from .session import KernelSession, partial_result
 
-__all__ = ("AsyncDriver", "AsyncWaiter")
+__all__ = ("AsyncDriver", "AsyncWaiter", "EventStream")
 
 
 class AsyncWaiter(ABC):
@@ -22,6 +24,26 @@ class AsyncWaiter(ABC):
     @abstractmethod
     async def wait(self) -> list[Any]:
         """Wait until at least one completion is there; return all of them."""
+
+
+class EventStream:
+    """The progress events of a run, as an async iterator that ends after ``RunFinished``."""
+
+    def __init__(self, receive: Callable[[], Awaitable[Event]]) -> None:
+        self._receive = receive
+        self._ended = False
+        self.result: ExecutionResult | None = None
+        """The run's result once it has ended: after the block, the partial result if it was cut short."""
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._ended:
+            raise StopAsyncIteration
+        event = await self._receive()
+        self._ended = isinstance(event, RunFinished)
+        return event
 
 
 class AsyncDriver(ABC):
@@ -43,6 +65,55 @@ class AsyncDriver(ABC):
     @abstractmethod
     def start_loop(self, main: Callable[[], Awaitable[None]]) -> None:
         """Run ``main`` in a new event loop of this driver's kind."""
+
+    @abstractmethod
+    def event_channel(self) -> tuple[Callable[[Event], None], Callable[[], Awaitable[Event]]]:
+        """An unbounded channel of this loop's kind: (send without waiting, receive)."""
+
+    @abstractmethod
+    def task_group(self) -> AbstractAsyncContextManager[Any]:
+        """A task group (nursery) of this loop's kind."""
+
+    @abstractmethod
+    def spawn(self, group: Any, main: Callable[[], Awaitable[None]]) -> Callable[[], object]:
+        """Start ``main`` in ``group``; return a function that cancels it."""
+
+    @asynccontextmanager
+    async def stream(
+        self, flow: Flow, inputs: Mapping[str, Any] | None = None, **settings: Unpack[RunSettings]
+    ) -> AsyncIterator[EventStream]:
+        """Run ``flow`` in the background and read its progress events as they happen::
+
+            async with driver.stream(flow, inputs) as events:
+                async for event in events:
+                    ...
+            events.result
+
+        Leaving the block before the run ends (``break``, an exception) cancels the run cleanly.
+        """
+        send, receive = self.event_channel()
+        events = EventStream(receive)
+        also = settings.get("on_event")
+
+        def forward(event: Event) -> None:
+            if isinstance(event, RunFinished):
+                events.result = event.result
+            send(event)
+            if also is not None:
+                also(event)
+
+        forwarding: RunSettings = {**settings, "on_event": forward}
+
+        async def execute() -> None:
+            with contextlib.suppress(self.cancellation):  # a consumer that stopped reading cancelled it
+                await self.run(flow, inputs, **forwarding)
+
+        async with self.task_group() as group:
+            cancel = self.spawn(group, execute)
+            try:
+                yield events
+            finally:
+                cancel()
 
     def run_blocking(
         self,

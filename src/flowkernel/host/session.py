@@ -20,7 +20,10 @@ from contextlib import contextmanager
 from typing import Any, Unpack
 
 from ..errors import ProtocolError
-from ..kernel import RunOptions, RunSettings, run_flow
+from ..events import RunFinished
+from ..kernel import RunOptions, RunSettings
+from ..kernel.inputs import prepare_inputs
+from ..kernel.run import RunState, drive
 from ..model.flow import Flow
 from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, StartTimer, StopRun
 from ..result import ExecutionResult
@@ -57,16 +60,19 @@ class KernelSession:
         backend: Backend,
         **settings: Unpack[RunSettings],
     ) -> None:
+        self.on_event = settings.get("on_event")
         self.options = RunOptions(
             run_id=settings.get("run_id") or new_run_id(),
             max_concurrency=settings.get("max_concurrency"),
             deadline=settings.get("deadline"),
             fail_fast=settings.get("fail_fast", False),
+            events=self.on_event is not None,
         )
         self.backend = backend
         self.result: ExecutionResult | None = None
         self.stopped_by: BaseException | None = None
-        self._kernel = run_flow(flow, inputs, self.options)
+        self._state = RunState(flow, prepare_inputs(flow, inputs), self.options)
+        self._kernel = drive(self._state)
         self._started = False
         self._kernel_failed = False
         self._not_started: list[str] = []  # calls the kernel issued that the backend never started
@@ -96,6 +102,9 @@ class KernelSession:
             return self._kernel.send(completions)  # type: ignore[arg-type]
         except StopIteration as stop:
             self.result = stop.value
+            if self.on_event is not None:
+                for event in (*self._state.final_events, RunFinished(stop.value)):
+                    self.on_event(event)
             return []
         except BaseException:
             self._kernel_failed = True
@@ -111,12 +120,14 @@ class KernelSession:
                     backend.start_invoke(command)  # type: ignore[arg-type]
                 elif kind is StartTimer:
                     backend.start_timer(command)  # type: ignore[arg-type]
-                else:
+                elif kind is Cancel:
                     backend.cancel(command)  # type: ignore[arg-type]
+                elif self.on_event is not None:  # a progress event
+                    self.on_event(command)  # type: ignore[arg-type]
                 done += 1
         except BaseException:  # the rest of the batch never started: the abort answers for it
             self._not_started = [
-                c.call_id for c in commands[done:] if type(c) is not Cancel and not backend.is_live(c.call_id)
+                c.call_id for c in _calls_started_by(commands[done:]) if not backend.is_live(c.call_id)
             ]
             raise
 
@@ -153,12 +164,14 @@ class KernelSession:
         never_started = [Cancelled(call_id) for call_id in self._not_started]
         if not self._started:  # prime the generator; its first commands are answered as cancelled
             self._started = True
-            never_started = [Cancelled(c.call_id) for c in self._send(None) if type(c) is not Cancel]
+            never_started = [Cancelled(c.call_id) for c in _calls_started_by(self._send(None))]
         commands = self._send([*self.backend.take(), StopRun(reason)])
         while self.result is None:
             for command in commands:
                 if isinstance(command, Cancel):
                     self.backend.cancel(command)
+                elif self.on_event is not None and not isinstance(command, Invoke | StartTimer):
+                    self.on_event(command)
             answers = [*self.backend.take(), *never_started]
             never_started = []
             if not answers:
@@ -166,3 +179,8 @@ class KernelSession:
                     f"backend {type(self.backend).__name__} did not answer the cancellation of {commands}"
                 )
             commands = self._send(answers)
+
+
+def _calls_started_by(commands: list[Command]) -> list[Invoke | StartTimer]:
+    """The commands in a batch that start a call (not cancellations, not events)."""
+    return [c for c in commands if type(c) is Invoke or type(c) is StartTimer]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
+
+if TYPE_CHECKING:
+    from ..events import Event
 
 __all__ = ("RunOptions", "RunSettings")
 
@@ -19,6 +23,8 @@ class RunOptions:
     max_concurrency: int | None = None
     deadline: float | None = None
     fail_fast: bool = False
+    events: bool = False
+    """Whether command batches also carry progress events (:mod:`flowkernel.events`)."""
 
     def __post_init__(self) -> None:
         if not self.run_id:
@@ -37,3 +43,5 @@ class RunSettings(TypedDict, total=False):
     max_concurrency: int | None
     deadline: float | None
     fail_fast: bool
+    on_event: Callable[[Event], object] | None
+    """Called with every progress event, in the driver's own thread or loop; ends with ``RunFinished``."""

@@ -22,6 +22,7 @@ from jmespath.exceptions import JMESPathError
 from pydantic import ValidationError
 
 from ..errors import ProtocolError
+from ..events import AttemptFailed, Event, RetryScheduled, StepCancelled, StepFinished, StepSkipped, StepStarted
 from ..model.flow import Flow
 from ..model.policies import Fallback
 from ..model.refs import PathError, is_truthy, select
@@ -32,7 +33,7 @@ from .inputs import prepare_inputs
 from .options import RunOptions
 from .states import BACKOFF, CANCELLED, FAILED, FINAL_STATUS, PENDING, RUNNING, SKIPPED, SUCCEEDED
 
-__all__ = ("KernelGenerator", "RunState", "run_flow")
+__all__ = ("KernelGenerator", "RunState", "drive", "run_flow")
 
 KernelGenerator = Generator[list[Command], Sequence[Completion], ExecutionResult]
 
@@ -55,15 +56,17 @@ def run_flow(flow: Flow, inputs: Mapping[str, Any] | None, options: RunOptions) 
     Raises :class:`~flowkernel.errors.FlowInputError` at once if the inputs do not fit; the generator
     raises :class:`~flowkernel.errors.ProtocolError` if the driver breaks the protocol.
     """
-    return _drive(RunState(flow, prepare_inputs(flow, inputs), options))
+    return drive(RunState(flow, prepare_inputs(flow, inputs), options))
 
 
-def _drive(state: RunState) -> KernelGenerator:
-    """The only place the kernel yields."""
+def drive(state: RunState) -> KernelGenerator:
+    """The only place the kernel yields. The last batch, with nothing outstanding, can hold only
+    progress events; they are left on ``state.final_events`` for whoever asked for events."""
     commands = state.start()
     while state.active:
         completions = yield commands
         commands = state.handle(completions)
+    state.final_events = tuple(commands)  # type: ignore[arg-type]
     return state.result()
 
 
@@ -97,6 +100,9 @@ class RunState:
         self._cancel_requested: set[str] = set()
         self._stop_reason: str | None = None
         self._stop_status = RunStatus.CANCELLED
+        self._emit = options.events
+        self._events: list[Event] = []  # emitted since the last batch went out
+        self.final_events: tuple[Event, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -119,6 +125,12 @@ class RunState:
                 heappush(self._ready, i)
         self._dispatch(commands)
         self._close_deadline(commands)
+        return self._with_events(commands)
+
+    def _with_events(self, commands: list[Command]) -> list[Command]:
+        if self._events:
+            commands.extend(self._events)  # type: ignore[arg-type]
+            self._events.clear()
         return commands
 
     def handle(self, completions: Sequence[Completion]) -> list[Command]:
@@ -162,7 +174,7 @@ class RunState:
         if self._stop_reason is None:
             self._dispatch(commands)
             self._close_deadline(commands)
-        return commands
+        return self._with_events(commands)
 
     # ---- dispatch -----------------------------------------------------------------------------
 
@@ -186,6 +198,8 @@ class RunState:
             calls[call_id] = i
             state[i] = RUNNING
             commands.append(_new_invoke((call_id, step_id, tools[i], arguments, attempt)))
+            if self._emit:
+                self._events.append(StepStarted(step_id, attempt))
             timeout = timeouts[i]
             if timeout is not None:
                 self._timers[call_id + "/timeout"] = (_TIMEOUT, i)
@@ -203,8 +217,7 @@ class RunState:
                 self._give_up(i, ErrorInfo(ErrorKind.CONDITION, type(exc).__name__, str(exc), step_id), commands)
                 return None
             if not holds:
-                self._state[i] = SKIPPED
-                self._reasons[i] = f"condition {condition.text!r} is false"
+                self._skip(i, f"condition {condition.text!r} is false")
                 self._settle_dependents(i)
                 return None
         try:
@@ -240,7 +253,7 @@ class RunState:
             self._attempt_failed(i, error, completion.started, completion.finished, commands)  # type: ignore[union-attr]
         elif kind is Cancelled and call_id in self._cancel_requested:
             self._record(i, AttemptStatus.CANCELLED, None, None, None)
-            self._state[i] = CANCELLED
+            self._cancel(i)
         else:
             raise ProtocolError(f"driver answered invoke {call_id!r} with {completion!r}, which does not fit it")
 
@@ -290,13 +303,14 @@ class RunState:
             try:
                 self._outputs[i] = value if model is None else model.model_validate(value)
             except ValidationError as exc:
-                self._fail(i, ErrorInfo.from_validation_error(ErrorKind.OUTPUT_VALIDATION, exc, self._plan.step_ids[i]))
+                error = ErrorInfo.from_validation_error(ErrorKind.OUTPUT_VALIDATION, exc, self._plan.step_ids[i])
+                self._fail_the_run(i, error, commands)
                 return
             self._succeed(i)
         elif kind is Raised:
-            self._fail(i, completion.error.for_step(self._plan.step_ids[i]))  # type: ignore[union-attr]
+            self._fail_the_run(i, completion.error.for_step(self._plan.step_ids[i]), commands)  # type: ignore[union-attr]
         elif kind is Cancelled and call_id in self._cancel_requested:
-            self._state[i] = CANCELLED
+            self._cancel(i)
         else:
             raise ProtocolError(f"driver answered fallback {call_id!r} with {completion!r}, which does not fit it")
 
@@ -308,6 +322,8 @@ class RunState:
         """Record a failed attempt; retry it if the policy allows, else give the step up."""
         policy = self._plan.retry[i]
         attempt = len(self._attempts[i]) + 1
+        if self._emit:
+            self._events.append(AttemptFailed(self._plan.step_ids[i], attempt, error))
         retryable = policy is not None and self._stop_reason is None and attempt < policy.max_attempts
         if retryable and policy is not None:
             if error.kind == ErrorKind.TIMEOUT:
@@ -322,6 +338,8 @@ class RunState:
         delay = policy.delay(attempt, jitter_unit(self.options.run_id, step_id, attempt))
         self._record(i, AttemptStatus.FAILED, started, finished, error, delay)
         self._state[i] = BACKOFF
+        if self._emit:
+            self._events.append(RetryScheduled(step_id, attempt + 1, delay))
         if delay > 0:
             timer = f"{step_id}@{attempt}/backoff"
             self._timers[timer] = (_BACKOFF, i)
@@ -333,10 +351,7 @@ class RunState:
         """The step failed for good: apply its error policy."""
         policy = self._plan.on_error[i]
         if policy == "fail":
-            self._fail(i, error)
-            if self.options.fail_fast:
-                reason = f"stopped after step {self._plan.step_ids[i]!r} failed (fail_fast)"
-                self._stop(reason, RunStatus.FAILED, commands)
+            self._fail_the_run(i, error, commands)
         elif policy == "continue":
             self._tolerated[i] = True
             self._fail(i, error)
@@ -348,13 +363,19 @@ class RunState:
                 self._outputs[i] = policy.value
                 self._succeed(i)
             elif self._stop_reason is not None:
-                self._fail(i, error)
+                self._fail_the_run(i, error, commands)
             else:
                 step_id = self._plan.step_ids[i]
                 call_id = f"{step_id}@fallback"
                 self._fallback_calls[call_id] = i
                 self._state[i] = RUNNING
                 commands.append(Invoke(call_id, step_id, policy.tool, self._arguments[i] or {}, 1))
+
+    def _fail_the_run(self, i: int, error: ErrorInfo, commands: list[Command]) -> None:
+        """A failure that fails the run; with ``fail_fast`` it stops everything else too."""
+        self._fail(i, error)
+        if self.options.fail_fast:
+            self._stop(f"stopped after step {self._plan.step_ids[i]!r} failed (fail_fast)", RunStatus.FAILED, commands)
 
     def _record(
         self,
@@ -371,6 +392,8 @@ class RunState:
     def _succeed(self, i: int) -> None:
         """Step ``i`` succeeded: whatever waited only for it becomes ready."""
         self._state[i] = SUCCEEDED
+        if self._emit:
+            self._events.append(StepFinished(self._plan.step_ids[i], "succeeded", self._fallback[i]))
         waiting, state, ready = self._waiting, self._state, self._ready
         for d in self._plan.dependents[i]:
             waiting[d] -= 1
@@ -380,7 +403,22 @@ class RunState:
     def _fail(self, i: int, error: ErrorInfo) -> None:
         self._state[i] = FAILED
         self._errors[i] = error
+        if self._emit:
+            self._events.append(StepFinished(self._plan.step_ids[i], "failed", self._fallback[i]))
         self._settle_dependents(i)
+
+    def _skip(self, i: int, reason: str | None, cause: str = "") -> None:
+        """Skip step ``i``. Only a condition's ``reason`` is recorded: a dependency's is derived at the end,
+        in declaration order, since which failure arrives first (``cause``, for the event) is timing."""
+        self._state[i] = SKIPPED
+        self._reasons[i] = reason
+        if self._emit:
+            self._events.append(StepSkipped(self._plan.step_ids[i], reason or cause))
+
+    def _cancel(self, i: int) -> None:
+        self._state[i] = CANCELLED
+        if self._emit:
+            self._events.append(StepCancelled(self._plan.step_ids[i]))
 
     def _settle_dependents(self, i: int) -> None:
         """Step ``i`` ended without succeeding: skip what needs it; a ``join="any"`` step runs if another
@@ -388,7 +426,9 @@ class RunState:
         state, waiting, plan = self._state, self._waiting, self._plan
         stack = [i]
         while stack:
-            for d in plan.dependents[stack.pop()]:
+            cause = stack.pop()
+            word = _NOT_RUN_WORDS[state[cause]]
+            for d in plan.dependents[cause]:
                 if state[d] != PENDING:
                     continue
                 if plan.join_any[d]:
@@ -398,7 +438,7 @@ class RunState:
                     if any(state[x] == SUCCEEDED for x in plan.deps[d]):
                         heappush(self._ready, d)
                         continue
-                state[d] = SKIPPED
+                self._skip(d, None, f"dependency {plan.step_ids[cause]!r} {word}")
                 stack.append(d)
 
     def _stop(self, reason: str, status: RunStatus, commands: list[Command]) -> None:
@@ -408,6 +448,9 @@ class RunState:
         self._stop_reason = reason
         self._stop_status = status
         self._ready.clear()
+        for i, s in enumerate(self._state):
+            if s in (PENDING, BACKOFF):  # they will never run; running ones end when their calls answer
+                self._cancel(i)
         for call_id in [*self._calls, *self._fallback_calls, *self._timers]:
             self._cancel_requested.add(call_id)
             commands.append(Cancel(call_id))
@@ -438,9 +481,9 @@ class RunState:
         plan, state = self._plan, self._state
         stopped = self._stop_reason is not None
         for i, s in enumerate(state):
-            if s == PENDING:
-                state[i] = CANCELLED if stopped else SKIPPED
-            elif s in (BACKOFF, RUNNING):  # waiting for a retry (or a fallback) when the run stopped
+            if s == PENDING:  # never became ready: everything it waits for ended without it
+                state[i] = SKIPPED
+            elif s in (BACKOFF, RUNNING):  # defensive: a stop cancels these, and the run waits for the rest
                 state[i] = CANCELLED
         records = [
             _new_step_record(

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, Unpack
 
 from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, TimerFired
+from flowkernel.events import Event
 from flowkernel.host import (
     NOT_CANCELLABLE,
     AsyncDriver,
@@ -59,6 +60,19 @@ class AsyncioDriver(AsyncDriver):
             return await self.drive(session, backend, asyncio.TaskGroup(), backend.attach)
         finally:
             backend.close()
+
+    def event_channel(self) -> tuple[Callable[[Event], None], Callable[[], Awaitable[Event]]]:
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        return queue.put_nowait, queue.get
+
+    def task_group(self) -> asyncio.TaskGroup:
+        return asyncio.TaskGroup()
+
+    def spawn(self, group: asyncio.TaskGroup, main: Callable[[], Awaitable[None]]) -> Callable[[], object]:
+        async def run_main() -> None:
+            await main()
+
+        return group.create_task(run_main()).cancel
 
     def start_loop(self, main: Callable[[], Awaitable[None]]) -> None:
         async def run_main() -> None:

@@ -13,13 +13,14 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any, Unpack
 
 from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, StopRun, TimerFired
+from flowkernel.events import Event, RunFinished
 from flowkernel.host import (
     NOT_CANCELLABLE,
     Backend,
@@ -34,7 +35,7 @@ from flowkernel.kernel import RunSettings
 
 from .loop_thread import shared_loop_thread
 
-__all__ = ("SyncDriver",)
+__all__ = ("EventIterator", "SyncDriver")
 
 DEFAULT_MAX_WORKERS = 32
 
@@ -54,6 +55,59 @@ class SyncDriver:
         **settings: Unpack[RunSettings],
     ) -> ExecutionResult:
         """Run ``flow`` to the end and return its result."""
+        execution = self._execute(flow, inputs, settings, pause=False)
+        try:
+            next(execution)
+        except StopIteration as done:
+            result: ExecutionResult = done.value
+            return result
+        raise AssertionError("a run that does not pause paused")  # pragma: no cover
+
+    run_blocking = run
+
+    def stream(
+        self,
+        flow: Flow,
+        inputs: Mapping[str, Any] | None = None,
+        **settings: Unpack[RunSettings],
+    ) -> EventIterator:
+        """Run ``flow``, yielding its progress events as they happen; the last is ``RunFinished``.
+
+        Stopping early (``close()``, or leaving a ``with`` block) cancels the run cleanly; ``result``
+        then holds the partial result.
+        """
+        stream = EventIterator()
+        events: list[Event] = []
+        also = settings.get("on_event")
+
+        def collect(event: Event) -> None:
+            if isinstance(event, RunFinished):
+                stream.result = event.result
+            events.append(event)
+            if also is not None:
+                also(event)
+
+        def generate(execution: Generator[None, None, ExecutionResult]) -> Iterator[Event]:
+            try:
+                while True:
+                    try:
+                        next(execution)
+                    except StopIteration:
+                        yield from events
+                        return
+                    yield from events
+                    events.clear()
+            finally:
+                execution.close()  # a consumer that stopped reading: cancel the run
+
+        collecting: RunSettings = {**settings, "on_event": collect}
+        stream.events = generate(self._execute(flow, inputs, collecting, pause=True))
+        return stream
+
+    def _execute(
+        self, flow: Flow, inputs: Mapping[str, Any] | None, settings: RunSettings, *, pause: bool
+    ) -> Generator[None, None, ExecutionResult]:
+        """The run loop; with ``pause`` it yields after every batch, so a stream can hand out events."""
         check_tools_fit(flow, "asyncio")
         limit = settings.get("max_concurrency")
         workers = self.max_workers or limit or DEFAULT_MAX_WORKERS
@@ -63,8 +117,12 @@ class SyncDriver:
         try:
             with session.guard(), _ctrl_c_stops(backend):
                 session.start()
+                if pause:
+                    yield
                 while session.running:
                     session.feed(backend.wait())
+                    if pause:
+                        yield
         finally:
             backend.close()
         result = session.finished_result()
@@ -74,7 +132,31 @@ class SyncDriver:
             raise interrupt
         return result
 
-    run_blocking = run
+
+class EventIterator:
+    """The progress events of a run; ``result`` holds its result once it has ended (or been stopped)."""
+
+    def __init__(self) -> None:
+        self.result: ExecutionResult | None = None
+        self.events: Iterator[Event] = iter(())
+
+    def __iter__(self) -> EventIterator:
+        return self
+
+    def __next__(self) -> Event:
+        return next(self.events)
+
+    def close(self) -> None:
+        """Stop reading: cancels the run if it is still going."""
+        close = getattr(self.events, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> EventIterator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @contextmanager

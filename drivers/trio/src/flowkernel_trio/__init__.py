@@ -9,13 +9,16 @@ Cancelling an enclosing scope cancels the run: the ``Cancelled`` carries the par
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, Unpack
 
 import trio
 
 from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, TimerFired
+from flowkernel.events import Event
 from flowkernel.host import (
     NOT_CANCELLABLE,
     AsyncDriver,
@@ -55,6 +58,23 @@ class TrioDriver(AsyncDriver):
         backend = _TrioBackend(inline_sync_tools=self.sync_tools == "inline")
         session = KernelSession(flow, inputs, backend, **settings)
         return await self.drive(session, backend, trio.open_nursery(), backend.attach)
+
+    def event_channel(self) -> tuple[Callable[[Event], None], Callable[[], Awaitable[Event]]]:
+        sender, receiver = trio.open_memory_channel[Event](math.inf)
+        return sender.send_nowait, receiver.receive
+
+    def task_group(self) -> AbstractAsyncContextManager[trio.Nursery]:
+        return trio.open_nursery()
+
+    def spawn(self, group: trio.Nursery, main: Callable[[], Awaitable[None]]) -> Callable[[], object]:
+        scope = trio.CancelScope()
+
+        async def run_main() -> None:
+            with scope:
+                await main()
+
+        group.start_soon(run_main)
+        return scope.cancel
 
     def start_loop(self, main: Callable[[], Awaitable[None]]) -> None:
         async def run_main() -> None:
