@@ -8,6 +8,7 @@ from .invoke import Clock, Passthrough, call_async, call_sync, raised
 from .loops import UnsupportedToolError, check_tools_fit
 from .registry import ENTRY_POINT_GROUP, installed_drivers, load_driver, load_driver_class
 from .session import KernelSession, new_run_id, partial_result
+from .streams import EventIterator, EventStream
 from .threads import DaemonThreadPool
 
 __all__ = (
@@ -19,6 +20,8 @@ __all__ = (
     "Cancellable",
     "Clock",
     "DaemonThreadPool",
+    "EventIterator",
+    "EventStream",
     "Passthrough",
     "Driver",
     "KernelSession",

@@ -14,8 +14,9 @@ from ..kernel.options import RunSettings
 from ..model.flow import Flow
 from ..result import ExecutionResult
 from .session import KernelSession, partial_result
+from .streams import EventStream
 
-__all__ = ("AsyncDriver", "AsyncWaiter", "EventStream")
+__all__ = ("AsyncDriver", "AsyncWaiter")
 
 
 class AsyncWaiter(ABC):
@@ -24,26 +25,6 @@ class AsyncWaiter(ABC):
     @abstractmethod
     async def wait(self) -> list[Any]:
         """Wait until at least one completion is there; return all of them."""
-
-
-class EventStream:
-    """The progress events of a run, as an async iterator that ends after ``RunFinished``."""
-
-    def __init__(self, receive: Callable[[], Awaitable[Event]]) -> None:
-        self._receive = receive
-        self._ended = False
-        self.result: ExecutionResult | None = None
-        """The run's result once it has ended: after the block, the partial result if it was cut short."""
-
-    def __aiter__(self) -> EventStream:
-        return self
-
-    async def __anext__(self) -> Event:
-        if self._ended:
-            raise StopAsyncIteration
-        event = await self._receive()
-        self._ended = isinstance(event, RunFinished)
-        return event
 
 
 class AsyncDriver(ABC):

@@ -10,13 +10,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 import queue
-import signal
-import threading
 import time
 from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import Future
-from contextlib import contextmanager
-from types import FrameType
 from typing import Any, Unpack
 
 from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, StopRun, TimerFired
@@ -25,6 +21,7 @@ from flowkernel.host import (
     NOT_CANCELLABLE,
     Backend,
     DaemonThreadPool,
+    EventIterator,
     KernelSession,
     call_async,
     call_sync,
@@ -33,9 +30,10 @@ from flowkernel.host import (
 )
 from flowkernel.kernel import RunSettings
 
+from .interrupt import ctrl_c_stops
 from .loop_thread import shared_loop_thread
 
-__all__ = ("EventIterator", "SyncDriver")
+__all__ = ("SyncDriver",)
 
 DEFAULT_MAX_WORKERS = 32
 
@@ -115,7 +113,7 @@ class SyncDriver:
         backend = _SyncBackend(inline=limit == 1 and not flow.plan.has_timeouts, max_workers=workers)
         session = KernelSession(flow, inputs, backend, **settings)
         try:
-            with session.guard(), _ctrl_c_stops(backend):
+            with session.guard(), ctrl_c_stops(backend):
                 session.start()
                 if pause:
                     yield
@@ -131,53 +129,6 @@ class SyncDriver:
             interrupt.partial_result = result  # type: ignore[attr-defined]
             raise interrupt
         return result
-
-
-class EventIterator:
-    """The progress events of a run; ``result`` holds its result once it has ended (or been stopped)."""
-
-    def __init__(self) -> None:
-        self.result: ExecutionResult | None = None
-        self.events: Iterator[Event] = iter(())
-
-    def __iter__(self) -> EventIterator:
-        return self
-
-    def __next__(self) -> Event:
-        return next(self.events)
-
-    def close(self) -> None:
-        """Stop reading: cancels the run if it is still going."""
-        close = getattr(self.events, "close", None)
-        if close is not None:
-            close()
-
-    def __enter__(self) -> EventIterator:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-@contextmanager
-def _ctrl_c_stops(backend: _SyncBackend) -> Iterator[None]:
-    """In the main thread, turn Ctrl-C into a clean stop of the run instead of an exception that could
-    land anywhere (inside the kernel it would leave no partial result). Inside an inline tool, and on
-    a second Ctrl-C, it raises ``KeyboardInterrupt`` as usual."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
-        if backend.in_inline_tool or backend.interrupted:
-            raise KeyboardInterrupt
-        backend.interrupt()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class _SyncBackend(Backend):

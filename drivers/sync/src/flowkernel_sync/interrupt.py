@@ -1,0 +1,42 @@
+"""Ctrl-C while a sync run is in progress: a clean stop instead of an exception that could land anywhere."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Protocol
+
+__all__ = ("Interruptible", "ctrl_c_stops")
+
+
+class Interruptible(Protocol):
+    """What the handler needs of the backend."""
+
+    in_inline_tool: bool
+    interrupted: bool
+
+    def interrupt(self) -> None: ...
+
+
+@contextmanager
+def ctrl_c_stops(backend: Interruptible) -> Iterator[None]:
+    """In the main thread, turn Ctrl-C into a clean stop of the run instead of an exception that could
+    land anywhere (inside the kernel it would leave no partial result). Inside an inline tool, and on
+    a second Ctrl-C, it raises ``KeyboardInterrupt`` as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        if backend.in_inline_tool or backend.interrupted:
+            raise KeyboardInterrupt
+        backend.interrupt()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

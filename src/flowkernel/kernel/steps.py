@@ -1,0 +1,173 @@
+"""The per-step half of a run's state: where each step is in its life, and the result it adds up to.
+
+Arrays indexed by declaration position (never by completion order), the transitions of
+:mod:`flowkernel.kernel.states` that touch them, and the :class:`ExecutionResult` built from them.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from heapq import heappush
+from typing import Any
+
+from ..events import Event, StepCancelled, StepFinished, StepSkipped
+from ..model.flow import Flow
+from ..model.refs import PathError
+from ..result import AttemptRecord, AttemptStatus, ErrorInfo, ExecutionResult, RunStatus, StepRecord
+from .options import RunOptions
+from .states import BACKOFF, CANCELLED, FAILED, FINAL_STATUS, PENDING, RUNNING, SKIPPED, SUCCEEDED
+
+__all__ = ("StepTable",)
+
+_NOT_RUN_WORDS = {FAILED: "failed", SKIPPED: "was skipped", CANCELLED: "was cancelled"}
+_new_step_record = partial(tuple.__new__, StepRecord)
+
+
+class StepTable:
+    """Every step's state, outputs, arguments, errors and attempts; transitions that settle steps."""
+
+    def __init__(self, flow: Flow, inputs: dict[str, Any], options: RunOptions) -> None:
+        plan = flow.plan
+        n = len(plan.step_ids)
+        self.flow = flow
+        self.inputs = inputs
+        self.options = options
+        self._plan = plan
+        self._state = [PENDING] * n
+        self._waiting = [len(d) for d in plan.deps]
+        self._outputs: list[Any] = [None] * n
+        self._arguments: list[dict[str, Any] | None] = [None] * n  # as the tool received them
+        self._errors: list[ErrorInfo | None] = [None] * n
+        self._attempts: list[tuple[AttemptRecord, ...]] = [()] * n
+        self._reasons: list[str | None] = [None] * n
+        self._fallback = [False] * n
+        self._tolerated = [False] * n
+        self._ready: list[int] = []
+        self._stop_reason: str | None = None
+        self._stop_status = RunStatus.CANCELLED
+        self._emit = options.events
+        self._events: list[Event] = []  # emitted since the last batch went out
+
+    def _record(
+        self,
+        i: int,
+        status: AttemptStatus,
+        started: float | None,
+        finished: float | None,
+        error: ErrorInfo | None,
+        retry_in: float | None = None,
+    ) -> None:
+        previous = self._attempts[i]
+        self._attempts[i] = (*previous, AttemptRecord(len(previous) + 1, status, started, finished, error, retry_in))
+
+    def _succeed(self, i: int) -> None:
+        """Step ``i`` succeeded: whatever waited only for it becomes ready."""
+        self._state[i] = SUCCEEDED
+        if self._emit:
+            self._events.append(StepFinished(self._plan.step_ids[i], "succeeded", self._fallback[i]))
+        waiting, state, ready = self._waiting, self._state, self._ready
+        for d in self._plan.dependents[i]:
+            waiting[d] -= 1
+            if not waiting[d] and state[d] == PENDING:
+                heappush(ready, d)
+
+    def _fail(self, i: int, error: ErrorInfo) -> None:
+        self._state[i] = FAILED
+        self._errors[i] = error
+        if self._emit:
+            self._events.append(StepFinished(self._plan.step_ids[i], "failed", self._fallback[i]))
+        self._settle_dependents(i)
+
+    def _skip(self, i: int, reason: str | None, cause: str = "") -> None:
+        """Skip step ``i``. Only a condition's ``reason`` is recorded: a dependency's is derived at the end,
+        in declaration order, since which failure arrives first (``cause``, for the event) is timing."""
+        self._state[i] = SKIPPED
+        self._reasons[i] = reason
+        if self._emit:
+            self._events.append(StepSkipped(self._plan.step_ids[i], reason or cause))
+
+    def _cancel(self, i: int) -> None:
+        self._state[i] = CANCELLED
+        if self._emit:
+            self._events.append(StepCancelled(self._plan.step_ids[i]))
+
+    def _settle_dependents(self, i: int) -> None:
+        """Step ``i`` ended without succeeding: skip what needs it; a ``join="any"`` step runs if another
+        of its dependencies succeeded. Independent branches are untouched."""
+        state, waiting, plan = self._state, self._waiting, self._plan
+        stack = [i]
+        while stack:
+            cause = stack.pop()
+            word = _NOT_RUN_WORDS[state[cause]]
+            for d in plan.dependents[cause]:
+                if state[d] != PENDING:
+                    continue
+                if plan.join_any[d]:
+                    waiting[d] -= 1
+                    if waiting[d]:
+                        continue
+                    if any(state[x] == SUCCEEDED for x in plan.deps[d]):
+                        heappush(self._ready, d)
+                        continue
+                self._skip(d, None, f"dependency {plan.step_ids[cause]!r} {word}")
+                stack.append(d)
+
+    # ---- the result ---------------------------------------------------------------------------
+
+    def result(self) -> ExecutionResult:
+        """The result, once nothing is outstanding; unfinished steps are skipped or cancelled."""
+        plan, state = self._plan, self._state
+        stopped = self._stop_reason is not None
+        for i, s in enumerate(state):
+            if s == PENDING:  # never became ready: everything it waits for ended without it
+                state[i] = SKIPPED
+            elif s in (BACKOFF, RUNNING):  # defensive: a stop cancels these, and the run waits for the rest
+                state[i] = CANCELLED
+        records = [
+            _new_step_record(
+                (
+                    step_id,
+                    FINAL_STATUS[state[i]],
+                    self._arguments[i],
+                    self._outputs[i],
+                    self._errors[i],
+                    self._attempts[i],
+                    self._reasons[i] or self._reason_not_run(i),
+                    self._fallback[i],
+                    self._tolerated[i],
+                )
+            )
+            for i, step_id in enumerate(plan.step_ids)
+        ]
+        if stopped:
+            status = self._stop_status
+        elif any(s == FAILED and not self._tolerated[i] for i, s in enumerate(state)):
+            status = RunStatus.FAILED
+        else:
+            status = RunStatus.SUCCEEDED
+        outputs = {}
+        for name, i, getter in plan.outputs:
+            if state[i] == SUCCEEDED:
+                try:
+                    outputs[name] = getter(self._outputs, self.inputs)
+                except PathError:
+                    continue
+        return ExecutionResult(
+            self.options.run_id,
+            self.flow.name,
+            self.flow.version,
+            status,
+            outputs,
+            tuple(records),
+            self._stop_reason,
+        )
+
+    def _reason_not_run(self, i: int) -> str | None:
+        """Why step ``i`` never ran: the first dependency, in declaration order, that did not succeed."""
+        if self._state[i] < SKIPPED or self._attempts[i]:
+            return None
+        for d in self._plan.deps[i]:
+            s = self._state[d]
+            if s != SUCCEEDED:
+                return f"dependency {self._plan.step_ids[d]!r} {_NOT_RUN_WORDS[s]}"
+        return f"the run stopped ({self._stop_reason})"
