@@ -126,8 +126,9 @@ class StepRecord(NamedTuple):
     attempts: tuple[AttemptRecord, ...] = ()
     reason: str | None = None
     fallback: bool = False
-    tolerated: bool = False
     """The output is the step's fallback (its ``error`` says what failed)."""
+    tolerated: bool = False
+    """The step failed, but its error policy (``continue``) keeps the run from failing."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from .loops import UnsupportedToolError, check_tools_fit
 from .registry import ENTRY_POINT_GROUP, installed_drivers, load_driver, load_driver_class
 from .session import KernelSession, new_run_id, partial_result
 from .streams import EventIterator, EventStream
-from .threads import DaemonThreadPool
+from .threads import DaemonThreadPool, ThreadCall
 
 __all__ = (
     "NOT_CANCELLABLE",
@@ -23,6 +23,7 @@ __all__ = (
     "EventIterator",
     "EventStream",
     "Passthrough",
+    "ThreadCall",
     "Driver",
     "KernelSession",
     "call_async",

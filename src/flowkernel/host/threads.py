@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ("DaemonThreadPool",)
+__all__ = ("DaemonThreadPool", "ThreadCall")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -48,6 +48,11 @@ class DaemonThreadPool(Executor):
                 self._idle -= 1
         return future
 
+    def abandon(self) -> None:
+        """A call was given up on while its thread still runs: let the pool grow by one in its place."""
+        with self._lock:
+            self._max_workers += 1
+
     def _worker(self) -> None:
         while True:
             item = self._work.get()
@@ -79,3 +84,18 @@ class DaemonThreadPool(Executor):
         if wait:
             for thread in self._threads:
                 thread.join()
+
+
+class ThreadCall:
+    """The cancel handle of a call running in a pool: a call that already started cannot be stopped,
+    so cancelling it gives the pool a thread in its place (the limit is the kernel's, not the pool's)."""
+
+    def __init__(self, future: Future[Any], pool: DaemonThreadPool) -> None:
+        self.future = future
+        self._pool = pool
+
+    def cancel(self) -> bool:
+        if self.future.cancel():
+            return True
+        self._pool.abandon()
+        return False

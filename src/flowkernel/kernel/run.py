@@ -337,19 +337,30 @@ class RunState(StepTable):
             self._fail(i, error)
         else:
             assert isinstance(policy, Fallback)
+            if policy.tool is not None and self._stop_reason is not None:  # too late to call anything
+                self._fail_the_run(i, error, commands)
+                return
             self._errors[i] = error
             self._fallback[i] = True
             if policy.tool is None:
                 self._outputs[i] = policy.value
                 self._succeed(i)
-            elif self._stop_reason is not None:
-                self._fail_the_run(i, error, commands)
-            else:
-                step_id = self._plan.step_ids[i]
-                call_id = f"{step_id}@fallback"
-                self._fallback_calls[call_id] = i
-                self._state[i] = RUNNING
-                commands.append(Invoke(call_id, step_id, policy.tool, self._arguments[i] or {}, 1))
+                return
+            step_id = self._plan.step_ids[i]
+            arguments = self._arguments[i] or {}
+            model = policy.tool.input_model
+            if model is not None:
+                try:
+                    validated = model.model_validate(arguments)
+                except ValidationError as exc:
+                    invalid = ErrorInfo.from_validation_error(ErrorKind.INPUT_VALIDATION, exc, step_id)
+                    self._fail_the_run(i, invalid, commands)
+                    return
+                arguments = {**validated.__dict__, **(validated.__pydantic_extra__ or {})}
+            call_id = f"{step_id}@fallback"
+            self._fallback_calls[call_id] = i
+            self._state[i] = RUNNING
+            commands.append(Invoke(call_id, step_id, policy.tool, arguments, 1))
 
     def _fail_the_run(self, i: int, error: ErrorInfo, commands: list[Command]) -> None:
         """A failure that fails the run; with ``fail_fast`` it stops everything else too."""

@@ -22,7 +22,7 @@ class Fallback(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> Fallback:
-        if self.tool is not None and self.value is not None:
+        if self.tool is not None and "value" in self.model_fields_set:
             raise ValueError("a fallback is a value or a tool, not both")
         return self
 

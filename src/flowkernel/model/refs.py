@@ -82,26 +82,41 @@ def _one_line(exc: Exception) -> str:
     return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
-def condition_names(expression: ParsedResult) -> tuple[dict[str, set[str]], bool]:
-    """The ``steps.<id>`` and ``inputs.<name>`` a condition reads, and whether it reads nothing else
-    of ``steps``/``inputs`` (``keys(steps)`` would hide which steps it depends on)."""
+def condition_names(expression: ParsedResult) -> tuple[dict[str, set[str]], list[str]]:
+    """The ``steps.<id>`` and ``inputs.<name>`` a condition reads from the document, and what else it
+    reads at the document's root (a typo such as ``flag`` for ``inputs.flag``, or ``keys(steps)``, which
+    hides which steps it depends on). Fields read inside projections and filters are not at the root."""
     found: dict[str, set[str]] = {"steps": set(), "inputs": set()}
-    named, roots = 0, 0
-    stack: list[Any] = [expression.parsed]
-    while stack:
-        node = stack.pop()
+    stray: list[str] = []
+
+    def visit(node: Any, at_root: bool) -> None:
         if not isinstance(node, dict):
-            continue
-        children = node.get("children", [])
-        if node.get("type") == "field" and node.get("value") in found:
-            roots += 1
-        if node.get("type") == "subexpression" and len(children) >= 2:
-            head, tail = children[0], children[1]
-            if head.get("type") == "field" and head.get("value") in found and tail.get("type") == "field":
-                found[head["value"]].add(tail["value"])
-                named += 1
-        stack.extend(children)
-    return found, named == roots
+            return
+        kind, children = node.get("type"), node.get("children", [])
+        if kind == "field":
+            if at_root:
+                stray.append(f"{node['value']} (read whole)" if node["value"] in found else str(node["value"]))
+            return
+        if kind in ("subexpression", "index_expression") and children:
+            head, rest = children[0], children[1:]
+            named = head.get("type") == "field" and head.get("value") in found and at_root
+            if named and kind == "subexpression" and rest[0].get("type") == "field":
+                found[head["value"]].add(rest[0]["value"])
+            else:
+                visit(head, at_root)
+            for child in rest:
+                visit(child, False)
+            return
+        if kind in ("projection", "filter_projection", "value_projection", "flatten", "pipe") and children:
+            visit(children[0], at_root)
+            for child in children[1:]:
+                visit(child, False)
+            return
+        for child in children:
+            visit(child, at_root and kind != "expref")
+
+    visit(expression.parsed, True)
+    return found, stray
 
 
 def is_truthy(value: Any) -> bool:

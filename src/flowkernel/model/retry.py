@@ -32,7 +32,12 @@ class RetryPolicy(BaseModel):
 
     def delay(self, attempt: int, unit: float) -> float:
         """Seconds to wait after failed attempt ``attempt``; ``unit`` in [0, 1) places the jitter."""
-        base = min(self.max_delay, self.initial_delay * self.multiplier ** (attempt - 1))
+        if self.initial_delay == 0:
+            return 0.0
+        try:
+            base = min(self.max_delay, self.initial_delay * self.multiplier ** (attempt - 1))
+        except OverflowError:  # far past the cap
+            base = self.max_delay
         return min(self.max_delay, base * (1 + self.jitter * (2 * unit - 1)))
 
     def retries_type(self, error_type: str) -> bool:

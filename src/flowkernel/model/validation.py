@@ -103,10 +103,13 @@ def _check_condition(
     if expression is None:
         yield Problem(location, "a condition cannot be empty")
         return
-    names, only_named = condition_names(expression)
-    if not only_named:
+    names, stray = condition_names(expression)
+    if stray:
         hint = " (JMESPath reads '!steps.a.b' as '(!steps).a.b': write '!(steps.a.b)')" if "!" in step.when else ""
-        yield Problem(location, f"a condition must name what it reads as steps.<id> or inputs.<name>{hint}")
+        yield Problem(
+            location,
+            f"a condition reads steps.<id> or inputs.<name>, not {', '.join(map(repr, stray))}{hint}",
+        )
     for name in sorted(names["steps"]):
         if name == step.id:
             yield Problem(location, "a step's condition cannot read its own output")

@@ -114,6 +114,8 @@ class _AsyncioBackend(Backend, AsyncWaiter):
                 completion = await self._loop.run_in_executor(self._pool, call_sync, command, self._clock)
         except asyncio.CancelledError as exc:
             if not self.is_live(command.call_id):
+                if not command.tool.is_async and self._pool is not None:
+                    self._pool.abandon()  # its thread runs on: the pool gets another in its place
                 raise  # cancelled by the kernel or with the run: already answered
             completion = raised(command, exc, self._clock(), self._clock)  # the tool raised it itself
         self.complete(completion)

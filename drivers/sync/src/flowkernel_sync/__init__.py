@@ -20,9 +20,11 @@ from flowkernel.events import Event, RunFinished
 from flowkernel.host import (
     NOT_CANCELLABLE,
     Backend,
+    Cancellable,
     DaemonThreadPool,
     EventIterator,
     KernelSession,
+    ThreadCall,
     call_async,
     call_sync,
     check_tools_fit,
@@ -109,8 +111,9 @@ class SyncDriver:
         check_tools_fit(flow, "asyncio")
         limit = settings.get("max_concurrency")
         workers = self.max_workers or limit or DEFAULT_MAX_WORKERS
-        # One at a time, tools run inline in this thread; a timeout needs them elsewhere to be enforced.
-        backend = _SyncBackend(inline=limit == 1 and not flow.plan.has_timeouts, max_workers=workers)
+        # One at a time, tools run inline in this thread; a timeout or deadline needs them elsewhere.
+        inline = limit == 1 and not flow.plan.has_timeouts and settings.get("deadline") is None
+        backend = _SyncBackend(inline=inline, max_workers=workers)
         session = KernelSession(flow, inputs, backend, **settings)
         try:
             with session.guard(), ctrl_c_stops(backend):
@@ -162,10 +165,11 @@ class _SyncBackend(Backend):
         else:
             if self._pool is None:
                 self._pool = DaemonThreadPool(self._max_workers)
-            self._watch(command, self._pool.submit(call_sync, command, self._clock))
+            future = self._pool.submit(call_sync, command, self._clock)
+            self._watch(command, future, ThreadCall(future, self._pool))
 
-    def _watch(self, command: Invoke, future: Future[Any]) -> None:
-        self.track(command.call_id, future)
+    def _watch(self, command: Invoke, future: Future[Any], handle: Cancellable | None = None) -> None:
+        self.track(command.call_id, handle or future)
 
         def done(future: Future[Any]) -> None:
             try:
@@ -199,7 +203,7 @@ class _SyncBackend(Backend):
             batch = self.take()
             if batch:
                 return batch
-            timeout = self._timers[0][0] - self._clock() if self._timers else None
+            timeout = max(0.0, self._timers[0][0] - self._clock()) if self._timers else None
             try:
                 batch.append(self._queue.get(timeout=timeout))
             except queue.Empty:
