@@ -47,6 +47,7 @@ class KernelMachine(RuleBasedStateMachine):
         self.timers: dict[str, StartTimer] = {}
         self.counted: set[str] = set()  # invokes that count against the limit
         self.issued: set[str] = set()
+        self.invoked: set[str] = set()  # top-level steps with a call issued
         self.cancel_sent: set[str] = set()
         self.completed_before_stop: set[str] = set()
         self.stopped = False
@@ -56,8 +57,8 @@ class KernelMachine(RuleBasedStateMachine):
     # ---- the driver's side --------------------------------------------------------------------
 
     def _busy_steps(self) -> set[str]:
-        busy = {c.step_id for c in self.invokes.values()}
-        busy |= {t.call_id.partition("@")[0] for t in self.timers.values() if t.call_id.endswith("/backoff")}
+        busy = {c.step_id.split("/")[0] for c in self.invokes.values()}
+        busy |= {t.call_id.split("/")[0].partition("@")[0] for t in self.timers.values() if "backoff" in t.call_id}
         return busy
 
     def _absorb(self, commands: list[Command]) -> None:
@@ -77,17 +78,17 @@ class KernelMachine(RuleBasedStateMachine):
                 self.timers[command.call_id] = command
                 continue
             assert isinstance(command, Invoke), f"unexpected command {command!r}"
-            if command.call_id.endswith("@1"):
-                busy = self.deps[command.step_id] & self._busy_steps()
-                assert not busy, f"{command.step_id} dispatched while its dependencies {busy} are still running"
+            top = command.step_id.split("/")[0]
+            if top not in self.invoked:
+                busy = self.deps[top] & self._busy_steps()
+                assert not busy, f"{top} dispatched while its dependencies {busy} are still running"
+            self.invoked.add(top)
             self.invokes[command.call_id] = command
-            if not command.call_id.endswith("@fallback"):
-                self.counted.add(command.call_id)
+            if not command.call_id.endswith("@fallback") and "/" not in command.step_id:
+                self.counted.add(command.call_id)  # calls of a map step's elements have the step's own limit
 
     def _script_key(self, invoke: Invoke) -> tuple[str, int]:
-        if invoke.call_id.endswith("@fallback"):
-            return f"{invoke.step_id}-fallback", 1
-        return invoke.step_id, invoke.attempt
+        return invoke.tool.name.removeprefix("scripted_"), invoke.attempt
 
     def _hangs(self, invoke: Invoke) -> bool:
         return self._script_key(invoke) in self.scenario.script.hangs and f"{invoke.call_id}/timeout" in self.timers
@@ -165,10 +166,10 @@ class KernelMachine(RuleBasedStateMachine):
     def _check_transitions(self, result: ExecutionResult) -> None:
         """Every step moved only along the documented state table."""
         allowed = {(t.source, t.target) for t in TRANSITIONS}
-        invoked = {call_id.partition("@")[0] for call_id in self.issued if "/" not in call_id}
         for record in result.steps:
             retried = len(record.attempts) > 1
-            middle = ["running", "backoff", "running"] if retried else ["running"] if record.id in invoked else []
+            started = record.id in self.invoked or record.subflow is not None
+            middle = ["running", "backoff", "running"] if retried else ["running"] if started else []
             path = ["pending", *middle, str(record.status)]
             for edge in itertools.pairwise(path):
                 assert edge in allowed, f"{record.id} moved {edge[0]} -> {edge[1]}, which the state table lacks"

@@ -12,7 +12,7 @@ from .errors import (
     ProtocolError,
 )
 from .kernel import RunOptions, run_flow
-from .model import ErrorPolicy, Fallback, Flow, Input, Ref, RetryPolicy, Step, Tool, tool
+from .model import ErrorPolicy, Fallback, Flow, Input, Item, Ref, RetryPolicy, Step, Tool, tool
 from .protocol import (
     Cancel,
     Cancelled,
@@ -56,6 +56,7 @@ __all__ = (
     "FlowKernelError",
     "FlowValidationError",
     "Input",
+    "Item",
     "Invoke",
     "Problem",
     "ProtocolError",

@@ -13,7 +13,7 @@ def flow_graph(flow: Flow) -> str:
     """A Mermaid flowchart of ``flow``: data edges solid, ``after``-only edges dotted."""
     lines = ["flowchart LR"]
     for step in flow.steps:
-        lines.append(f'    {_node(step.id)}["{step.id}<br/><small>{step.tool.name}</small>"]')
+        lines.append(f'    {_node(step.id)}["{step.id}<br/><small>{step.target_name}</small>"]')
     for step in flow.steps:
         data = dict.fromkeys(source.step for _, source in step.sources() if isinstance(source, Ref))
         for dep in data:

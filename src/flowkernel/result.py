@@ -66,6 +66,8 @@ class ErrorKind(StrEnum):
     """The attempt ran past the step's timeout and was cancelled."""
     CONDITION = "condition"
     """The step's ``when`` condition could not be evaluated."""
+    SUBFLOW = "subflow"
+    """A sub-flow (or a map step's elements) ended without succeeding, and without an error of its own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +131,8 @@ class StepRecord(NamedTuple):
     """The output is the step's fallback (its ``error`` says what failed)."""
     tolerated: bool = False
     """The step failed, but its error policy (``continue``) keeps the run from failing."""
+    subflow: ExecutionResult | None = None
+    """For a sub-flow or map step: the nested run's own result."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +189,7 @@ def _step_dict(step: StepRecord, timing: bool) -> dict[str, Any]:
     data = step._asdict()
     data["error"] = step.error and _error_dict(step.error)
     data["attempts"] = [_attempt_dict(attempt, timing) for attempt in step.attempts]
+    data["subflow"] = step.subflow and step.subflow.to_dict(timing=timing)
     return data
 
 

@@ -29,12 +29,12 @@ def check_tools_fit(flow: Flow, loop: str) -> None:
     """Refuse, before the run starts, tools declared for an event loop other than ``loop``."""
     problems = tuple(
         Problem(
-            f"steps[{i}] ({step.id})",
-            f"tool {step.tool.name!r} needs {step.tool.async_backend}, not {loop}; "
-            f"use the {step.tool.async_backend} driver, or write the tool with anyio",
+            where,
+            f"tool {tool.name!r} needs {tool.async_backend}, not {loop}; "
+            f"use the {tool.async_backend} driver, or write the tool with anyio",
         )
-        for i, step in enumerate(flow.steps)
-        if step.tool.is_async and step.tool.async_backend not in ("any", loop)
+        for where, tool in flow.tools()
+        if tool.is_async and tool.async_backend not in ("any", loop)
     )
     if problems:
         raise UnsupportedToolError(loop, problems)

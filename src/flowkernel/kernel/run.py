@@ -16,19 +16,21 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping, Sequence
 from functools import partial
 from heapq import heappop, heappush
-from typing import Any
+from typing import Any, cast
 
 from jmespath.exceptions import JMESPathError
 from pydantic import ValidationError
 
-from ..errors import ProtocolError
+from ..errors import FlowInputError, ProtocolError
 from ..events import AttemptFailed, Event, RetryScheduled, StepStarted
 from ..model.flow import Flow
 from ..model.policies import Fallback
 from ..model.refs import PathError, is_truthy, select
 from ..model.retry import jitter_unit
+from ..model.tool import Tool
 from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, Returned, StartTimer, StopRun, TimerFired
 from ..result import AttemptRecord, AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus
+from .children import child_call, child_outcome, map_flow, prefixed
 from .inputs import prepare_inputs
 from .options import RunOptions
 from .states import BACKOFF, PENDING, RUNNING
@@ -74,7 +76,7 @@ class RunState(StepTable):
 
     def __init__(self, flow: Flow, inputs: dict[str, Any], options: RunOptions) -> None:
         super().__init__(flow, inputs, options)
-        self._tools = [step.tool for step in flow.steps]
+        self._tools = [cast(Tool, step.tool) for step in flow.steps]  # None for sub-flow steps: never invoked
         self._index = {step_id: i for i, step_id in enumerate(self._plan.step_ids)}
         self._limit = options.max_concurrency or _UNBOUNDED
         self._calls: dict[str, int] = {}  # invokes in flight -> step index (these count against the limit)
@@ -82,12 +84,13 @@ class RunState(StepTable):
         self._timers: dict[str, tuple[int, int]] = {}  # timers running -> (kind, step index)
         self._ignored: set[str] = set()  # cancelled calls and timers whose answer no longer matters
         self._cancel_requested: set[str] = set()
+        self._children: dict[str, tuple[int, RunState, int | None]] = {}  # step id -> (index, run, elements)
         self.final_events: tuple[Event, ...] = ()
 
     @property
     def active(self) -> bool:
         """Whether any call or timer is still outstanding (so the run is not over)."""
-        return bool(self._calls or self._timers or self._fallback_calls or self._ignored)
+        return bool(self._calls or self._timers or self._fallback_calls or self._ignored or self._children)
 
     @property
     def in_flight(self) -> int:
@@ -122,6 +125,7 @@ class RunState(StepTable):
                 f"({', '.join(outstanding[:5])}); a driver must wait for at least one"
             )
         commands: list[Command] = []
+        child_batches: dict[str, list[Completion]] = {}
         calls, tools, timeouts, attempts = self._calls, self._tools, self._plan.timeouts, self._attempts
         for completion in completions:
             kind = type(completion)
@@ -149,8 +153,13 @@ class RunState(StepTable):
                 self._on_timer(call_id, completion, commands)
             elif call_id in self._fallback_calls:
                 self._on_fallback_done(self._fallback_calls.pop(call_id), call_id, completion, commands)
+            elif (routed := child_call(call_id, self._children)) is not None:
+                child_batches.setdefault(routed[0], []).append(completion._replace(call_id=routed[1]))  # type: ignore[call-arg]
             else:
                 raise self._unknown_call(completion)
+        for step_id, batch in child_batches.items():
+            if step_id in self._children:
+                self._advance_child(step_id, self._children[step_id][1].handle(batch), commands)
         if self._stop_reason is None:
             self._dispatch(commands)
             self._close_deadline(commands)
@@ -171,6 +180,9 @@ class RunState(StepTable):
             else:
                 prepared = self._prepare(i, commands)
                 if prepared is None:
+                    continue
+                if self._plan.map_sources[i] is not None or tools[i] is None:
+                    self._start_child(i, prepared, commands)
                     continue
                 arguments, attempt = prepared, 1
             step_id = step_ids[i]
@@ -206,7 +218,7 @@ class RunState(StepTable):
             self._give_up(i, ErrorInfo(ErrorKind.ARGUMENT, "PathError", str(exc), step_id), commands)
             return None
         self._arguments[i] = arguments
-        model = self._tools[i].input_model
+        model = self._tools[i].input_model if self._tools[i] is not None else None
         if model is not None:
             try:
                 validated = model.model_validate(arguments)
@@ -218,6 +230,72 @@ class RunState(StepTable):
         return arguments
 
     # ---- completions --------------------------------------------------------------------------
+
+    # ---- runs inside the run -------------------------------------------------------------------
+
+    def _start_child(self, i: int, arguments: dict[str, Any], commands: list[Command]) -> None:
+        """Start a sub-flow step, or a map step over the list its source gives."""
+        step, step_id = self.flow.steps[i], self._plan.step_ids[i]
+        elements: int | None = None
+        if step.map is not None:
+            source = self._plan.map_sources[i]
+            assert source is not None
+            try:
+                items = source(self._outputs, self.inputs)
+            except PathError as exc:
+                self._give_up(i, ErrorInfo(ErrorKind.ARGUMENT, "PathError", str(exc), step_id), commands)
+                return
+            if not isinstance(items, list | tuple):
+                message = f"map= gave {type(items).__name__}, not a list"
+                self._fail_the_run(i, ErrorInfo(ErrorKind.ARGUMENT, "TypeError", message, step_id), commands)
+                return
+            if not items:
+                self._outputs[i] = []
+                self._succeed(i)
+                return
+            elements = len(items)
+            flow, inputs = map_flow(self.flow, step, list(items), arguments)
+        else:
+            assert step.flow is not None
+            flow, inputs = step.flow, arguments
+        options = RunOptions(
+            run_id=f"{self.options.run_id}/{step_id}",
+            max_concurrency=step.max_concurrency or self.options.max_concurrency,
+        )
+        try:
+            child = RunState(flow, prepare_inputs(flow, inputs), options)
+        except FlowInputError as exc:
+            message = "; ".join(str(problem) for problem in exc.problems)
+            self._give_up(i, ErrorInfo(ErrorKind.INPUT_VALIDATION, "FlowInputError", message, step_id), commands)
+            return
+        self._state[i] = RUNNING
+        self._children[step_id] = (i, child, elements)
+        if self._emit:
+            self._events.append(StepStarted(step_id, 1))
+        self._advance_child(step_id, child.start(), commands)
+
+    def _advance_child(self, step_id: str, child_commands: list[Command], commands: list[Command]) -> None:
+        """Pass a child's commands out; when the child is done, settle its step."""
+        i, child, elements = self._children[step_id]
+        commands.extend(prefixed(step_id, child_commands))
+        if child.active:
+            return
+        del self._children[step_id]
+        result = child.result()
+        self._subflows[i] = result
+        if result.status == RunStatus.CANCELLED:
+            self._cancel(i)
+            return
+        output, error = child_outcome(self.flow.steps[i], result, elements)
+        status = AttemptStatus.SUCCEEDED if error is None else AttemptStatus.FAILED
+        self._record(i, status, None, None, error)
+        if error is None:
+            self._outputs[i] = output
+            self._succeed(i)
+        elif elements is not None:  # the elements had the step's error policy already
+            self._fail_the_run(i, error, commands)
+        else:
+            self._give_up(i, error, commands)
 
     def _on_invoke_done(self, i: int, call_id: str, completion: Completion, commands: list[Command]) -> None:
         timer = call_id + "/timeout"
@@ -381,6 +459,10 @@ class RunState(StepTable):
         for call_id in [*self._calls, *self._fallback_calls, *self._timers]:
             self._cancel_requested.add(call_id)
             commands.append(Cancel(call_id))
+        for step_id, (_, child, _) in list(self._children.items()):
+            child_commands: list[Command] = []
+            child._stop(reason, RunStatus.CANCELLED, child_commands)
+            self._advance_child(step_id, child_commands, commands)
         for timer, (kind, _) in list(self._timers.items()):
             if kind != _BACKOFF:  # timeouts and the deadline no longer matter; a backoff's step is cancelled
                 del self._timers[timer]
@@ -388,7 +470,8 @@ class RunState(StepTable):
 
     def _close_deadline(self, commands: list[Command]) -> None:
         """When nothing but the deadline timer is left, cancel it so the run can end."""
-        if len(self._timers) == 1 and _DEADLINE_ID in self._timers and not self._calls and not self._fallback_calls:
+        others = self._calls or self._fallback_calls or self._children
+        if len(self._timers) == 1 and _DEADLINE_ID in self._timers and not others:
             del self._timers[_DEADLINE_ID]
             self._ignored.add(_DEADLINE_ID)
             commands.append(Cancel(_DEADLINE_ID))

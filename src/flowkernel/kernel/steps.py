@@ -42,6 +42,7 @@ class StepTable:
         self._reasons: list[str | None] = [None] * n
         self._fallback = [False] * n
         self._tolerated = [False] * n
+        self._subflows: list[ExecutionResult | None] = [None] * n
         self._ready: list[int] = []
         self._stop_reason: str | None = None
         self._stop_status = RunStatus.CANCELLED
@@ -135,6 +136,7 @@ class StepTable:
                     self._reasons[i] or self._reason_not_run(i),
                     self._fallback[i],
                     self._tolerated[i],
+                    self._subflows[i],
                 )
             )
             for i, step_id in enumerate(plan.step_ids)

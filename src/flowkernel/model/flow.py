@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from ..errors import FlowValidationError
 from .plan import FlowPlan, compile_plan
+from .policies import Fallback
 from .refs import Ref
 from .step import Step
+from .tool import Tool
 from .validation import find_problems
 
 __all__ = ("Flow",)
@@ -45,6 +48,23 @@ class Flow(BaseModel):
         """The compiled structure the kernel executes."""
         return self._plan
 
+    def tools(self) -> Iterator[tuple[str, Tool]]:
+        """Every tool the flow may call, with where it is: steps, fallbacks, sub-flows (depth first)."""
+        for i, step in enumerate(self.steps):
+            where = f"steps[{i}] ({step.id})"
+            if step.tool is not None:
+                yield where, step.tool
+            if isinstance(step.on_error, Fallback) and step.on_error.tool is not None:
+                yield f"{where}.on_error", step.on_error.tool
+            if step.flow is not None:
+                for inner, tool in step.flow.tools():
+                    yield f"{where}.flow.{inner}", tool
+
+    @property
+    def depth(self) -> int:
+        """How deep sub-flows nest in this flow (1 without sub-flows)."""
+        return 1 + max((step.flow.depth for step in self.steps if step.flow is not None), default=0)
+
     def step(self, step_id: str) -> Step:
         """The step with this id."""
         return self.steps[self._plan.step_ids.index(step_id)]
@@ -57,3 +77,6 @@ class Flow(BaseModel):
 
     def __eq__(self, other: Any) -> bool:
         return self is other
+
+
+Step.model_rebuild(_types_namespace={"Flow": Flow})

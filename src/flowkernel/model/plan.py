@@ -12,7 +12,7 @@ from jmespath.parser import ParsedResult
 from .policies import ErrorPolicy
 from .refs import Input, Ref, compile_path, condition_names, select
 from .retry import RetryPolicy
-from .step import Step, walk_sources
+from .step import Step, holds_item, walk_sources
 from .validation import dependencies_of
 
 __all__ = ("Condition", "FlowPlan", "Getter", "Resolver", "compile_plan")
@@ -47,6 +47,8 @@ class FlowPlan:
     on_error: tuple[ErrorPolicy, ...]
     conditions: tuple[Condition | None, ...]
     join_any: tuple[bool, ...]
+    map_sources: tuple[Getter | None, ...]
+    """For a map step, the getter of the list it maps over."""
 
     @property
     def has_timeouts(self) -> bool:
@@ -73,7 +75,7 @@ def compile_plan(steps: Sequence[Step], outputs: Mapping[str, Ref] | None) -> Fl
         step_ids=tuple(index),
         deps=deps,
         dependents=tuple(tuple(users) for users in dependents),
-        resolvers=tuple(_compile_arguments(step.arguments, index) for step in steps),
+        resolvers=tuple(_compile_arguments(_outer_arguments(step), index) for step in steps),
         input_names=tuple(input_names),
         outputs=tuple((name, index[ref.step], _getter(ref, index)) for name, ref in outputs.items()),
         retry=tuple(step.retry_policy for step in steps),
@@ -81,7 +83,13 @@ def compile_plan(steps: Sequence[Step], outputs: Mapping[str, Ref] | None) -> Fl
         on_error=tuple(step.on_error for step in steps),
         conditions=conditions,
         join_any=tuple(step.join == "any" for step in steps),
+        map_sources=tuple(None if step.map is None else _getter(step.map, index) for step in steps),
     )
+
+
+def _outer_arguments(step: Step) -> dict[str, Any]:
+    """The arguments the step's own flow resolves: in a map step, those without :class:`Item`."""
+    return {name: value for name, value in step.arguments.items() if not holds_item(value)}
 
 
 def _compile_condition(step: Step, index: Mapping[str, int]) -> Condition | None:

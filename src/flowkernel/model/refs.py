@@ -16,7 +16,7 @@ from jmespath.parser import ParsedResult
 from jmespath.visitor import TreeInterpreter
 from pydantic import BaseModel
 
-__all__ = ("Input", "PathError", "Ref", "compile_path", "condition_names", "is_truthy", "select")
+__all__ = ("Input", "Item", "PathError", "Ref", "compile_path", "condition_names", "is_truthy", "select")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,17 @@ class Input:
 
     def __str__(self) -> str:
         return f"input({self.name}{'.' + self.path if self.path else ''})"
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """In a map step's arguments: the current element of the list it maps over (or the part ``path``
+    selects)."""
+
+    path: str = ""
+
+    def __str__(self) -> str:
+        return f"item({self.path})"
 
 
 class PathError(ValueError):

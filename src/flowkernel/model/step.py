@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .policies import ErrorPolicy
-from .refs import Input, Ref
+from .refs import Input, Item, Ref
 from .retry import RetryPolicy
 from .tool import Tool
 
-__all__ = ("STEP_ID_PATTERN", "Step", "walk_sources")
+if TYPE_CHECKING:
+    from .flow import Flow
+
+__all__ = ("STEP_ID_PATTERN", "Step", "holds_item", "walk_sources")
 
 STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
 """Step ids are identifiers (dots and dashes allowed), so call ids built from them stay unambiguous."""
 
 
 class Step(BaseModel):
-    """One step of a flow: call ``tool`` with ``arguments``.
+    """One step of a flow: call ``tool`` (or run the sub-flow ``flow``) with ``arguments``.
+
+    With ``map``, a list found at run time, the step calls its tool (or sub-flow) once per element, with
+    :class:`Item` in its arguments standing for the element; at most ``max_concurrency`` at once; the
+    output is the list of results in element order, and each element follows the step's retry, timeout
+    and error policies. A sub-flow gets the arguments as its inputs and gives its outputs as the output.
 
     ``after`` adds dependencies beyond the steps the arguments reference (ordering without data).
     ``retry`` and ``timeout`` override the tool's; ``on_error`` says what a failure means for the run.
@@ -31,7 +39,10 @@ class Step(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
 
     id: str = Field(pattern=STEP_ID_PATTERN)
-    tool: Tool
+    tool: Tool | None = None
+    flow: Flow | None = None
+    map: Ref | Input | None = None
+    max_concurrency: int | None = Field(default=None, ge=1)
     arguments: dict[str, Any] = Field(default_factory=dict)
     after: tuple[str, ...] = ()
     retry: RetryPolicy | None = None
@@ -40,18 +51,35 @@ class Step(BaseModel):
     when: str | None = None
     join: Literal["all", "any"] = "all"
 
+    @model_validator(mode="after")
+    def _one_target(self) -> Step:
+        if (self.tool is None) == (self.flow is None):
+            raise ValueError("a step runs a tool or a sub-flow: give exactly one of tool= and flow=")
+        return self
+
     @property
     def retry_policy(self) -> RetryPolicy | None:
         """The retry policy in force: the step's, else the tool's."""
-        return self.retry if self.retry is not None else self.tool.retry
+        if self.retry is not None or self.tool is None:
+            return self.retry
+        return self.tool.retry
 
     @property
     def timeout_seconds(self) -> float | None:
         """The timeout in force: the step's, else the tool's."""
-        return self.timeout if self.timeout is not None else self.tool.timeout
+        if self.timeout is not None or self.tool is None:
+            return self.timeout
+        return self.tool.timeout
+
+    @property
+    def target_name(self) -> str:
+        """The name of what the step runs: its tool's, or ``flow:<name>``."""
+        return self.tool.name if self.tool is not None else f"flow:{self.flow.name}"  # type: ignore[union-attr]
 
     def sources(self) -> Iterator[tuple[str, Ref | Input]]:
-        """Every reference in the arguments with its location (``arguments.rows[1].id``)."""
+        """Every reference in the arguments (and the map source) with its location (``arguments.rows[1].id``)."""
+        if self.map is not None:
+            yield "map", self.map
         for name, value in self.arguments.items():
             yield from walk_sources(value, f"arguments.{name}")
 
@@ -66,3 +94,14 @@ def walk_sources(value: Any, location: str) -> Iterator[tuple[str, Ref | Input]]
     elif isinstance(value, list | tuple):
         for position, item in enumerate(value):
             yield from walk_sources(item, f"{location}[{position}]")
+
+
+def holds_item(value: Any) -> bool:
+    """Whether :class:`Item` appears anywhere in ``value``."""
+    if isinstance(value, Item):
+        return True
+    if isinstance(value, dict):
+        return any(holds_item(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(holds_item(v) for v in value)
+    return False

@@ -12,7 +12,7 @@ from pydantic import BaseModel, PydanticUserError, ValidationError
 
 from ..errors import Problem
 from .refs import Input, PathError, Ref, compile_path, condition_names
-from .step import Step, walk_sources
+from .step import Step, holds_item, walk_sources
 from .tool import Tool
 
 __all__ = ("condition_steps", "dependencies_of", "find_problems")
@@ -67,6 +67,7 @@ def find_problems(
             elif dep not in first_index:
                 problems.append(Problem(f"{where}.after[{position}]", "waits for " + _unknown("step", dep, known)))
         problems.extend(_check_arguments(where, step, parameter_cache))
+        problems.extend(_check_items(where, step))
         if step.when is not None:
             problems.extend(_check_condition(f"{where}.when", step, known, inputs))
     for name, source in (outputs or {}).items():
@@ -131,6 +132,9 @@ def _check_arguments(
 ) -> Iterable[Problem]:
     """Arguments that cannot fit the tool: unknown or missing names, literals of the wrong type."""
     tool = step.tool
+    if tool is None:
+        yield from _check_subflow(where, step)
+        return
     if tool.input_model is None:
         key = id(tool.fn)
         if key not in parameter_cache:
@@ -190,7 +194,48 @@ def _check_signature(
 
 
 def _is_literal(value: Any) -> bool:
-    return next(walk_sources(value, ""), None) is None
+    return next(walk_sources(value, ""), None) is None and not holds_item(value)
+
+
+MAX_FLOW_DEPTH = 16
+"""How deep sub-flows may nest (flows are immutable, so a flow cannot contain itself: no cycle can be
+built; this bounds the rest)."""
+
+
+def _check_subflow(where: str, step: Step) -> Iterable[Problem]:
+    """A sub-flow step's arguments are the sub-flow's inputs; retries and timeouts belong to its steps."""
+    child = step.flow
+    assert child is not None
+    if child.depth >= MAX_FLOW_DEPTH:
+        yield Problem(f"{where}.flow", f"sub-flows nest {child.depth + 1} deep; at most {MAX_FLOW_DEPTH} are allowed")
+    if child.input_model is not None:
+        known = list(child.input_model.model_fields)
+        required = [name for name, field in child.input_model.model_fields.items() if field.is_required()]
+    else:
+        known = required = list(child.plan.input_names)
+    for name in step.arguments:
+        if name not in known:
+            yield Problem(f"{where}.arguments.{name}", _unknown("input", name, known, f" of sub-flow {child.name!r}"))
+    for name in required:
+        if name not in step.arguments:
+            yield Problem(f"{where}.arguments", f"missing input {name!r} of sub-flow {child.name!r}")
+    for field in ("retry", "timeout"):
+        if getattr(step, field) is not None:
+            yield Problem(f"{where}.{field}", f"a sub-flow step has no {field} of its own; give its steps one")
+
+
+def _check_items(where: str, step: Step) -> Iterable[Problem]:
+    """``Item()`` belongs to map steps, and an argument holding it cannot also hold references."""
+    for name, value in step.arguments.items():
+        if not holds_item(value):
+            continue
+        if step.map is None:
+            yield Problem(f"{where}.arguments.{name}", "Item() is only meaningful in a step with map=")
+        elif next(walk_sources(value, ""), None) is not None:
+            yield Problem(
+                f"{where}.arguments.{name}",
+                "an argument holding Item() cannot also hold Ref() or Input(); pass those as another argument",
+            )
 
 
 def _find_cycles(steps: Sequence[Step], first_index: Mapping[str, int]) -> Iterable[Problem]:

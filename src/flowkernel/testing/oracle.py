@@ -14,11 +14,14 @@ import jmespath
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
+from ..errors import FlowInputError
+from ..kernel.children import map_flow
+from ..kernel.inputs import prepare_inputs
 from ..model.flow import Flow
 from ..model.policies import Fallback
 from ..model.refs import Input, Ref, is_truthy
 from ..model.retry import jitter_unit
-from ..model.step import Step
+from ..model.step import Step, holds_item
 from ..model.tool import Tool
 from ..model.validation import condition_steps
 from ..result import ErrorInfo, ErrorKind
@@ -29,10 +32,15 @@ __all__ = ("oracle_result",)
 
 def oracle_result(scenario: Scenario) -> dict[str, Any]:
     """The canonical result (as :meth:`ExecutionResult.canonical` gives it) the scenario must produce."""
-    flow = scenario.flow
     inputs = dict(scenario.inputs)
-    if flow.input_model is not None:
-        inputs = dict(flow.input_model.model_validate(inputs))
+    if scenario.flow.input_model is not None:
+        inputs = dict(scenario.flow.input_model.model_validate(inputs))
+    result, _ = _run_flow(scenario.flow, inputs, scenario.run_id, scenario.script)
+    return to_jsonable_python(result, fallback=repr)  # type: ignore[no-any-return]
+
+
+def _run_flow(flow: Flow, inputs: dict[str, Any], run_id: str, script: Script) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One run (the top one, or a sub-flow's): its result as plain data, and its outputs as values."""
     deps = {step.id: _dependencies(step, flow) for step in flow.steps}
     records: dict[str, dict[str, Any]] = {}
     outputs: dict[str, Any] = {}
@@ -46,7 +54,7 @@ def oracle_result(scenario: Scenario) -> dict[str, Any]:
             word = "failed" if records[blocker]["status"] == "failed" else "was skipped"
             records[step.id] = _record(step.id, "skipped", reason=f"dependency {blocker!r} {word}")
             continue
-        records[step.id] = record = _run_step(step, outputs, inputs, scenario)
+        records[step.id] = record = _run_step(step, outputs, inputs, run_id, script, flow)
         if record["status"] == "succeeded":
             outputs[step.id] = record["output_value"]
     for record in records.values():
@@ -57,39 +65,42 @@ def oracle_result(scenario: Scenario) -> dict[str, Any]:
         if records[ref.step]["status"] == "succeeded"
     }
     failed = any(r["status"] == "failed" and not r["tolerated"] for r in records.values())
-    return to_jsonable_python(  # type: ignore[no-any-return]
-        {
-            "run_id": scenario.run_id,
-            "flow_name": flow.name,
-            "flow_version": flow.version,
-            "status": "failed" if failed else "succeeded",
-            "reason": None,
-            "outputs": result_outputs,
-            "steps": [records[step.id] for step in flow.steps],
-        },
-        fallback=repr,
-    )
+    result = {
+        "run_id": run_id,
+        "flow_name": flow.name,
+        "flow_version": flow.version,
+        "status": "failed" if failed else "succeeded",
+        "reason": None,
+        "outputs": result_outputs,
+        "steps": [records[step.id] for step in flow.steps],
+    }
+    return result, result_outputs
 
 
-def _run_step(step: Step, outputs: dict[str, Any], inputs: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
+def _run_step(
+    step: Step, outputs: dict[str, Any], inputs: dict[str, Any], run_id: str, script: Script, flow: Flow
+) -> dict[str, Any]:
     """One step: its condition, its arguments, its attempts with retries, then its error policy."""
     if step.when is not None:
         document = {"inputs": inputs, "steps": {d: _plain(outputs.get(d)) for d in condition_steps(step)}}
         if not is_truthy(jmespath.search(step.when, document)):
             return _record(step.id, "skipped", reason=f"condition {step.when!r} is false")
+    if step.map is not None or step.flow is not None:
+        return _run_nested(step, outputs, inputs, run_id, script, flow)
     arguments = _resolve(step.arguments, outputs, inputs)
     tool = step.tool
+    assert tool is not None
     if tool.input_model is not None:
         try:
             arguments = dict(tool.input_model.model_validate(arguments))
         except ValidationError as exc:
             invalid = ErrorInfo.from_validation_error(ErrorKind.INPUT_VALIDATION, exc, step.id)
-            return _give_up(step, _record(step.id, "failed", input=arguments), invalid, scenario)
+            return _give_up(step, _record(step.id, "failed", input=arguments), invalid, script)
     record = _record(step.id, "running", input=arguments)
     policy = step.retry_policy
     attempt = 1
     while True:
-        value, error = _call(step.id, tool, step.timeout_seconds, attempt, arguments, scenario.script)
+        value, error = _call(step.id, tool, step.timeout_seconds, attempt, arguments, script)
         if error is None:
             record["attempts"].append({"attempt": attempt, "status": "succeeded", "error": None, "retry_in": None})
             record.update(status="succeeded", output=value, output_value=value)
@@ -101,24 +112,71 @@ def _run_step(step: Step, outputs: dict[str, Any], inputs: dict[str, Any], scena
             else:
                 again = error.kind in (ErrorKind.TOOL, ErrorKind.OUTPUT_VALIDATION) and policy.retries_type(error.type)
             if again:
-                retry_in = policy.delay(attempt, jitter_unit(scenario.run_id, step.id, attempt))
+                retry_in = policy.delay(attempt, jitter_unit(run_id, step.id, attempt))
         record["attempts"].append(
             {"attempt": attempt, "status": "failed", "error": _error(error), "retry_in": retry_in}
         )
         if retry_in is None:
-            return _give_up(step, record, error, scenario)
+            return _give_up(step, record, error, script)
         attempt += 1
+
+
+def _run_nested(
+    step: Step, outputs: dict[str, Any], inputs: dict[str, Any], run_id: str, script: Script, flow: Flow
+) -> dict[str, Any]:
+    """A sub-flow step, or a map step: a run inside the run, over the step's inputs or the list's elements."""
+    outer = {name: value for name, value in step.arguments.items() if not holds_item(value)}
+    arguments = _resolve(outer, outputs, inputs)
+    record = _record(step.id, "running", input=arguments)
+    elements = None
+    if step.map is not None:
+        items = _resolve(step.map, outputs, inputs)
+        if not isinstance(items, list | tuple):
+            error = ErrorInfo(ErrorKind.ARGUMENT, "TypeError", f"map= gave {type(items).__name__}, not a list", step.id)
+            record.update(status="failed", error=_error(error))
+            return record
+        if not items:
+            record.update(status="succeeded", output=[], output_value=[])
+            return record
+        elements = len(items)
+        child, child_inputs = map_flow(flow, step, list(items), arguments)
+    else:
+        assert step.flow is not None
+        child, child_inputs = step.flow, arguments
+    try:
+        child_inputs = prepare_inputs(child, child_inputs)
+    except FlowInputError as exc:
+        message = "; ".join(str(problem) for problem in exc.problems)
+        error = ErrorInfo(ErrorKind.INPUT_VALIDATION, "FlowInputError", message, step.id)
+        return _give_up(step, record, error, script)
+    result, child_outputs = _run_flow(child, child_inputs, f"{run_id}/{step.id}", script)
+    record["subflow"] = result
+    if result["status"] == "succeeded":
+        value = child_outputs if elements is None else [child_outputs.get(f"item{k}") for k in range(elements)]
+        record["attempts"].append({"attempt": 1, "status": "succeeded", "error": None, "retry_in": None})
+        record.update(status="succeeded", output=value, output_value=value)
+        return record
+    failed = next(s for s in result["steps"] if s["status"] == "failed" and not s["tolerated"])
+    where = f"element {failed['id'].removeprefix('item')}" if elements is not None else f"step {failed['id']!r}"
+    cause = failed["error"]
+    error = ErrorInfo(cause["kind"], cause["type"], f"{where} failed: {cause['message']}", step.id)
+    record["attempts"].append({"attempt": 1, "status": "failed", "error": _error(error), "retry_in": None})
+    if elements is not None:  # the elements had the step's error policy already
+        record.update(status="failed", error=_error(error))
+        return record
+    return _give_up(step, record, error, script)
 
 
 def _call(
     step_id: str, tool: Tool, timeout: float | None, attempt: int, arguments: dict[str, Any], script: Script
 ) -> tuple[Any, ErrorInfo | None]:
     """What one call of a scripted tool comes to: its value, or the error it ends in."""
-    if (step_id, attempt) in script.hangs and timeout is not None:
+    key = tool.name.removeprefix("scripted_")  # the script knows calls by their tool's step
+    if (key, attempt) in script.hangs and timeout is not None:
         message = f"attempt {attempt} timed out after {timeout:g} s"
         return None, ErrorInfo(ErrorKind.TIMEOUT, "TimeoutError", message, step_id)
     try:
-        value: Any = script.outcome(step_id, attempt, arguments)
+        value: Any = script.outcome(key, attempt, arguments)
     except ScriptedFailure as exc:
         return None, ErrorInfo.from_exception(exc).for_step(step_id)
     if tool.output_model is not None:
@@ -129,7 +187,7 @@ def _call(
     return value, None
 
 
-def _give_up(step: Step, record: dict[str, Any], error: ErrorInfo, scenario: Scenario) -> dict[str, Any]:
+def _give_up(step: Step, record: dict[str, Any], error: ErrorInfo, script: Script) -> dict[str, Any]:
     """The step failed for good: its error policy decides what that means."""
     record.update(status="failed", error=_error(error))
     policy = step.on_error
@@ -141,7 +199,7 @@ def _give_up(step: Step, record: dict[str, Any], error: ErrorInfo, scenario: Sce
             record.update(status="succeeded", output=policy.value, output_value=policy.value)
         else:
             name = policy.tool.name.removeprefix("scripted_")
-            value, fallback_error = _call(name, policy.tool, None, 1, record["input"] or {}, scenario.script)
+            value, fallback_error = _call(name, policy.tool, None, 1, record["input"] or {}, script)
             if fallback_error is None:
                 record.update(status="succeeded", output=value, output_value=value)
             else:
@@ -162,6 +220,7 @@ def _record(
         "reason": reason,
         "fallback": False,
         "tolerated": False,
+        "subflow": None,
     }
 
 
@@ -175,6 +234,7 @@ def _dependencies(step: Step, flow: Flow) -> list[str]:
     """The steps ``step`` waits for (references, ``after``, its condition), in declaration order."""
     named = set(step.after) | condition_steps(step)
     _collect_refs(step.arguments, named)
+    _collect_refs(step.map, named)
     return [other.id for other in flow.steps if other.id in named]
 
 

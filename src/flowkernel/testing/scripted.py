@@ -127,6 +127,9 @@ class Scenario:
         lines = [f"Scenario(flow={self.flow.name!r}, inputs={self.inputs}, script={self.script})"]
         for step in self.flow.steps:
             t = step.tool
+            if t is None:
+                lines.append(f"  {step.id} [{step.target_name}] args={step.arguments} map={step.map}")
+                continue
             kind = ("async" if t.is_async else "sync") + (" in-model" if t.input_model else "")
             kind += " out-model" if t.output_model else ""
             lines.append(f"  {step.id} [{kind}] args={step.arguments} after={step.after}")

@@ -17,7 +17,7 @@ from pydantic import BaseModel, create_model
 
 from ..model.flow import Flow
 from ..model.policies import Fallback
-from ..model.refs import Input, Ref
+from ..model.refs import Input, Item, Ref
 from ..model.retry import RetryPolicy
 from ..model.step import Step
 from .scripted import Scenario, Script, scripted_tool
@@ -68,6 +68,9 @@ def scenarios(
         attempts = 1
         if policies:
             attempts = _draw_policies(draw, spec, dep_ids, ids[:i], timeouts_fire)
+        for j in range(spec.extra.get("subflow", 0)):
+            if draw(st.integers(0, 4)) == 0:
+                failures.add((f"{step_id}_c{j}", 1))
         for attempt in range(1, attempts + 1):
             key = (step_id, attempt)
             if draw(st.integers(0, 6 if attempt == 1 and "retry" not in spec.extra else 1)) == 0:
@@ -88,7 +91,8 @@ def scenarios(
         chosen = draw(st.lists(st.sampled_from(ids), min_size=1, max_size=3, unique=True))
         outputs = {f"out_{s}": Ref(s, "n") if draw(st.booleans()) else Ref(s) for s in chosen}
     flow = Flow(name="generated", version=str(n), steps=steps, outputs=outputs, input_model=ScenarioInputs)
-    return Scenario(flow, {"seed": draw(st.integers(0, 1000)), "label": "x"}, script)
+    items = draw(st.lists(st.integers(0, 9), max_size=4))
+    return Scenario(flow, {"seed": draw(st.integers(0, 1000)), "label": "x", "items": items}, script)
 
 
 def _draw_policies(draw: st.DrawFn, spec: _StepSpec, deps: list[str], earlier: list[str], timeouts_fire: bool) -> int:
@@ -120,6 +124,17 @@ def _draw_policies(draw: st.DrawFn, spec: _StepSpec, deps: list[str], earlier: l
         )
     if len(deps) >= 2 and draw(st.integers(0, 3)) == 0:
         spec.extra["join"] = "any"
+    if spec.input_model is None and draw(st.integers(0, 9)) == 0:  # a sub-flow step (a small chain)
+        spec.extra.pop("retry", None)
+        spec.extra.pop("timeout", None)
+        spec.extra["subflow"] = draw(st.integers(1, 2))
+        first = next(iter(spec.arguments.values()), 1)
+        spec.arguments = {"v": first}
+        return 1
+    if spec.input_model is None and draw(st.integers(0, 7)) == 0:  # a map step over a list input
+        spec.extra["map"] = Input("items") if draw(st.integers(0, 5)) else Input("label")  # label: not a list
+        spec.extra["max_concurrency"] = draw(st.sampled_from((None, 1, 2)))
+        spec.arguments["element"] = Item()
     return attempts
 
 
@@ -127,6 +142,18 @@ def _build_step(spec: _StepSpec, script: Script) -> Step:
     extra = dict(spec.extra)
     if extra.get("on_error") == "fallback-tool":
         extra["on_error"] = Fallback(tool=scripted_tool(f"{spec.step_id}-fallback", script, is_async=spec.is_async))
+    size = extra.pop("subflow", 0)
+    if size:
+        chain = [
+            Step(
+                id=f"c{j}",
+                tool=scripted_tool(f"{spec.step_id}_c{j}", script, is_async=spec.is_async),
+                arguments={"v": Input("v") if j == 0 else Ref(f"c{j - 1}", "n")},
+            )
+            for j in range(size)
+        ]
+        child = Flow(name=f"{spec.step_id}-child", steps=chain)
+        return Step(id=spec.step_id, flow=child, arguments=spec.arguments, after=spec.after, **extra)
     tool = scripted_tool(
         spec.step_id, script, is_async=spec.is_async, output_model=spec.output_model, input_model=spec.input_model
     )
@@ -138,6 +165,7 @@ class ScenarioInputs(BaseModel):
 
     seed: int
     label: str
+    items: list[int]
 
 
 def _draw_arguments(draw: st.DrawFn, deps: list[str]) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
