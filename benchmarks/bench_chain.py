@@ -39,7 +39,20 @@ from _harness import (
 )
 from pydantic import BaseModel
 
-from flowkernel import ExecutionResult, Flow, Input, Invoke, Ref, Returned, RunOptions, Step, Tool, run_flow, tool
+from flowkernel import (
+    ExecutionResult,
+    Flow,
+    Input,
+    Invoke,
+    Ref,
+    RetryPolicy,
+    Returned,
+    RunOptions,
+    Step,
+    Tool,
+    run_flow,
+    tool,
+)
 from flowkernel_sync import SyncDriver
 
 NAME = "chain"
@@ -73,6 +86,9 @@ def inc_validated(x: int) -> dict[str, int]:
 
 INC = tool(inc)
 INC_VALIDATED = tool(input_model=X, output_model=Y)(inc_validated)
+# The same function with policies attached that never fire: a retry policy and an error policy.
+INC_WITH_RETRY = tool(name="inc", retry=RetryPolicy(max_attempts=5, initial_delay=0.1, jitter=0.2))(inc)
+POLICY_TARGET = 1.05  # "nothing measurable": within 5 % (the medians' own noise here)
 
 
 def build_chain(n: int, step_tool: Tool = INC, path: str = "") -> Flow:
@@ -291,6 +307,37 @@ def _validated_rows(sizes: tuple[int, ...], config: Config) -> list[Row]:
     return rows
 
 
+def _policy_rows(n: int, config: Config) -> list[Row]:
+    """A chain whose steps carry retry and error policies that never fire, against the plain chain."""
+    driver = SyncDriver()
+    plain = build_chain(n)
+    steps = [s.model_copy(update={"tool": INC_WITH_RETRY, "on_error": "continue"}) for s in plain.steps]
+    with_policies = Flow(name=f"chain-policies-{n}", steps=steps)
+    _check(with_policies, driver, n)
+    timers = {
+        "policies": _auto_timer(partial(run_chain, driver, with_policies), config),
+        "plain": _auto_timer(partial(run_chain, driver, plain), config),
+    }
+    log(f"  chain n={n:,}: with policies attached vs plain, interleaved")
+    samples = {key: _us_per_step(values, n) for key, values in repeat(timers, config.repeats).items()}
+    with_us, plain_us = median(samples["policies"]), median(samples["plain"])
+    return [
+        Row(
+            f"chain n={n:,} with retry + error policies (not firing)",
+            with_us,
+            plain_us,
+            "µs/step",
+            with_us / plain_us,
+            f"ratio {with_us / plain_us:.2f}x",
+            f"≤ {POLICY_TARGET:g}x",
+            with_us / plain_us <= POLICY_TARGET,
+            note="RetryPolicy(max_attempts=5, jitter=0.2) on the tool, on_error='continue' on every step; "
+            "baseline: the same chain without them",
+            samples=samples,
+        )
+    ]
+
+
 def _gc_rows(flow: Flow, n: int, config: Config) -> list[Row]:
     driver = SyncDriver()
     timer = timed(partial(run_chain, driver, flow))
@@ -433,7 +480,8 @@ def run(config: Config) -> list[Row]:
     gc_rows = _gc_rows(flows[largest], largest, config)
     flows.clear()
     gc.collect()
-    rows = run_rows + _validated_rows(sizes, config) + gc_rows + build_rows + _memory_rows(largest)
+    policy_rows = _policy_rows(sizes[1], config)
+    rows = run_rows + policy_rows + _validated_rows(sizes, config) + gc_rows + build_rows + _memory_rows(largest)
     log(f"chain: done in {time.perf_counter() - started:.0f} s")
     return rows
 
