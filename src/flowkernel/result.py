@@ -66,6 +66,8 @@ class ErrorKind(StrEnum):
     """The attempt ran past the step's timeout and was cancelled."""
     CONDITION = "condition"
     """The step's ``when`` condition could not be evaluated."""
+    CONTEXT = "context"
+    """The accumulated context had a collision (policy ``error``) or did not fit its model."""
     SUBFLOW = "subflow"
     """A sub-flow (or a map step's elements) ended without succeeding, and without an error of its own."""
 
@@ -133,6 +135,8 @@ class StepRecord(NamedTuple):
     """The step failed, but its error policy (``continue``) keeps the run from failing."""
     subflow: ExecutionResult | None = None
     """For a sub-flow or map step: the nested run's own result."""
+    warnings: tuple[str, ...] = ()
+    """Context keys one step's output replaced in another's, under the ``warn`` collision policy."""
 
 
 @dataclass(frozen=True, slots=True)

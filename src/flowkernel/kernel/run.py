@@ -31,9 +31,10 @@ from ..model.tool import Tool
 from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, Returned, StartTimer, StopRun, TimerFired
 from ..result import AttemptRecord, AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus
 from .children import child_call, child_outcome, map_flow, prefixed
+from .context import merge_context
 from .inputs import prepare_inputs
 from .options import RunOptions
-from .states import BACKOFF, PENDING, RUNNING
+from .states import BACKOFF, PENDING, RUNNING, SUCCEEDED
 from .steps import StepTable
 
 __all__ = ("KernelGenerator", "RunState", "drive", "run_flow")
@@ -212,6 +213,9 @@ class RunState(StepTable):
                 self._skip(i, f"condition {condition.text!r} is false")
                 self._settle_dependents(i)
                 return None
+        sources = self._plan.context_sources[i]
+        if sources is not None and not self._prepare_context(i, sources, commands):
+            return None
         try:
             arguments = self._plan.resolvers[i](self._outputs, self.inputs)
         except PathError as exc:
@@ -230,6 +234,26 @@ class RunState(StepTable):
         return arguments
 
     # ---- completions --------------------------------------------------------------------------
+
+    def _prepare_context(self, i: int, sources: tuple[int, ...], commands: list[Command]) -> bool:
+        """Merge step ``i``'s context into the outputs' extra slot; ``False`` if that failed the step."""
+        policy = self.flow.context
+        assert policy is not None
+        step_id, state, step_ids = self._plan.step_ids[i], self._state, self._plan.step_ids
+        given = [(step_ids[d], self._outputs[d]) for d in sources if state[d] == SUCCEEDED]
+        merged, warnings, collision = merge_context(given, policy.collision)
+        if collision is not None:
+            self._give_up(i, ErrorInfo(ErrorKind.CONTEXT, "ContextCollision", collision, step_id), commands)
+            return False
+        if policy.model is not None:
+            try:
+                policy.model.model_validate(merged)
+            except ValidationError as exc:
+                self._give_up(i, ErrorInfo.from_validation_error(ErrorKind.CONTEXT, exc, step_id), commands)
+                return False
+        self._warnings[i] = tuple(warnings)
+        self._outputs[len(step_ids)] = merged
+        return True
 
     # ---- runs inside the run -------------------------------------------------------------------
 

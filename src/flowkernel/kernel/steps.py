@@ -35,7 +35,7 @@ class StepTable:
         self._plan = plan
         self._state = [PENDING] * n
         self._waiting = [len(d) for d in plan.deps]
-        self._outputs: list[Any] = [None] * n
+        self._outputs: list[Any] = [None] * (n + 1)  # the extra slot: the context of the step being prepared
         self._arguments: list[dict[str, Any] | None] = [None] * n  # as the tool received them
         self._errors: list[ErrorInfo | None] = [None] * n
         self._attempts: list[tuple[AttemptRecord, ...]] = [()] * n
@@ -43,6 +43,7 @@ class StepTable:
         self._fallback = [False] * n
         self._tolerated = [False] * n
         self._subflows: list[ExecutionResult | None] = [None] * n
+        self._warnings: list[tuple[str, ...]] = [()] * n
         self._ready: list[int] = []
         self._stop_reason: str | None = None
         self._stop_status = RunStatus.CANCELLED
@@ -137,6 +138,7 @@ class StepTable:
                     self._fallback[i],
                     self._tolerated[i],
                     self._subflows[i],
+                    self._warnings[i],
                 )
             )
             for i, step_id in enumerate(plan.step_ids)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from ..errors import FlowValidationError
 from .plan import FlowPlan, compile_plan
-from .policies import Fallback
+from .policies import ContextPolicy, Fallback
 from .refs import Ref
 from .step import Step
 from .tool import Tool
@@ -24,6 +24,7 @@ class Flow(BaseModel):
     Building a flow validates it: every structural problem (duplicate ids, unknown references, cycles,
     arguments that cannot fit a tool) is reported at once in one :class:`FlowValidationError`.
     ``outputs`` names the flow's results; by default each step nothing depends on is an output.
+    ``context`` turns on accumulated context (:class:`Context` arguments; see :class:`ContextPolicy`).
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
@@ -33,11 +34,12 @@ class Flow(BaseModel):
     steps: tuple[Step, ...]
     input_model: type[BaseModel] | None = None
     outputs: dict[str, Ref] | None = None
+    context: ContextPolicy | None = None
     _plan: FlowPlan = PrivateAttr()
 
     @model_validator(mode="after")
     def _validate_structure(self) -> Flow:
-        problems = find_problems(self.steps, self.input_model, self.outputs)
+        problems = find_problems(self.steps, self.input_model, self.outputs, self.context is not None)
         if problems:
             raise FlowValidationError(self.name, tuple(problems))
         self._plan = compile_plan(self.steps, self.outputs)

@@ -10,9 +10,9 @@ from typing import Any
 from jmespath.parser import ParsedResult
 
 from .policies import ErrorPolicy
-from .refs import Input, Ref, compile_path, condition_names, select
+from .refs import Context, Input, Ref, compile_path, condition_names, select
 from .retry import RetryPolicy
-from .step import Step, holds_item, walk_sources
+from .step import Step, holds, holds_item, walk_sources
 from .validation import dependencies_of
 
 __all__ = ("Condition", "FlowPlan", "Getter", "Resolver", "compile_plan")
@@ -49,6 +49,9 @@ class FlowPlan:
     join_any: tuple[bool, ...]
     map_sources: tuple[Getter | None, ...]
     """For a map step, the getter of the list it maps over."""
+    context_sources: tuple[tuple[int, ...] | None, ...]
+    """For a step reading ``Context()``: every step it depends on, directly or not, in declaration order.
+    Its getters read the merged context from the outputs' extra slot at ``CONTEXT_SLOT`` (= step count)."""
 
     @property
     def has_timeouts(self) -> bool:
@@ -84,7 +87,23 @@ def compile_plan(steps: Sequence[Step], outputs: Mapping[str, Ref] | None) -> Fl
         conditions=conditions,
         join_any=tuple(step.join == "any" for step in steps),
         map_sources=tuple(None if step.map is None else _getter(step.map, index) for step in steps),
+        context_sources=tuple(
+            _ancestors(i, deps) if any(holds(v, Context) for v in step.arguments.values()) else None
+            for i, step in enumerate(steps)
+        ),
     )
+
+
+def _ancestors(i: int, deps: Sequence[Sequence[int]]) -> tuple[int, ...]:
+    """Every step ``i`` depends on, directly or not, in declaration order."""
+    found: set[int] = set()
+    stack = list(deps[i])
+    while stack:
+        d = stack.pop()
+        if d not in found:
+            found.add(d)
+            stack.extend(deps[d])
+    return tuple(sorted(found))
 
 
 def _outer_arguments(step: Step) -> dict[str, Any]:
@@ -114,6 +133,13 @@ def _getter(source: Ref | Input, index: Mapping[str, int]) -> Getter:
     return lambda outputs, inputs: select(path, inputs[name])
 
 
+def _context_getter(source: Context, slot: int) -> Getter:
+    path = compile_path(source.path)
+    if path is None:
+        return lambda outputs, inputs: outputs[slot]
+    return lambda outputs, inputs: select(path, outputs[slot])
+
+
 def _compile_value(value: Any, index: Mapping[str, int]) -> Getter | None:
     """A getter for a value holding references, or ``None`` when the value is an immutable literal.
 
@@ -122,9 +148,11 @@ def _compile_value(value: Any, index: Mapping[str, int]) -> Getter | None:
     """
     if isinstance(value, Ref | Input):
         return _getter(value, index)
+    if isinstance(value, Context):
+        return _context_getter(value, len(index))  # the slot after the last step's output
     if not isinstance(value, dict | list | tuple | set):
         return None
-    if not _holds_sources(value):
+    if not _holds_sources(value) and not holds(value, Context):
         return None if _immutable(value) else lambda o, i: copy.deepcopy(value)
     if isinstance(value, dict):
         items = [(key, item, _compile_value(item, index)) for key, item in value.items()]

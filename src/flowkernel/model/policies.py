@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from .tool import Tool
 
-__all__ = ("ErrorPolicy", "Fallback")
+__all__ = ("ContextPolicy", "ErrorPolicy", "Fallback")
 
 
 class Fallback(BaseModel):
@@ -30,3 +30,19 @@ class Fallback(BaseModel):
 ErrorPolicy = Literal["fail", "continue"] | Fallback
 """``fail`` (default): dependents are skipped and the run fails. ``continue``: the error is recorded and
 dependents are skipped, but the run still succeeds. A :class:`Fallback`: a value takes the output's place."""
+
+
+class ContextPolicy(BaseModel):
+    """Accumulated context, for chain-style flows where each step reads what the steps before it made.
+
+    A step's context merges, in declaration order, the outputs of the steps it depends on (directly or
+    through others) that succeeded: dict outputs (and pydantic models) key by key, anything else under
+    its step's id. Two steps giving the same key is a collision: ``overwrite`` (the later step wins),
+    ``warn`` (the later wins, and the step's record says so), or ``error`` (the step fails). With a
+    ``model``, the merged context must fit it before the step runs.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+
+    collision: Literal["overwrite", "warn", "error"] = "overwrite"
+    model: type[BaseModel] | None = None

@@ -16,7 +16,7 @@ from jmespath.parser import ParsedResult
 from jmespath.visitor import TreeInterpreter
 from pydantic import BaseModel
 
-__all__ = ("Input", "Item", "PathError", "Ref", "compile_path", "condition_names", "is_truthy", "select")
+__all__ = ("Context", "Input", "Item", "PathError", "Ref", "compile_path", "condition_names", "is_truthy", "select")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,17 @@ class Input:
 
     def __str__(self) -> str:
         return f"input({self.name}{'.' + self.path if self.path else ''})"
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """The accumulated context: the outputs of the steps this one depends on (directly or not), merged
+    in declaration order; the part ``path`` selects. Only in flows with a ``context`` policy."""
+
+    path: str = ""
+
+    def __str__(self) -> str:
+        return f"context({self.path})"
 
 
 @dataclass(frozen=True, slots=True)

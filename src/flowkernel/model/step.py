@@ -15,7 +15,7 @@ from .tool import Tool
 if TYPE_CHECKING:
     from .flow import Flow
 
-__all__ = ("STEP_ID_PATTERN", "Step", "holds_item", "walk_sources")
+__all__ = ("STEP_ID_PATTERN", "Step", "holds", "holds_item", "walk_sources")
 
 STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
 """Step ids are identifiers (dots and dashes allowed), so call ids built from them stay unambiguous."""
@@ -98,10 +98,15 @@ def walk_sources(value: Any, location: str) -> Iterator[tuple[str, Ref | Input]]
 
 def holds_item(value: Any) -> bool:
     """Whether :class:`Item` appears anywhere in ``value``."""
-    if isinstance(value, Item):
+    return holds(value, Item)
+
+
+def holds(value: Any, kind: type) -> bool:
+    """Whether an instance of ``kind`` appears anywhere in ``value``."""
+    if isinstance(value, kind):
         return True
     if isinstance(value, dict):
-        return any(holds_item(v) for v in value.values())
+        return any(holds(v, kind) for v in value.values())
     if isinstance(value, list | tuple):
-        return any(holds_item(v) for v in value)
+        return any(holds(v, kind) for v in value)
     return False

@@ -11,8 +11,8 @@ from typing import Any
 from pydantic import BaseModel, PydanticUserError, ValidationError
 
 from ..errors import Problem
-from .refs import Input, PathError, Ref, compile_path, condition_names
-from .step import Step, holds_item, walk_sources
+from .refs import Context, Input, PathError, Ref, compile_path, condition_names
+from .step import Step, holds, holds_item, walk_sources
 from .tool import Tool
 
 __all__ = ("condition_steps", "dependencies_of", "find_problems")
@@ -38,7 +38,10 @@ def condition_steps(step: Step) -> set[str]:
 
 
 def find_problems(
-    steps: Sequence[Step], input_model: type[BaseModel] | None, outputs: Mapping[str, Ref] | None
+    steps: Sequence[Step],
+    input_model: type[BaseModel] | None,
+    outputs: Mapping[str, Ref] | None,
+    has_context: bool = False,
 ) -> list[Problem]:
     """Everything wrong with a flow's structure, in the order a reader meets it."""
     problems: list[Problem] = []
@@ -68,6 +71,12 @@ def find_problems(
                 problems.append(Problem(f"{where}.after[{position}]", "waits for " + _unknown("step", dep, known)))
         problems.extend(_check_arguments(where, step, parameter_cache))
         problems.extend(_check_items(where, step))
+        if not has_context:
+            problems.extend(
+                Problem(f"{where}.arguments.{name}", "Context() needs a flow with a context policy (Flow(context=...))")
+                for name, value in step.arguments.items()
+                if holds(value, Context)
+            )
         if step.when is not None:
             problems.extend(_check_condition(f"{where}.when", step, known, inputs))
     for name, source in (outputs or {}).items():
@@ -194,7 +203,7 @@ def _check_signature(
 
 
 def _is_literal(value: Any) -> bool:
-    return next(walk_sources(value, ""), None) is None and not holds_item(value)
+    return next(walk_sources(value, ""), None) is None and not holds_item(value) and not holds(value, Context)
 
 
 MAX_FLOW_DEPTH = 16

@@ -19,9 +19,9 @@ from ..kernel.children import map_flow
 from ..kernel.inputs import prepare_inputs
 from ..model.flow import Flow
 from ..model.policies import Fallback
-from ..model.refs import Input, Ref, is_truthy
+from ..model.refs import Context, Input, Ref, is_truthy
 from ..model.retry import jitter_unit
-from ..model.step import Step, holds_item
+from ..model.step import Step, holds, holds_item
 from ..model.tool import Tool
 from ..model.validation import condition_steps
 from ..result import ErrorInfo, ErrorKind
@@ -54,7 +54,7 @@ def _run_flow(flow: Flow, inputs: dict[str, Any], run_id: str, script: Script) -
             word = "failed" if records[blocker]["status"] == "failed" else "was skipped"
             records[step.id] = _record(step.id, "skipped", reason=f"dependency {blocker!r} {word}")
             continue
-        records[step.id] = record = _run_step(step, outputs, inputs, run_id, script, flow)
+        records[step.id] = record = _run_step(step, outputs, inputs, run_id, script, flow, deps, records)
         if record["status"] == "succeeded":
             outputs[step.id] = record["output_value"]
     for record in records.values():
@@ -78,16 +78,31 @@ def _run_flow(flow: Flow, inputs: dict[str, Any], run_id: str, script: Script) -
 
 
 def _run_step(
-    step: Step, outputs: dict[str, Any], inputs: dict[str, Any], run_id: str, script: Script, flow: Flow
+    step: Step,
+    outputs: dict[str, Any],
+    inputs: dict[str, Any],
+    run_id: str,
+    script: Script,
+    flow: Flow,
+    deps: dict[str, list[str]],
+    records: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     """One step: its condition, its arguments, its attempts with retries, then its error policy."""
     if step.when is not None:
         document = {"inputs": inputs, "steps": {d: _plain(outputs.get(d)) for d in condition_steps(step)}}
         if not is_truthy(jmespath.search(step.when, document)):
             return _record(step.id, "skipped", reason=f"condition {step.when!r} is false")
+    warnings: list[str] = []
+    context = None
+    if flow.context is not None and any(holds(value, Context) for value in step.arguments.values()):
+        context, warnings, problem = _context(step, flow, deps, records, outputs)
+        if problem is not None:
+            return _give_up(step, _record(step.id, "failed"), problem, script)
     if step.map is not None or step.flow is not None:
-        return _run_nested(step, outputs, inputs, run_id, script, flow)
-    arguments = _resolve(step.arguments, outputs, inputs)
+        nested = _run_nested(step, outputs, inputs, run_id, script, flow, context)
+        nested["warnings"] = warnings
+        return nested
+    arguments = _resolve(step.arguments, outputs, inputs, context)
     tool = step.tool
     assert tool is not None
     if tool.input_model is not None:
@@ -95,8 +110,11 @@ def _run_step(
             arguments = dict(tool.input_model.model_validate(arguments))
         except ValidationError as exc:
             invalid = ErrorInfo.from_validation_error(ErrorKind.INPUT_VALIDATION, exc, step.id)
-            return _give_up(step, _record(step.id, "failed", input=arguments), invalid, script)
+            failed = _record(step.id, "failed", input=arguments)
+            failed["warnings"] = warnings
+            return _give_up(step, failed, invalid, script)
     record = _record(step.id, "running", input=arguments)
+    record["warnings"] = warnings
     policy = step.retry_policy
     attempt = 1
     while True:
@@ -122,11 +140,17 @@ def _run_step(
 
 
 def _run_nested(
-    step: Step, outputs: dict[str, Any], inputs: dict[str, Any], run_id: str, script: Script, flow: Flow
+    step: Step,
+    outputs: dict[str, Any],
+    inputs: dict[str, Any],
+    run_id: str,
+    script: Script,
+    flow: Flow,
+    context: Any,
 ) -> dict[str, Any]:
     """A sub-flow step, or a map step: a run inside the run, over the step's inputs or the list's elements."""
     outer = {name: value for name, value in step.arguments.items() if not holds_item(value)}
-    arguments = _resolve(outer, outputs, inputs)
+    arguments = _resolve(outer, outputs, inputs, context)
     record = _record(step.id, "running", input=arguments)
     elements = None
     if step.map is not None:
@@ -221,6 +245,7 @@ def _record(
         "fallback": False,
         "tolerated": False,
         "subflow": None,
+        "warnings": [],
     }
 
 
@@ -261,16 +286,56 @@ def _topological(flow: Flow, deps: dict[str, list[str]]) -> list[Step]:
     return order
 
 
-def _resolve(value: Any, outputs: dict[str, Any], inputs: dict[str, Any]) -> Any:
+def _resolve(value: Any, outputs: dict[str, Any], inputs: dict[str, Any], context: Any = None) -> Any:
     if isinstance(value, Ref):
         return _select(value.path, outputs.get(value.step))
     if isinstance(value, Input):
         return _select(value.path, inputs[value.name])
+    if isinstance(value, Context):
+        return _select(value.path, context)
     if isinstance(value, dict):
-        return {key: _resolve(item, outputs, inputs) for key, item in value.items()}
+        return {key: _resolve(item, outputs, inputs, context) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(_resolve(item, outputs, inputs) for item in value)
+        return type(value)(_resolve(item, outputs, inputs, context) for item in value)
     return value
+
+
+def _context(
+    step: Step, flow: Flow, deps: dict[str, list[str]], records: dict[str, dict[str, Any]], outputs: dict[str, Any]
+) -> tuple[dict[str, Any], list[str], ErrorInfo | None]:
+    """The step's accumulated context: its ancestors' outputs, merged in declaration order."""
+    policy = flow.context
+    assert policy is not None
+    ancestors: set[str] = set()
+    todo = list(deps[step.id])
+    while todo:
+        name = todo.pop()
+        if name not in ancestors:
+            ancestors.add(name)
+            todo.extend(deps[name])
+    context: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    warnings: list[str] = []
+    for other in flow.steps:
+        if other.id not in ancestors or records[other.id]["status"] != "succeeded":
+            continue
+        value = _plain(outputs[other.id])
+        pairs = value.items() if isinstance(value, dict) else [(other.id, value)]
+        for key, item in pairs:
+            if key in context:
+                message = f"context key {key!r} from {other.id!r} replaces the one from {source[key]!r}"
+                if policy.collision == "error":
+                    return context, warnings, ErrorInfo(ErrorKind.CONTEXT, "ContextCollision", message, step.id)
+                if policy.collision == "warn":
+                    warnings.append(message)
+            context[key] = item
+            source[key] = other.id
+    if policy.model is not None:
+        try:
+            policy.model.model_validate(context)
+        except ValidationError as exc:
+            return context, warnings, ErrorInfo.from_validation_error(ErrorKind.CONTEXT, exc, step.id)
+    return context, warnings, None
 
 
 def _plain(value: Any) -> Any:

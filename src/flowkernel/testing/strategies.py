@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, create_model
 
 from ..model.flow import Flow
-from ..model.policies import Fallback
-from ..model.refs import Input, Item, Ref
+from ..model.policies import ContextPolicy, Fallback
+from ..model.refs import Context, Input, Item, Ref
 from ..model.retry import RetryPolicy
 from ..model.step import Step
 from .scripted import Scenario, Script, scripted_tool
@@ -56,11 +56,16 @@ def scenarios(
     hangs: set[tuple[str, int]] = set()
     delays: dict[tuple[str, int], float] = {}
     specs: list[_StepSpec] = []
+    context = None
+    if policies and draw(st.integers(0, 4)) == 0:
+        context = ContextPolicy(collision=draw(st.sampled_from(("overwrite", "warn", "error"))))
     for i, step_id in enumerate(ids):
         dep_ids = [
             ids[d] for d in (draw(st.lists(st.integers(0, i - 1), max_size=min(i, max_deps), unique=True)) if i else [])
         ]
         arguments, after, field_types = _draw_arguments(draw, dep_ids)
+        if context is not None and draw(st.integers(0, 2)) == 0:
+            arguments["ctx"], field_types["ctx"] = (Context(), Any) if draw(st.booleans()) else (Context("n"), Any)
         output_model = draw(st.integers(0, 3)) == 0
         spec = _StepSpec(step_id, arguments, tuple(after), draw(st.booleans()), output_model, None, {})
         if draw(st.integers(0, 4)) == 0:
@@ -90,7 +95,9 @@ def scenarios(
     if draw(st.booleans()):
         chosen = draw(st.lists(st.sampled_from(ids), min_size=1, max_size=3, unique=True))
         outputs = {f"out_{s}": Ref(s, "n") if draw(st.booleans()) else Ref(s) for s in chosen}
-    flow = Flow(name="generated", version=str(n), steps=steps, outputs=outputs, input_model=ScenarioInputs)
+    flow = Flow(
+        name="generated", version=str(n), steps=steps, outputs=outputs, input_model=ScenarioInputs, context=context
+    )
     items = draw(st.lists(st.integers(0, 9), max_size=4))
     return Scenario(flow, {"seed": draw(st.integers(0, 1000)), "label": "x", "items": items}, script)
 
