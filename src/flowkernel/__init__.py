@@ -12,7 +12,20 @@ from .errors import (
     ProtocolError,
 )
 from .kernel import RunOptions, run_flow
-from .model import ErrorPolicy, Fallback, Flow, Input, Item, Ref, RetryPolicy, Step, Tool, tool
+from .model import (
+    Context,
+    ContextPolicy,
+    ErrorPolicy,
+    Fallback,
+    Flow,
+    Input,
+    Item,
+    Ref,
+    RetryPolicy,
+    Step,
+    Tool,
+    tool,
+)
 from .protocol import (
     Cancel,
     Cancelled,
@@ -45,6 +58,8 @@ __all__ = (
     "Cancelled",
     "Command",
     "Completion",
+    "Context",
+    "ContextPolicy",
     "DriverNotFoundError",
     "ErrorInfo",
     "ErrorKind",
