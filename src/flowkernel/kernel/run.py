@@ -98,6 +98,13 @@ class RunState(StepTable):
         """How many invokes count against the concurrency limit now."""
         return len(self._calls)
 
+    def outstanding(self) -> list[str]:
+        """The ids of every call and timer a driver still owes an answer for, children's included."""
+        own = [*self._calls, *self._timers, *self._fallback_calls, *self._ignored]
+        for step_id, (_, child, _) in self._children.items():
+            own += [f"{step_id}/{call_id}" for call_id in child.outstanding()]
+        return own
+
     def start(self) -> list[Command]:
         """The first batch: every step with no dependencies, within the limit; the deadline timer."""
         commands: list[Command] = []
@@ -120,7 +127,7 @@ class RunState(StepTable):
     def handle(self, completions: Sequence[Completion]) -> list[Command]:
         """Consume a batch of completions; return the next batch of commands."""
         if not completions:
-            outstanding = [*self._calls, *self._timers, *self._fallback_calls, *self._ignored]
+            outstanding = self.outstanding()
             raise ProtocolError(
                 f"driver sent no completions while {len(outstanding)} call(s) are outstanding "
                 f"({', '.join(outstanding[:5])}); a driver must wait for at least one"
@@ -160,7 +167,15 @@ class RunState(StepTable):
                 raise self._unknown_call(completion)
         for step_id, batch in child_batches.items():
             if step_id in self._children:
-                self._advance_child(step_id, self._children[step_id][1].handle(batch), commands)
+                try:
+                    child_commands = self._children[step_id][1].handle(batch)
+                except ProtocolError as exc:  # name the calls as the driver knows them
+                    message = str(exc)
+                    for completion in batch:
+                        own = completion.call_id  # type: ignore[union-attr]
+                        message = message.replace(repr(own), repr(f"{step_id}/{own}"))
+                    raise ProtocolError(message) from None
+                self._advance_child(step_id, child_commands, commands)
         if self._stop_reason is None:
             self._dispatch(commands)
             self._close_deadline(commands)
@@ -222,7 +237,8 @@ class RunState(StepTable):
             self._give_up(i, ErrorInfo(ErrorKind.ARGUMENT, "PathError", str(exc), step_id), commands)
             return None
         self._arguments[i] = arguments
-        model = self._tools[i].input_model if self._tools[i] is not None else None
+        tool = self._tools[i]  # a map step's elements validate their own arguments
+        model = tool.input_model if tool is not None and self._plan.map_sources[i] is None else None
         if model is not None:
             try:
                 validated = model.model_validate(arguments)
@@ -271,7 +287,7 @@ class RunState(StepTable):
                 return
             if not isinstance(items, list | tuple):
                 message = f"map= gave {type(items).__name__}, not a list"
-                self._fail_the_run(i, ErrorInfo(ErrorKind.ARGUMENT, "TypeError", message, step_id), commands)
+                self._give_up(i, ErrorInfo(ErrorKind.ARGUMENT, "TypeError", message, step_id), commands)
                 return
             if not items:
                 self._outputs[i] = []
@@ -285,6 +301,7 @@ class RunState(StepTable):
         options = RunOptions(
             run_id=f"{self.options.run_id}/{step_id}",
             max_concurrency=step.max_concurrency or self.options.max_concurrency,
+            fail_fast=self.options.fail_fast and step.on_error == "fail",  # a failure inside fails the run
         )
         try:
             child = RunState(flow, prepare_inputs(flow, inputs), options)
@@ -302,7 +319,9 @@ class RunState(StepTable):
         """Pass a child's commands out; when the child is done, settle its step."""
         i, child, elements = self._children[step_id]
         commands.extend(prefixed(step_id, child_commands))
-        if child.active:
+        if child.stopped_by_failure and self._stop_reason is None:  # fail_fast inside: stop everything now
+            self._stop(f"stopped after step {step_id!r} failed (fail_fast)", RunStatus.FAILED, commands)
+        if child.active or step_id not in self._children:  # still running, or settled by the stop just now
             return
         del self._children[step_id]
         result = child.result()

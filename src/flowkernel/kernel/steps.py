@@ -50,6 +50,11 @@ class StepTable:
         self._emit = options.events
         self._events: list[Event] = []  # emitted since the last batch went out
 
+    @property
+    def stopped_by_failure(self) -> bool:
+        """Whether the run was stopped by a failure under ``fail_fast``."""
+        return self._stop_reason is not None and self._stop_status == RunStatus.FAILED
+
     def _record(
         self,
         i: int,

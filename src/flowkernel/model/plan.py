@@ -53,11 +53,6 @@ class FlowPlan:
     """For a step reading ``Context()``: every step it depends on, directly or not, in declaration order.
     Its getters read the merged context from the outputs' extra slot at ``CONTEXT_SLOT`` (= step count)."""
 
-    @property
-    def has_timeouts(self) -> bool:
-        """Whether any step has a timeout (a sync driver then cannot call tools inline)."""
-        return any(t is not None for t in self.timeouts)
-
 
 def compile_plan(steps: Sequence[Step], outputs: Mapping[str, Ref] | None) -> FlowPlan:
     """Compile a validated flow's steps; assumes :func:`find_problems` found nothing."""

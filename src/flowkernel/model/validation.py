@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, PydanticUserError, ValidationError
 
 from ..errors import Problem
-from .refs import Context, Input, PathError, Ref, compile_path, condition_names
+from .refs import Context, Input, Item, PathError, Ref, compile_path, condition_names
 from .step import Step, holds, holds_item, walk_sources
 from .tool import Tool
 
@@ -238,6 +238,11 @@ def _check_items(where: str, step: Step) -> Iterable[Problem]:
     for name, value in step.arguments.items():
         if not holds_item(value):
             continue
+        for item in _items_in(value):
+            try:
+                compile_path(item.path)
+            except PathError as exc:
+                yield Problem(f"{where}.arguments.{name}", str(exc))
         if step.map is None:
             yield Problem(f"{where}.arguments.{name}", "Item() is only meaningful in a step with map=")
         elif next(walk_sources(value, ""), None) is not None:
@@ -259,3 +264,14 @@ def _find_cycles(steps: Sequence[Step], first_index: Mapping[str, int]) -> Itera
             for node in cycle:  # drop this cycle to find any other
                 graph.pop(node, None)
             graph = {node: [d for d in deps if d in graph] for node, deps in graph.items()}
+
+
+def _items_in(value: Any) -> Iterable[Item]:
+    if isinstance(value, Item):
+        yield value
+    elif isinstance(value, dict):
+        for part in value.values():
+            yield from _items_in(part)
+    elif isinstance(value, list | tuple):
+        for part in value:
+            yield from _items_in(part)

@@ -8,6 +8,7 @@ retry policy's delay formula and jitter hash, and how a condition names the step
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import jmespath
@@ -35,160 +36,186 @@ def oracle_result(scenario: Scenario) -> dict[str, Any]:
     inputs = dict(scenario.inputs)
     if scenario.flow.input_model is not None:
         inputs = dict(scenario.flow.input_model.model_validate(inputs))
-    result, _ = _run_flow(scenario.flow, inputs, scenario.run_id, scenario.script)
+    result = _Run(scenario.flow, inputs, scenario.run_id, scenario.script).result()
     return to_jsonable_python(result, fallback=repr)  # type: ignore[no-any-return]
 
 
-def _run_flow(flow: Flow, inputs: dict[str, Any], run_id: str, script: Script) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One run (the top one, or a sub-flow's): its result as plain data, and its outputs as values."""
-    deps = {step.id: _dependencies(step, flow) for step in flow.steps}
-    records: dict[str, dict[str, Any]] = {}
-    outputs: dict[str, Any] = {}
-    for step in _topological(flow, deps):
-        settled = [records[d]["status"] for d in deps[step.id]]
-        runs = any(s == "succeeded" for s in settled) if step.join == "any" and settled else None
-        if runs is None:
+@dataclass
+class _Run:
+    """One run (the top one, or a sub-flow's), one step at a time, in a topological order."""
+
+    flow: Flow
+    inputs: dict[str, Any]
+    run_id: str
+    script: Script
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """The values of the steps that succeeded."""
+
+    def result(self) -> dict[str, Any]:
+        """The run's result as plain data; ``self.outputs`` then holds every succeeded step's value."""
+        flow = self.flow
+        self.deps = {step.id: _dependencies(step, flow) for step in flow.steps}
+        self.records: dict[str, dict[str, Any]] = {}
+        for step in _topological(flow, self.deps):
+            settled = [self.records[d]["status"] for d in self.deps[step.id]]
             runs = all(s == "succeeded" for s in settled)
-        if not runs:
-            blocker = next(d for d in deps[step.id] if records[d]["status"] != "succeeded")
-            word = "failed" if records[blocker]["status"] == "failed" else "was skipped"
-            records[step.id] = _record(step.id, "skipped", reason=f"dependency {blocker!r} {word}")
-            continue
-        records[step.id] = record = _run_step(step, outputs, inputs, run_id, script, flow, deps, records)
-        if record["status"] == "succeeded":
-            outputs[step.id] = record["output_value"]
-    for record in records.values():
-        record.pop("output_value", None)
-    result_outputs = {
-        name: _select(ref.path, outputs[ref.step])
-        for name, ref in _output_refs(flow, deps).items()
-        if records[ref.step]["status"] == "succeeded"
-    }
-    failed = any(r["status"] == "failed" and not r["tolerated"] for r in records.values())
-    result = {
-        "run_id": run_id,
-        "flow_name": flow.name,
-        "flow_version": flow.version,
-        "status": "failed" if failed else "succeeded",
-        "reason": None,
-        "outputs": result_outputs,
-        "steps": [records[step.id] for step in flow.steps],
-    }
-    return result, result_outputs
+            if step.join == "any" and settled:
+                runs = any(s == "succeeded" for s in settled)
+            if not runs:
+                blocker = next(d for d in self.deps[step.id] if self.records[d]["status"] != "succeeded")
+                word = "failed" if self.records[blocker]["status"] == "failed" else "was skipped"
+                self.records[step.id] = _record(step.id, "skipped", reason=f"dependency {blocker!r} {word}")
+                continue
+            self.records[step.id] = record = self._step(step)
+            if record["status"] == "succeeded":
+                self.outputs[step.id] = record.pop("value")
+        failed = any(r["status"] == "failed" and not r["tolerated"] for r in self.records.values())
+        self.final_outputs = {
+            name: _select(ref.path, self.outputs[ref.step])
+            for name, ref in _output_refs(flow, self.deps).items()
+            if self.records[ref.step]["status"] == "succeeded"
+        }
+        return {
+            "run_id": self.run_id,
+            "flow_name": flow.name,
+            "flow_version": flow.version,
+            "status": "failed" if failed else "succeeded",
+            "reason": None,
+            "outputs": self.final_outputs,
+            "steps": [self.records[step.id] for step in flow.steps],
+        }
 
+    def _step(self, step: Step) -> dict[str, Any]:
+        """One step: its condition, its context, its arguments, its attempts with retries, its error policy."""
+        if step.when is not None:
+            document = {"inputs": self.inputs, "steps": {d: _plain(self.outputs.get(d)) for d in condition_steps(step)}}
+            if not is_truthy(jmespath.search(step.when, document)):
+                return _record(step.id, "skipped", reason=f"condition {step.when!r} is false")
+        warnings: list[str] = []
+        context = None
+        if self.flow.context is not None and any(holds(value, Context) for value in step.arguments.values()):
+            context, warnings, problem = self._context(step)
+            if problem is not None:
+                return _give_up(step, _record(step.id, "failed"), problem, self.script)
+        if step.map is not None or step.flow is not None:
+            return self._nested(step, context, warnings)
+        arguments = _resolve(step.arguments, self.outputs, self.inputs, context)
+        record = _record(step.id, "running", input=arguments, warnings=warnings)
+        tool = step.tool
+        assert tool is not None
+        if tool.input_model is not None:
+            try:
+                arguments = record["input"] = dict(tool.input_model.model_validate(arguments))
+            except ValidationError as exc:
+                invalid = ErrorInfo.from_validation_error(ErrorKind.INPUT_VALIDATION, exc, step.id)
+                return _give_up(step, record, invalid, self.script)
+        policy = step.retry_policy
+        attempt = 1
+        while True:
+            value, error = _call(step.id, tool, step.timeout_seconds, attempt, arguments, self.script)
+            if error is None:
+                return _succeeded(record, value, attempt)
+            retry_in = None
+            if policy is not None and attempt < policy.max_attempts:
+                if error.kind == ErrorKind.TIMEOUT:
+                    again = policy.retry_on_timeout
+                else:
+                    retryable = error.kind in (ErrorKind.TOOL, ErrorKind.OUTPUT_VALIDATION)
+                    again = retryable and policy.retries_type(error.type)
+                if again:
+                    retry_in = policy.delay(attempt, jitter_unit(self.run_id, step.id, attempt))
+            record["attempts"].append(_attempt(attempt, "failed", error, retry_in))
+            if retry_in is None:
+                return _give_up(step, record, error, self.script)
+            attempt += 1
 
-def _run_step(
-    step: Step,
-    outputs: dict[str, Any],
-    inputs: dict[str, Any],
-    run_id: str,
-    script: Script,
-    flow: Flow,
-    deps: dict[str, list[str]],
-    records: dict[str, dict[str, Any]],
-) -> dict[str, Any]:
-    """One step: its condition, its arguments, its attempts with retries, then its error policy."""
-    if step.when is not None:
-        document = {"inputs": inputs, "steps": {d: _plain(outputs.get(d)) for d in condition_steps(step)}}
-        if not is_truthy(jmespath.search(step.when, document)):
-            return _record(step.id, "skipped", reason=f"condition {step.when!r} is false")
-    warnings: list[str] = []
-    context = None
-    if flow.context is not None and any(holds(value, Context) for value in step.arguments.values()):
-        context, warnings, problem = _context(step, flow, deps, records, outputs)
-        if problem is not None:
-            return _give_up(step, _record(step.id, "failed"), problem, script)
-    if step.map is not None or step.flow is not None:
-        nested = _run_nested(step, outputs, inputs, run_id, script, flow, context)
-        nested["warnings"] = warnings
-        return nested
-    arguments = _resolve(step.arguments, outputs, inputs, context)
-    tool = step.tool
-    assert tool is not None
-    if tool.input_model is not None:
+    def _nested(self, step: Step, context: Any, warnings: list[str]) -> dict[str, Any]:
+        """A sub-flow step, or a map step: a run inside the run, over its inputs or the list's elements."""
+        outer = {name: value for name, value in step.arguments.items() if not holds_item(value)}
+        arguments = _resolve(outer, self.outputs, self.inputs, context)
+        record = _record(step.id, "running", input=arguments, warnings=warnings)
+        elements = None
+        if step.map is not None:
+            items = _resolve(step.map, self.outputs, self.inputs)
+            if not isinstance(items, list | tuple):
+                message = f"map= gave {type(items).__name__}, not a list"
+                error = ErrorInfo(ErrorKind.ARGUMENT, "TypeError", message, step.id)
+                return _give_up(step, record, error, self.script)
+            if not items:
+                return _succeeded(record, [], None)
+            elements = len(items)
+            child, child_inputs = map_flow(self.flow, step, list(items), arguments)
+        else:
+            assert step.flow is not None
+            child, child_inputs = step.flow, arguments
         try:
-            arguments = dict(tool.input_model.model_validate(arguments))
-        except ValidationError as exc:
-            invalid = ErrorInfo.from_validation_error(ErrorKind.INPUT_VALIDATION, exc, step.id)
-            failed = _record(step.id, "failed", input=arguments)
-            failed["warnings"] = warnings
-            return _give_up(step, failed, invalid, script)
-    record = _record(step.id, "running", input=arguments)
-    record["warnings"] = warnings
-    policy = step.retry_policy
-    attempt = 1
-    while True:
-        value, error = _call(step.id, tool, step.timeout_seconds, attempt, arguments, script)
-        if error is None:
-            record["attempts"].append({"attempt": attempt, "status": "succeeded", "error": None, "retry_in": None})
-            record.update(status="succeeded", output=value, output_value=value)
-            return record
-        retry_in = None
-        if policy is not None and attempt < policy.max_attempts:
-            if error.kind == ErrorKind.TIMEOUT:
-                again = policy.retry_on_timeout
-            else:
-                again = error.kind in (ErrorKind.TOOL, ErrorKind.OUTPUT_VALIDATION) and policy.retries_type(error.type)
-            if again:
-                retry_in = policy.delay(attempt, jitter_unit(run_id, step.id, attempt))
-        record["attempts"].append(
-            {"attempt": attempt, "status": "failed", "error": _error(error), "retry_in": retry_in}
-        )
-        if retry_in is None:
-            return _give_up(step, record, error, script)
-        attempt += 1
-
-
-def _run_nested(
-    step: Step,
-    outputs: dict[str, Any],
-    inputs: dict[str, Any],
-    run_id: str,
-    script: Script,
-    flow: Flow,
-    context: Any,
-) -> dict[str, Any]:
-    """A sub-flow step, or a map step: a run inside the run, over the step's inputs or the list's elements."""
-    outer = {name: value for name, value in step.arguments.items() if not holds_item(value)}
-    arguments = _resolve(outer, outputs, inputs, context)
-    record = _record(step.id, "running", input=arguments)
-    elements = None
-    if step.map is not None:
-        items = _resolve(step.map, outputs, inputs)
-        if not isinstance(items, list | tuple):
-            error = ErrorInfo(ErrorKind.ARGUMENT, "TypeError", f"map= gave {type(items).__name__}, not a list", step.id)
+            child_inputs = prepare_inputs(child, child_inputs)
+        except FlowInputError as exc:
+            message = "; ".join(str(problem) for problem in exc.problems)
+            error = ErrorInfo(ErrorKind.INPUT_VALIDATION, "FlowInputError", message, step.id)
+            return _give_up(step, record, error, self.script)
+        run = _Run(child, child_inputs, f"{self.run_id}/{step.id}", self.script)
+        record["subflow"] = result = run.result()
+        if result["status"] == "succeeded":
+            outputs = run.final_outputs
+            return _succeeded(
+                record, outputs if elements is None else [outputs.get(f"item{k}") for k in range(elements)], 1
+            )
+        failed = next(s for s in result["steps"] if s["status"] == "failed" and not s["tolerated"])
+        where = f"element {failed['id'].removeprefix('item')}" if elements is not None else f"step {failed['id']!r}"
+        cause = failed["error"]
+        error = ErrorInfo(cause["kind"], cause["type"], f"{where} failed: {cause['message']}", step.id)
+        record["attempts"].append(_attempt(1, "failed", error, None))
+        if elements is not None:  # the elements had the step's error policy already
             record.update(status="failed", error=_error(error))
             return record
-        if not items:
-            record.update(status="succeeded", output=[], output_value=[])
-            return record
-        elements = len(items)
-        child, child_inputs = map_flow(flow, step, list(items), arguments)
-    else:
-        assert step.flow is not None
-        child, child_inputs = step.flow, arguments
-    try:
-        child_inputs = prepare_inputs(child, child_inputs)
-    except FlowInputError as exc:
-        message = "; ".join(str(problem) for problem in exc.problems)
-        error = ErrorInfo(ErrorKind.INPUT_VALIDATION, "FlowInputError", message, step.id)
-        return _give_up(step, record, error, script)
-    result, child_outputs = _run_flow(child, child_inputs, f"{run_id}/{step.id}", script)
-    record["subflow"] = result
-    if result["status"] == "succeeded":
-        value = child_outputs if elements is None else [child_outputs.get(f"item{k}") for k in range(elements)]
-        record["attempts"].append({"attempt": 1, "status": "succeeded", "error": None, "retry_in": None})
-        record.update(status="succeeded", output=value, output_value=value)
-        return record
-    failed = next(s for s in result["steps"] if s["status"] == "failed" and not s["tolerated"])
-    where = f"element {failed['id'].removeprefix('item')}" if elements is not None else f"step {failed['id']!r}"
-    cause = failed["error"]
-    error = ErrorInfo(cause["kind"], cause["type"], f"{where} failed: {cause['message']}", step.id)
-    record["attempts"].append({"attempt": 1, "status": "failed", "error": _error(error), "retry_in": None})
-    if elements is not None:  # the elements had the step's error policy already
-        record.update(status="failed", error=_error(error))
-        return record
-    return _give_up(step, record, error, script)
+        return _give_up(step, record, error, self.script)
+
+    def _context(self, step: Step) -> tuple[dict[str, Any], list[str], ErrorInfo | None]:
+        """The step's accumulated context: its ancestors' outputs, merged in declaration order."""
+        policy = self.flow.context
+        assert policy is not None
+        ancestors: set[str] = set()
+        todo = list(self.deps[step.id])
+        while todo:
+            name = todo.pop()
+            if name not in ancestors:
+                ancestors.add(name)
+                todo.extend(self.deps[name])
+        context: dict[str, Any] = {}
+        source: dict[str, str] = {}
+        warnings: list[str] = []
+        for other in self.flow.steps:
+            if other.id not in ancestors or self.records[other.id]["status"] != "succeeded":
+                continue
+            value = _plain(self.outputs[other.id])
+            for key, item in value.items() if isinstance(value, dict) else [(other.id, value)]:
+                if key in context:
+                    message = f"context key {key!r} from {other.id!r} replaces the one from {source[key]!r}"
+                    if policy.collision == "error":
+                        return context, warnings, ErrorInfo(ErrorKind.CONTEXT, "ContextCollision", message, step.id)
+                    if policy.collision == "warn":
+                        warnings.append(message)
+                context[key] = item
+                source[key] = other.id
+        if policy.model is not None:
+            try:
+                policy.model.model_validate(context)
+            except ValidationError as exc:
+                return context, warnings, ErrorInfo.from_validation_error(ErrorKind.CONTEXT, exc, step.id)
+        return context, warnings, None
+
+
+def _succeeded(record: dict[str, Any], value: Any, attempt: int | None) -> dict[str, Any]:
+    """The record of a step that succeeded with ``value`` (on ``attempt``; ``None``: nothing was called)."""
+    if attempt is not None:
+        record["attempts"].append(_attempt(attempt, "succeeded", None, None))
+    record.update(status="succeeded", output=value, value=value)
+    return record
+
+
+def _attempt(attempt: int, status: str, error: ErrorInfo | None, retry_in: float | None) -> dict[str, Any]:
+    return {"attempt": attempt, "status": status, "error": _error(error), "retry_in": retry_in}
 
 
 def _call(
@@ -220,19 +247,24 @@ def _give_up(step: Step, record: dict[str, Any], error: ErrorInfo, script: Scrip
     elif isinstance(policy, Fallback):
         record["fallback"] = True
         if policy.tool is None:
-            record.update(status="succeeded", output=policy.value, output_value=policy.value)
+            record.update(status="succeeded", output=policy.value, value=policy.value)
         else:
             name = policy.tool.name.removeprefix("scripted_")
             value, fallback_error = _call(name, policy.tool, None, 1, record["input"] or {}, script)
             if fallback_error is None:
-                record.update(status="succeeded", output=value, output_value=value)
+                record.update(status="succeeded", output=value, value=value)
             else:
                 record["error"] = _error(fallback_error.for_step(step.id))
     return record
 
 
 def _record(
-    step_id: str, status: str, *, input: dict[str, Any] | None = None, reason: str | None = None
+    step_id: str,
+    status: str,
+    *,
+    input: dict[str, Any] | None = None,
+    reason: str | None = None,
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
     return {
         "id": step_id,
@@ -245,7 +277,7 @@ def _record(
         "fallback": False,
         "tolerated": False,
         "subflow": None,
-        "warnings": [],
+        "warnings": warnings or [],
     }
 
 

@@ -53,7 +53,7 @@ class AsyncioDriver(AsyncDriver):
     ) -> ExecutionResult:
         """Run ``flow`` to the end on the running loop and return its result."""
         check_tools_fit(flow, "asyncio")
-        workers = self.max_workers or settings.get("max_concurrency") or DEFAULT_MAX_WORKERS
+        workers = self.max_workers or max(settings.get("max_concurrency") or 0, DEFAULT_MAX_WORKERS)
         backend = _AsyncioBackend(inline_sync_tools=self.sync_tools == "inline", max_workers=workers)
         session = KernelSession(flow, inputs, backend, **settings)
         try:

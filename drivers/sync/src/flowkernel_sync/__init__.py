@@ -110,9 +110,9 @@ class SyncDriver:
         """The run loop; with ``pause`` it yields after every batch, so a stream can hand out events."""
         check_tools_fit(flow, "asyncio")
         limit = settings.get("max_concurrency")
-        workers = self.max_workers or limit or DEFAULT_MAX_WORKERS
-        # One at a time, tools run inline in this thread; a timeout or deadline needs them elsewhere.
-        inline = limit == 1 and not flow.plan.has_timeouts and settings.get("deadline") is None
+        workers = self.max_workers or max(limit or 0, DEFAULT_MAX_WORKERS)  # the kernel enforces the limits
+        # One at a time, tools run inline in this thread; timeouts, a deadline or nested limits need threads.
+        inline = limit == 1 and flow.runs_inline_safely and settings.get("deadline") is None
         backend = _SyncBackend(inline=inline, max_workers=workers)
         session = KernelSession(flow, inputs, backend, **settings)
         try:
