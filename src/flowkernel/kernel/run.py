@@ -133,7 +133,7 @@ class RunState(StepTable):
                 f"({', '.join(outstanding[:5])}); a driver must wait for at least one"
             )
         commands: list[Command] = []
-        child_batches: dict[str, list[Completion]] = {}
+        child_batches: dict[str, list[Completion]] | None = None
         calls, tools, timeouts, attempts = self._calls, self._tools, self._plan.timeouts, self._attempts
         for completion in completions:
             kind = type(completion)
@@ -162,10 +162,11 @@ class RunState(StepTable):
             elif call_id in self._fallback_calls:
                 self._on_fallback_done(self._fallback_calls.pop(call_id), call_id, completion, commands)
             elif (routed := child_call(call_id, self._children)) is not None:
+                child_batches = child_batches or {}
                 child_batches.setdefault(routed[0], []).append(completion._replace(call_id=routed[1]))  # type: ignore[call-arg]
             else:
                 raise self._unknown_call(completion)
-        for step_id, batch in child_batches.items():
+        for step_id, batch in (child_batches or {}).items():
             if step_id in self._children:
                 try:
                     child_commands = self._children[step_id][1].handle(batch)
@@ -178,20 +179,27 @@ class RunState(StepTable):
                 self._advance_child(step_id, child_commands, commands)
         if self._stop_reason is None:
             self._dispatch(commands)
-            self._close_deadline(commands)
-        return self._with_events(commands)
+            if self.options.deadline is not None:
+                self._close_deadline(commands)
+        return self._with_events(commands) if self._events else commands
 
     # ---- dispatch -----------------------------------------------------------------------------
 
     def _dispatch(self, commands: list[Command]) -> None:
         """Start ready steps, lowest declaration index first, while the limit allows."""
         ready, calls, state, limit = self._ready, self._calls, self._state, self._limit
-        step_ids, tools, timeouts = self._plan.step_ids, self._tools, self._plan.timeouts
+        step_ids, tools, timeouts, plain = self._plan.step_ids, self._tools, self._plan.timeouts, self._plan.plain
         while ready and len(calls) < limit:
             i = heappop(ready)
-            if state[i] == BACKOFF:  # a retry: same arguments, next attempt
-                arguments = self._arguments[i]
-                assert arguments is not None
+            if plain[i] and state[i] == PENDING:  # the common case: just resolve the arguments
+                try:
+                    arguments = self._arguments[i] = self._plan.resolvers[i](self._outputs, self.inputs)
+                except PathError as exc:
+                    self._give_up(i, ErrorInfo(ErrorKind.ARGUMENT, "PathError", str(exc), step_ids[i]), commands)
+                    continue
+                attempt = 1
+            elif state[i] == BACKOFF:  # a retry: same arguments, next attempt
+                arguments = self._arguments[i] or {}
                 attempt = len(self._attempts[i]) + 1
             else:
                 prepared = self._prepare(i, commands)
@@ -425,7 +433,7 @@ class RunState(StepTable):
         attempt = len(self._attempts[i]) + 1
         if self._emit:
             self._events.append(AttemptFailed(self._plan.step_ids[i], attempt, error))
-        retryable = policy is not None and self._stop_reason is None and attempt < policy.max_attempts
+        retryable = policy is not None and attempt < policy.max_attempts
         if retryable and policy is not None:
             if error.kind == ErrorKind.TIMEOUT:
                 retryable = policy.retry_on_timeout
@@ -434,6 +442,10 @@ class RunState(StepTable):
         if not retryable or policy is None:
             self._record(i, AttemptStatus.FAILED, started, finished, error)
             self._give_up(i, error, commands)
+            return
+        if self._stop_reason is not None:  # it would have been retried: the stop cut it short
+            self._record(i, AttemptStatus.FAILED, started, finished, error)
+            self._cancel(i)
             return
         step_id = self._plan.step_ids[i]
         delay = policy.delay(attempt, jitter_unit(self.options.run_id, step_id, attempt))

@@ -84,7 +84,12 @@ TRANSITIONS: tuple[Transition, ...] = (
         for target, when, commands in _FAILURE_ENDS
     ),
     Transition("running", "the run stopped", "running", "Cancel"),
-    Transition("running", "Cancelled (after the kernel's Cancel)", "cancelled", "nothing"),
+    Transition(
+        "running",
+        "Cancelled (after the kernel's Cancel), or a failure it would have retried after a stop",
+        "cancelled",
+        "nothing",
+    ),
     Transition(
         "backoff",
         "the backoff timer fired and a slot is free",

@@ -49,6 +49,9 @@ class FlowPlan:
     join_any: tuple[bool, ...]
     map_sources: tuple[Getter | None, ...]
     """For a map step, the getter of the list it maps over."""
+    plain: tuple[bool, ...]
+    """Steps with nothing to do before their call but resolving arguments (no condition, context,
+    input model, map or sub-flow): the kernel's fast path."""
     context_sources: tuple[tuple[int, ...] | None, ...]
     """For a step reading ``Context()``: every step it depends on, directly or not, in declaration order.
     Its getters read the merged context from the outputs' extra slot at ``CONTEXT_SLOT`` (= step count)."""
@@ -82,6 +85,14 @@ def compile_plan(steps: Sequence[Step], outputs: Mapping[str, Ref] | None) -> Fl
         conditions=conditions,
         join_any=tuple(step.join == "any" for step in steps),
         map_sources=tuple(None if step.map is None else _getter(step.map, index) for step in steps),
+        plain=tuple(
+            step.when is None
+            and step.map is None
+            and step.tool is not None
+            and step.tool.input_model is None
+            and not any(holds(v, Context) for v in step.arguments.values())
+            for step in steps
+        ),
         context_sources=tuple(
             _ancestors(i, deps) if any(holds(v, Context) for v in step.arguments.values()) else None
             for i, step in enumerate(steps)
