@@ -262,11 +262,13 @@ def test_a_retry_scheduled_before_a_stop_is_cancelled_with_its_timer() -> None:
 
 
 def test_an_attempt_failing_after_a_stop_is_not_retried() -> None:
-    flow = Flow(name="f", steps=[step("s", retry=retry())])
+    """It would have been retried, so the stop cut the step short: cancelled, not failed (nor fallen back)."""
+    flow = Flow(name="f", steps=[step("s", retry=retry(), on_error=Fallback(value=0))])
     kernel, _ = start(flow)
     assert kernel.send([StopRun("user")]) == [Cancel("s@1")]
     result = finish(kernel, [fail("s@1")])  # the failure raced the cancellation
-    assert result.step("s").status == StepStatus.FAILED
+    assert result.step("s").status == StepStatus.CANCELLED
+    assert not result.step("s").fallback
     assert [a.retry_in for a in result.step("s").attempts] == [None]
     assert result.status == RunStatus.CANCELLED
 
