@@ -19,16 +19,16 @@ from flowkernel import (
     ProtocolError,
     Raised,
     Returned,
-    RunOptions,
     RunStatus,
     StartTimer,
     Step,
     StepStatus,
     StopRun,
     TimerFired,
-    run_flow,
     tool,
 )
+
+from .kernel.support import finish, start
 
 ERROR = ErrorInfo(ErrorKind.TOOL, "ValueError", "boom", "s")
 
@@ -132,10 +132,7 @@ def test_fields_are_named_and_ordered() -> None:
 
 
 def two_step_kernel() -> tuple[Any, list[Command]]:
-    flow = Flow(name="f", steps=[Step(id="a", tool=noop), Step(id="b", tool=noop)])
-    gen = run_flow(flow, None, RunOptions("r"))
-    commands = gen.send(None)
-    return gen, commands
+    return start(Flow(name="f", steps=[Step(id="a", tool=noop), Step(id="b", tool=noop)]), run_id="r")
 
 
 def test_the_kernel_issues_deterministic_call_ids() -> None:
@@ -185,9 +182,7 @@ def test_stop_run_cancels_in_flight_calls_and_returns_a_partial_result() -> None
     commands = gen.send([Returned("a@1", "A", 0.0, 1.0), StopRun("test")])
     assert commands == [Cancel("b@1")]
     assert gen.send([StopRun("again")]) == []  # a second stop changes nothing
-    with pytest.raises(StopIteration) as stop:
-        gen.send([Cancelled("b@1")])
-    result = stop.value.value
+    result = finish(gen, [Cancelled("b@1")])
     assert result.status is RunStatus.CANCELLED
     assert result.reason == "cancelled: test"
     assert result.step("a").output == "A"

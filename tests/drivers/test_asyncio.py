@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -16,81 +14,11 @@ from flowkernel import AttemptStatus, ErrorKind, ExecutionResult, Flow, Input, R
 from flowkernel.host import UnsupportedToolError, partial_result
 from flowkernel_asyncio import AsyncioDriver
 
-T = TypeVar("T")
-TIMEOUT = 5.0
-
-
-def arun(fn: Callable[[], Awaitable[T]], timeout: float = TIMEOUT) -> T:
-    """Run ``fn()`` in a fresh event loop, failing instead of hanging after ``timeout`` seconds."""
-
-    async def main() -> T:
-        async with asyncio.timeout(timeout):
-            return await fn()
-
-    try:
-        return asyncio.run(main())
-    except KeyboardInterrupt as exc:  # never let it reach pytest, which would stop the whole session
-        escaped = repr(exc)
-    # Collect the broken run's tasks now: their finalizers log tracebacks, and CPython 3.11 fails with
-    # "AST constructor recursion depth mismatch" if that happens inside pytest's own ast.parse.
-    gc.collect()
-    pytest.fail(f"KeyboardInterrupt escaped the run: {escaped}", pytrace=False)
+from .support import TIMEOUT, TOOL_ERRORS, Abort, Gauge, Point, after, arun, failing_flow, ok, raising
 
 
 def run(flow: Flow, inputs: dict[str, Any] | None = None, *, sync_tools: str = "thread", **options: Any) -> Any:
     return arun(lambda: AsyncioDriver(sync_tools=sync_tools).run(flow, inputs, **options))  # type: ignore[arg-type]
-
-
-class Gauge:
-    """Counts how many tools are inside at once (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self.now = 0
-        self.peak = 0
-        self.total = 0
-
-    def __enter__(self) -> None:
-        with self._cond:
-            self.now += 1
-            self.total += 1
-            self.peak = max(self.peak, self.now)
-            self._cond.notify_all()
-
-    def __exit__(self, *exc: object) -> None:
-        with self._cond:
-            self.now -= 1
-
-    def wait_for_peak(self, target: int, timeout: float = 2.0) -> None:
-        """Block (a worker thread) until ``target`` tools have been inside at once, or the timeout passes.
-
-        Makes "the limit is reached" independent of thread start-up latency, without sleeping long.
-        """
-        with self._cond:
-            self._cond.wait_for(lambda: self.peak >= target, timeout)
-
-
-class CustomError(Exception):
-    pass
-
-
-class Abort(BaseException):
-    pass
-
-
-class Point(BaseModel):
-    x: int
-    y: int
-
-
-@tool
-def ok() -> str:
-    return "fine"
-
-
-@tool
-def after(v: Any) -> Any:
-    return v
 
 
 # ---- plain runs ---------------------------------------------------------------------------------
@@ -256,50 +184,16 @@ def test_dispatch_is_eager() -> None:
 # ---- errors -------------------------------------------------------------------------------------
 
 
-def raising(exc: BaseException, *, is_async: bool) -> Any:
-    if is_async:
-
-        async def boom() -> None:
-            await asyncio.sleep(0)
-            raise exc
-
-        return tool(name="boom")(boom)
-
-    def boom_sync() -> None:
-        raise exc
-
-    return tool(name="boom")(boom_sync)
-
-
-def failing_flow(boom: Any) -> Flow:
-    return Flow(
-        name="f",
-        steps=[
-            Step(id="bad", tool=boom),
-            Step(id="good", tool=ok),
-            Step(id="dependent", tool=after, arguments={"v": Ref("bad")}),
-            Step(id="good2", tool=after, arguments={"v": Ref("good")}),
-        ],
-    )
-
-
 @pytest.mark.parametrize(
     ("is_async", "sync_tools"),
     [(True, "thread"), (False, "thread"), (False, "inline")],
     ids=["async", "thread", "inline"],
 )
-@pytest.mark.parametrize(
-    ("exc", "type_name", "message"),
-    [
-        (ValueError("bad value"), "ValueError", "bad value"),
-        (CustomError("custom"), f"{__name__}.CustomError", "custom"),
-        (SystemExit(3), "SystemExit", "3"),
-    ],
-)
+@pytest.mark.parametrize(("exc", "type_name", "message"), TOOL_ERRORS)
 def test_a_raising_tool_fails_its_step_and_independent_branches_run_on(
     exc: BaseException, type_name: str, message: str, is_async: bool, sync_tools: str
 ) -> None:
-    result = run(failing_flow(raising(exc, is_async=is_async)), sync_tools=sync_tools)
+    result = run(failing_flow(raising(exc, is_async=is_async, sleep=asyncio.sleep)), sync_tools=sync_tools)
     assert result.status is RunStatus.FAILED
     bad = result.step("bad")
     assert bad.status is StepStatus.FAILED
@@ -330,7 +224,7 @@ def test_a_tool_raising_cancelled_error_itself_is_a_failed_step() -> None:
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 def test_a_custom_base_exception_fails_only_its_step(is_async: bool) -> None:
-    result = run(failing_flow(raising(Abort("abort"), is_async=is_async)))
+    result = run(failing_flow(raising(Abort("abort"), is_async=is_async, sleep=asyncio.sleep)))
     assert result.step("bad").status is StepStatus.FAILED
     assert result.step("good2").status is StepStatus.SUCCEEDED
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import pytest
@@ -38,51 +36,11 @@ from flowkernel.model.tool import AsyncBackend
 from flowkernel_asyncio import AsyncioDriver
 from flowkernel_sync import SyncDriver
 
-T = TypeVar("T")
-TIMEOUT = 5.0
+from .support import arun, in_thread
+
 RUN_ID = "nested-run"
 # The event loop each bundled driver runs async tools on (the sync driver: asyncio, in a helper thread).
 LOOP_OF: dict[str, AsyncBackend] = {"sync": "asyncio", "asyncio": "asyncio", "trio": "trio"}
-
-
-def in_thread(fn: Callable[[], T], timeout: float = TIMEOUT) -> T:
-    """Call ``fn`` in a daemon thread; fail (instead of hanging) if it does not return in time."""
-    outcome: list[tuple[str, Any]] = []
-
-    def target() -> None:
-        try:
-            outcome.append(("ok", fn()))
-        except BaseException as exc:  # handed back to the test thread
-            outcome.append(("err", exc))
-
-    thread = threading.Thread(target=target, daemon=True, name="test-caller")
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        gc.collect()
-        pytest.fail(f"the run did not finish within {timeout} s (it hangs)", pytrace=False)
-    kind, value = outcome[0]
-    if kind == "err":
-        raise value
-    return value  # type: ignore[no-any-return]
-
-
-def arun(fn: Callable[[], Awaitable[T]], timeout: float = TIMEOUT) -> T:
-    """Run ``fn()`` in a fresh asyncio loop, failing instead of hanging after ``timeout`` seconds."""
-
-    async def main() -> T:
-        async with asyncio.timeout(timeout):
-            return await fn()
-
-    return asyncio.run(main())
-
-
-@pytest.fixture
-def release() -> Iterator[threading.Event]:
-    """Blocking sync tools wait on this; set at teardown, so no abandoned thread outlives the test."""
-    event = threading.Event()
-    yield event
-    event.set()
 
 
 def loop_of(driver: Driver) -> AsyncBackend:

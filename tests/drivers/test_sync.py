@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -30,80 +28,11 @@ from flowkernel import (
 from flowkernel.host import UnsupportedToolError, partial_result
 from flowkernel_sync import SyncDriver, loop_thread
 
-T = TypeVar("T")
-TIMEOUT = 5.0
-
-
-def in_thread(fn: Callable[[], T], timeout: float = TIMEOUT) -> T:
-    """Call ``fn`` in a daemon thread; fail (instead of hanging) if it does not return in time."""
-    outcome: list[Any] = []
-
-    def target() -> None:
-        try:
-            outcome.append(("ok", fn()))
-        except BaseException as exc:  # handed back to the test thread
-            outcome.append(("err", exc))
-
-    thread = threading.Thread(target=target, daemon=True, name="test-caller")
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        gc.collect()  # run finalizers of the broken run now, not in the middle of pytest's report
-        pytest.fail(f"the run did not finish within {timeout} s (it hangs)", pytrace=False)
-    kind, value = outcome[0]
-    if kind == "err":
-        raise value
-    return value  # type: ignore[no-any-return]
+from .support import TIMEOUT, TOOL_ERRORS, Abort, Gauge, Point, after, failing_flow, in_thread, raising
 
 
 def run(flow: Flow, inputs: dict[str, Any] | None = None, *, timeout: float = TIMEOUT, **options: Any) -> Any:
     return in_thread(lambda: SyncDriver().run(flow, inputs, **options), timeout)
-
-
-class Gauge:
-    """Counts how many tools are inside at once (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self.now = 0
-        self.peak = 0
-        self.total = 0
-
-    def __enter__(self) -> None:
-        with self._cond:
-            self.now += 1
-            self.total += 1
-            self.peak = max(self.peak, self.now)
-            self._cond.notify_all()
-
-    def __exit__(self, *exc: object) -> None:
-        with self._cond:
-            self.now -= 1
-
-    def wait_for_peak(self, target: int, timeout: float = 2.0) -> None:
-        """Block (a worker thread) until ``target`` tools have been inside at once, or the timeout passes.
-
-        Makes "the limit is reached" independent of thread start-up latency, without sleeping long.
-        """
-        with self._cond:
-            self._cond.wait_for(lambda: self.peak >= target, timeout)
-
-
-class CustomError(Exception):
-    pass
-
-
-class Point(BaseModel):
-    x: int
-    y: int
-
-
-@pytest.fixture
-def release() -> Iterator[threading.Event]:
-    """Blocking tools wait on this (with a timeout); set at teardown so no thread outlives the test."""
-    event = threading.Event()
-    yield event
-    event.set()
 
 
 # ---- plain runs ---------------------------------------------------------------------------------
@@ -325,57 +254,13 @@ def shut_down(thread: loop_thread.LoopThread) -> None:
         thread.loop.close()
 
 
-def raising(exc: BaseException, *, is_async: bool) -> Any:
-    if is_async:
-
-        async def boom() -> None:
-            raise exc
-
-        return tool(name="boom")(boom)
-
-    def boom_sync() -> None:
-        raise exc
-
-    return tool(name="boom")(boom_sync)
-
-
-@tool
-def ok() -> str:
-    return "fine"
-
-
-@tool
-def after(v: Any) -> Any:
-    return v
-
-
-def failing_flow(boom: Any) -> Flow:
-    return Flow(
-        name="f",
-        steps=[
-            Step(id="bad", tool=boom),
-            Step(id="good", tool=ok),
-            Step(id="dependent", tool=after, arguments={"v": Ref("bad")}),
-            Step(id="indirect", tool=after, arguments={"v": Ref("dependent")}),
-            Step(id="good2", tool=after, arguments={"v": Ref("good")}),
-        ],
-    )
-
-
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize("concurrency", [None, 1])
-@pytest.mark.parametrize(
-    ("exc", "type_name", "message"),
-    [
-        (ValueError("bad value"), "ValueError", "bad value"),
-        (CustomError("custom"), f"{__name__}.CustomError", "custom"),
-        (SystemExit(3), "SystemExit", "3"),
-    ],
-)
+@pytest.mark.parametrize(("exc", "type_name", "message"), TOOL_ERRORS)
 def test_a_raising_tool_fails_its_step_and_independent_branches_run_on(
     exc: BaseException, type_name: str, message: str, is_async: bool, concurrency: int | None
 ) -> None:
-    result = run(failing_flow(raising(exc, is_async=is_async)), max_concurrency=concurrency)
+    result = run(failing_flow(raising(exc, is_async=is_async), indirect=True), max_concurrency=concurrency)
     assert result.status is RunStatus.FAILED
     bad = result.step("bad")
     assert bad.status is StepStatus.FAILED
@@ -395,10 +280,6 @@ def test_a_raising_tool_fails_its_step_and_independent_branches_run_on(
     assert result.outputs == {"good2": "fine"}
 
 
-class Abort(BaseException):
-    """A BaseException that is not KeyboardInterrupt/SystemExit (like gevent's GreenletExit)."""
-
-
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 @pytest.mark.parametrize("exc", [KeyboardInterrupt("in a worker"), Abort("abort")], ids=["KeyboardInterrupt", "Abort"])
 def test_a_base_exception_in_a_worker_thread_fails_only_its_step(exc: BaseException) -> None:
@@ -407,7 +288,7 @@ def test_a_base_exception_in_a_worker_thread_fails_only_its_step(exc: BaseExcept
         time.sleep(0.05)  # make sure the done-callback runs in the worker thread
         raise exc
 
-    result = run(failing_flow(boom), timeout=0.5)  # run() fails the test if the driver hangs
+    result = run(failing_flow(boom, indirect=True), timeout=0.5)  # run() fails the test if the driver hangs
     assert result.step("bad").status is StepStatus.FAILED
     assert result.step("bad").error.type.endswith(type(exc).__qualname__)
     assert result.step("good2").status is StepStatus.SUCCEEDED

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
@@ -45,66 +44,25 @@ from flowkernel.model.retry import jitter_unit
 from flowkernel_asyncio import AsyncioDriver
 from flowkernel_sync import SyncDriver
 
+from .support import TIMEOUT, arun, in_thread, trun
+
 trio = pytest.importorskip("trio")
-trio_testing = pytest.importorskip("trio.testing")
+pytest.importorskip("trio.testing")
 from flowkernel_trio import TrioDriver  # noqa: E402
 
 T = TypeVar("T")
-TIMEOUT = 5.0
-VIRTUAL_TIMEOUT = 10_000.0
 RUN_ID = "timing-run"
-
-
-def in_thread(fn: Callable[[], T], timeout: float = TIMEOUT) -> T:
-    """Call ``fn`` in a daemon thread; fail (instead of hanging) if it does not return in time."""
-    outcome: list[tuple[str, Any]] = []
-
-    def target() -> None:
-        try:
-            outcome.append(("ok", fn()))
-        except BaseException as exc:  # handed back to the test thread
-            outcome.append(("err", exc))
-
-    thread = threading.Thread(target=target, daemon=True, name="test-caller")
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        gc.collect()
-        pytest.fail(f"the run did not finish within {timeout} s (it hangs)", pytrace=False)
-    kind, value = outcome[0]
-    if kind == "err":
-        raise value
-    return value  # type: ignore[no-any-return]
 
 
 def virtual(fn: Callable[[], Awaitable[T]]) -> tuple[T, float]:
     """Run ``fn()`` in trio on a ``MockClock`` that jumps whenever every task is blocked; returns its value
     and the virtual time at the end. A generous virtual deadline fails a hanging run at once."""
 
-    async def main() -> tuple[T, float]:
-        with trio.fail_after(VIRTUAL_TIMEOUT):
-            value = await fn()
+    async def timed() -> tuple[T, float]:
+        value = await fn()
         return value, trio.current_time()
 
-    return trio.run(main, clock=trio_testing.MockClock(autojump_threshold=0))  # type: ignore[no-any-return]
-
-
-def arun(fn: Callable[[], Awaitable[T]], timeout: float = TIMEOUT) -> T:
-    """Run ``fn()`` in a fresh asyncio loop, failing instead of hanging after ``timeout`` seconds."""
-
-    async def main() -> T:
-        async with asyncio.timeout(timeout):
-            return await fn()
-
-    return asyncio.run(main())
-
-
-@pytest.fixture
-def release() -> Iterator[threading.Event]:
-    """Blocking sync tools wait on this; set at teardown, so no abandoned thread outlives the test."""
-    event = threading.Event()
-    yield event
-    event.set()
+    return trun(timed, mock_clock=True)
 
 
 def timeout_error(step: str, seconds: str, attempt: int = 1) -> ErrorInfo:

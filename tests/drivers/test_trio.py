@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -15,92 +13,28 @@ from pydantic import BaseModel
 from flowkernel import AttemptStatus, ErrorKind, ExecutionResult, Flow, Input, Ref, RunStatus, Step, StepStatus, tool
 from flowkernel.host import UnsupportedToolError, partial_result
 
+from .support import (
+    TIMEOUT,
+    TOOL_ERRORS,
+    Abort,
+    Gauge,
+    Point,
+    after,
+    failing_flow,
+    ok,
+    raising,
+    trun,
+)
+
 trio = pytest.importorskip("trio")
-trio_testing = pytest.importorskip("trio.testing")
+pytest.importorskip("trio.testing")
 from flowkernel_trio import TrioDriver  # noqa: E402
 
 T = TypeVar("T")
-TIMEOUT = 5.0
-VIRTUAL_TIMEOUT = 10_000.0
-
-
-def trun(fn: Callable[[], Awaitable[T]], *, mock_clock: bool = False) -> T:
-    """Run ``fn()`` in a new trio run, failing instead of hanging; ``mock_clock`` makes time virtual.
-
-    With the mock clock, time jumps ahead whenever every task is blocked, so a generous virtual deadline
-    still fails a hanging run at once.
-    """
-
-    async def main() -> T:
-        with trio.fail_after(VIRTUAL_TIMEOUT if mock_clock else TIMEOUT):
-            return await fn()
-
-    clock = trio_testing.MockClock(autojump_threshold=0) if mock_clock else None
-    try:
-        return trio.run(main, clock=clock)
-    except BaseException as exc:
-        interrupts = exc.subgroup(KeyboardInterrupt) if isinstance(exc, BaseExceptionGroup) else None
-        if not isinstance(exc, KeyboardInterrupt) and interrupts is None:
-            raise
-        escaped = repr(exc)  # never let a KeyboardInterrupt reach pytest: it would stop the whole session
-    gc.collect()
-    pytest.fail(f"KeyboardInterrupt escaped the run: {escaped}", pytrace=False)
 
 
 def run(flow: Flow, inputs: dict[str, Any] | None = None, *, sync_tools: str = "thread", **options: Any) -> Any:
     return trun(lambda: TrioDriver(sync_tools=sync_tools).run(flow, inputs, **options))  # type: ignore[arg-type]
-
-
-class Gauge:
-    """Counts how many tools are inside at once (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self.now = 0
-        self.peak = 0
-        self.total = 0
-
-    def __enter__(self) -> None:
-        with self._cond:
-            self.now += 1
-            self.total += 1
-            self.peak = max(self.peak, self.now)
-            self._cond.notify_all()
-
-    def __exit__(self, *exc: object) -> None:
-        with self._cond:
-            self.now -= 1
-
-    def wait_for_peak(self, target: int, timeout: float = 2.0) -> None:
-        """Block (a worker thread) until ``target`` tools have been inside at once, or the timeout passes.
-
-        Makes "the limit is reached" independent of thread start-up latency, without sleeping long.
-        """
-        with self._cond:
-            self._cond.wait_for(lambda: self.peak >= target, timeout)
-
-
-class CustomError(Exception):
-    pass
-
-
-class Abort(BaseException):
-    pass
-
-
-class Point(BaseModel):
-    x: int
-    y: int
-
-
-@tool
-def ok() -> str:
-    return "fine"
-
-
-@tool
-def after(v: Any) -> Any:
-    return v
 
 
 # ---- plain runs ---------------------------------------------------------------------------------
@@ -258,50 +192,16 @@ def test_timestamps_come_from_the_trio_clock() -> None:
 # ---- errors -------------------------------------------------------------------------------------
 
 
-def raising(exc: BaseException, *, is_async: bool) -> Any:
-    if is_async:
-
-        async def boom() -> None:
-            await trio.sleep(0)
-            raise exc
-
-        return tool(name="boom")(boom)
-
-    def boom_sync() -> None:
-        raise exc
-
-    return tool(name="boom")(boom_sync)
-
-
-def failing_flow(boom: Any) -> Flow:
-    return Flow(
-        name="f",
-        steps=[
-            Step(id="bad", tool=boom),
-            Step(id="good", tool=ok),
-            Step(id="dependent", tool=after, arguments={"v": Ref("bad")}),
-            Step(id="good2", tool=after, arguments={"v": Ref("good")}),
-        ],
-    )
-
-
 @pytest.mark.parametrize(
     ("is_async", "sync_tools"),
     [(True, "thread"), (False, "thread"), (False, "inline")],
     ids=["async", "thread", "inline"],
 )
-@pytest.mark.parametrize(
-    ("exc", "type_name", "message"),
-    [
-        (ValueError("bad value"), "ValueError", "bad value"),
-        (CustomError("custom"), f"{__name__}.CustomError", "custom"),
-        (SystemExit(3), "SystemExit", "3"),
-    ],
-)
+@pytest.mark.parametrize(("exc", "type_name", "message"), TOOL_ERRORS)
 def test_a_raising_tool_fails_its_step_and_independent_branches_run_on(
     exc: BaseException, type_name: str, message: str, is_async: bool, sync_tools: str
 ) -> None:
-    result = run(failing_flow(raising(exc, is_async=is_async)), sync_tools=sync_tools)
+    result = run(failing_flow(raising(exc, is_async=is_async, sleep=trio.sleep)), sync_tools=sync_tools)
     assert result.status is RunStatus.FAILED
     bad = result.step("bad")
     assert bad.status is StepStatus.FAILED
@@ -319,7 +219,7 @@ def test_a_raising_tool_fails_its_step_and_independent_branches_run_on(
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 def test_a_custom_base_exception_fails_only_its_step(is_async: bool) -> None:
-    result = run(failing_flow(raising(Abort("abort"), is_async=is_async)))
+    result = run(failing_flow(raising(Abort("abort"), is_async=is_async, sleep=trio.sleep)))
     assert result.step("bad").status is StepStatus.FAILED
     assert result.step("good2").status is StepStatus.SUCCEEDED
 

@@ -15,8 +15,6 @@ from flowkernel import (
     AttemptStatus,
     Cancel,
     Cancelled,
-    Command,
-    Completion,
     ErrorInfo,
     ErrorKind,
     ExecutionResult,
@@ -25,9 +23,7 @@ from flowkernel import (
     Invoke,
     Item,
     ProtocolError,
-    Raised,
     Ref,
-    Returned,
     RunOptions,
     RunStatus,
     StartTimer,
@@ -38,26 +34,10 @@ from flowkernel import (
     run_flow,
     tool,
 )
-from flowkernel.kernel.run import KernelGenerator
 from flowkernel.model import Fallback, RetryPolicy
 from flowkernel.model.retry import jitter_unit
 
-RUN_ID = "run-1"
-
-
-@tool
-def echo(x: Any = None, y: Any = None) -> Any:
-    return x
-
-
-@tool
-def backup(x: Any = None, y: Any = None) -> Any:
-    return "backup"
-
-
-def start(flow: Flow, inputs: dict[str, Any] | None = None, **options: Any) -> tuple[KernelGenerator, list[Command]]:
-    kernel = run_flow(flow, inputs, RunOptions(RUN_ID, **options))
-    return kernel, kernel.send(None)  # type: ignore[arg-type]
+from .support import RUN_ID, backup, echo, fail, finish, invoke, ok, start, statuses
 
 
 def ended_at_once(flow: Flow, inputs: dict[str, Any] | None = None, **options: Any) -> ExecutionResult:
@@ -65,34 +45,6 @@ def ended_at_once(flow: Flow, inputs: dict[str, Any] | None = None, **options: A
     with pytest.raises(StopIteration) as stop:
         kernel.send(None)  # type: ignore[arg-type]
     return stop.value.value  # type: ignore[no-any-return]
-
-
-def ok(call_id: str, value: Any = "v") -> Returned:
-    return Returned(call_id, value, 0.0, 1.0)
-
-
-def boom(message: str = "boom", error_type: str = "ValueError") -> ErrorInfo:
-    return ErrorInfo(ErrorKind.TOOL, error_type, message)
-
-
-def fail(call_id: str, message: str = "boom", error_type: str = "ValueError") -> Raised:
-    return Raised(call_id, boom(message, error_type), 0.0, 1.0)
-
-
-def finish(kernel: KernelGenerator, batch: list[Completion]) -> ExecutionResult:
-    with pytest.raises(StopIteration) as stop:
-        kernel.send(batch)
-    return stop.value.value  # type: ignore[no-any-return]
-
-
-def invoke(call_id: str, arguments: dict[str, Any], fn: Any = echo, attempt: int = 1) -> Invoke:
-    """The Invoke for ``call_id`` (``"s/a@1"``): its step id is the call id without the attempt."""
-    return Invoke(call_id, call_id.rpartition("@")[0], fn, arguments, attempt)
-
-
-def statuses(result: ExecutionResult | None) -> dict[str, str]:
-    assert result is not None
-    return {s.id: s.status.value for s in result.steps}
 
 
 CHILD = Flow(
@@ -178,8 +130,8 @@ def test_sub_flows_nest_with_one_prefix_per_level_and_completions_find_their_way
 def test_a_failing_sub_flow_fails_its_step_with_its_first_failing_step_in_declaration_order() -> None:
     kernel, _ = start(with_child(), {"v": "V"})
     # b fails first, then a: the step's error is a's (declared first), whatever the arrival order.
-    assert kernel.send([fail("s/b@1", "b broke", "KeyError")]) == []
-    result = finish(kernel, [fail("s/a@1", "a broke")])
+    assert kernel.send([fail("s/b@1", "KeyError", "b broke")]) == []
+    result = finish(kernel, [fail("s/a@1", message="a broke")])
     assert result.status == RunStatus.FAILED
     error = ErrorInfo(ErrorKind.TOOL, "ValueError", "step 'a' failed: a broke", "s")
     record = result.step("s")
@@ -253,7 +205,7 @@ def test_sub_flow_steps_inside_the_child_keep_their_own_retries_with_prefixed_ba
     assert kernel.send([fail("s/a@1")]) == [Cancel("s/a@1/timeout"), StartTimer("s/a@1/backoff", delay)]
     assert kernel.send([Cancelled("s/a@1/timeout")]) == []
     assert kernel.send([TimerFired("s/a@1/backoff")]) == [
-        invoke("s/a@2", {"x": 1}, attempt=2),
+        invoke("s/a@2", {"x": 1}),
         StartTimer("s/a@2/timeout", 3.0),
     ]
     assert kernel.send([TimerFired("s/a@2/timeout")]) == [Cancel("s/a@2")]
@@ -351,7 +303,7 @@ def test_map_elements_are_retried_with_prefixed_backoff_timers_and_take_slots_in
         invoke("m/item2@1", {"x": 2}),
     ]
     assert kernel.send([TimerFired("m/item0@1/backoff")]) == []  # both slots are taken
-    assert kernel.send([ok("m/item2@1", 2)]) == [invoke("m/item0@2", {"x": 0}, attempt=2)]
+    assert kernel.send([ok("m/item2@1", 2)]) == [invoke("m/item0@2", {"x": 0})]
     assert kernel.send([ok("m/item0@2", 0)]) == []
     assert kernel.send([ok("m/item1@1", 1)]) == [invoke("after@1", {"x": [0, 1, 2]})]
     result = finish(kernel, [ok("after@1")])
@@ -428,9 +380,9 @@ def test_element_fallback_tools_are_called_with_prefixed_ids() -> None:
 
 def test_a_failing_element_fails_the_step_naming_the_first_failing_element() -> None:
     kernel, _ = start(mapped(), {"xs": [0, 1, 2, 3]})
-    assert kernel.send([fail("m/item3@1", "three", "KeyError")]) == []
+    assert kernel.send([fail("m/item3@1", "KeyError", "three")]) == []
     assert kernel.send([ok("m/item0@1")]) == []
-    result = finish(kernel, [fail("m/item1@1", "one"), ok("m/item2@1")])
+    result = finish(kernel, [fail("m/item1@1", message="one"), ok("m/item2@1")])
     assert result.status == RunStatus.FAILED
     error = ErrorInfo(ErrorKind.TOOL, "ValueError", "element 1 failed: one", "m")
     record = result.step("m")
@@ -451,7 +403,7 @@ def test_a_failing_element_names_its_element_and_then_its_sub_flow_step() -> Non
     kernel, first = start(flow, {"xs": [1, 2], "k": "K"})
     assert first == [invoke("m/item0/a@1", {"x": 1, "y": "K"}), invoke("m/item1/a@1", {"x": 2, "y": "K"})]
     assert kernel.send([ok("m/item1/a@1", "two")]) == []
-    result = finish(kernel, [fail("m/item0/a@1", "first")])
+    result = finish(kernel, [fail("m/item0/a@1", message="first")])
     assert result.step("m").error == ErrorInfo(
         ErrorKind.TOOL, "ValueError", "element 0 failed: step 'a' failed: first", "m"
     )

@@ -13,11 +13,9 @@ from flowkernel import (
     AttemptStatus,
     Cancel,
     Cancelled,
-    Command,
     Completion,
     ErrorInfo,
     ErrorKind,
-    ExecutionResult,
     Flow,
     Input,
     Invoke,
@@ -32,64 +30,16 @@ from flowkernel import (
     StepStatus,
     StopRun,
     TimerFired,
-    run_flow,
     tool,
 )
-from flowkernel.kernel.run import KernelGenerator
 from flowkernel.model import Fallback, RetryPolicy
 from flowkernel.model.retry import jitter_unit
 
-RUN_ID = "run-1"
-
-
-@tool
-def echo(x: Any = None, y: Any = None) -> Any:
-    return x
-
-
-@tool
-def backup(x: Any = None, y: Any = None) -> Any:
-    return "backup"
-
-
-def step(step_id: str, x: Any = None, **more: Any) -> Step:
-    return Step(id=step_id, tool=echo, arguments={"x": x}, **more)
+from .support import RUN_ID, backup, echo, error, fail, finish, invoke, ok, start, statuses, step
 
 
 def retry(max_attempts: int = 3, initial_delay: float = 0.5, **more: Any) -> RetryPolicy:
     return RetryPolicy(max_attempts=max_attempts, initial_delay=initial_delay, **more)
-
-
-def start(flow: Flow, inputs: dict[str, Any] | None = None, **options: Any) -> tuple[KernelGenerator, list[Command]]:
-    kernel = run_flow(flow, inputs, RunOptions(RUN_ID, **options))
-    return kernel, kernel.send(None)  # type: ignore[arg-type]
-
-
-def ok(call_id: str, value: Any = "v", started: float = 0.0, finished: float = 1.0) -> Returned:
-    return Returned(call_id, value, started, finished)
-
-
-def error(error_type: str = "ValueError", message: str = "boom", kind: ErrorKind = ErrorKind.TOOL) -> ErrorInfo:
-    return ErrorInfo(kind, error_type, message)
-
-
-def fail(call_id: str, error_type: str = "ValueError", kind: ErrorKind = ErrorKind.TOOL) -> Raised:
-    return Raised(call_id, error(error_type, kind=kind), 0.0, 1.0)
-
-
-def finish(kernel: KernelGenerator, batch: list[Completion]) -> ExecutionResult:
-    with pytest.raises(StopIteration) as stop:
-        kernel.send(batch)
-    return stop.value.value  # type: ignore[no-any-return]
-
-
-def invoke(step_id: str, attempt: int = 1, arguments: dict[str, Any] | None = None, fn: Any = echo) -> Invoke:
-    args = {"x": None} if arguments is None else arguments
-    return Invoke(f"{step_id}@{attempt}", step_id, fn, args, attempt)
-
-
-def statuses(result: ExecutionResult) -> dict[str, str]:
-    return {s.id: s.status.value for s in result.steps}
 
 
 # ---- retries -----------------------------------------------------------------------------------
@@ -100,11 +50,11 @@ def test_a_failed_attempt_waits_for_its_backoff_timer_then_retries_with_the_same
     flow = Flow(name="f", steps=[Step(id="s", tool=echo, arguments={"x": Input("k"), "y": [1, 2]}, retry=policy)])
     kernel, first = start(flow, {"k": "K"})
     arguments = {"x": "K", "y": [1, 2]}
-    assert first == [invoke("s", 1, arguments)]
+    assert first == [invoke("s@1", arguments)]
     assert kernel.send([fail("s@1")]) == [StartTimer("s@1/backoff", 0.5)]
-    assert kernel.send([TimerFired("s@1/backoff")]) == [invoke("s", 2, arguments)]
+    assert kernel.send([TimerFired("s@1/backoff")]) == [invoke("s@2", arguments)]
     assert kernel.send([fail("s@2")]) == [StartTimer("s@2/backoff", 1.0)]
-    assert kernel.send([TimerFired("s@2/backoff")]) == [invoke("s", 3, arguments)]
+    assert kernel.send([TimerFired("s@2/backoff")]) == [invoke("s@3", arguments)]
     result = finish(kernel, [ok("s@3", "third time")])
     record = result.step("s")
     assert record.status == StepStatus.SUCCEEDED
@@ -124,7 +74,7 @@ def test_the_last_attempt_is_not_followed_by_a_backoff() -> None:
     flow = Flow(name="f", steps=[step("s", retry=retry(max_attempts=2, initial_delay=0.25))])
     kernel, _ = start(flow)
     assert kernel.send([fail("s@1")]) == [StartTimer("s@1/backoff", 0.25)]
-    assert kernel.send([TimerFired("s@1/backoff")]) == [invoke("s", 2)]
+    assert kernel.send([TimerFired("s@1/backoff")]) == [invoke("s@2")]
     result = finish(kernel, [fail("s@2")])
     record = result.step("s")
     assert record.status == StepStatus.FAILED
@@ -169,8 +119,8 @@ def test_the_tool_retry_policy_applies_unless_the_step_overrides_it() -> None:
 def test_a_zero_initial_delay_retries_at_once() -> None:
     flow = Flow(name="f", steps=[step("s", retry=retry(max_attempts=3, initial_delay=0))])
     kernel, _ = start(flow)
-    assert kernel.send([fail("s@1")]) == [invoke("s", 2)]
-    assert kernel.send([fail("s@2")]) == [invoke("s", 3)]
+    assert kernel.send([fail("s@1")]) == [invoke("s@2")]
+    assert kernel.send([fail("s@2")]) == [invoke("s@3")]
     result = finish(kernel, [ok("s@3")])
     assert [a.retry_in for a in result.step("s").attempts] == [0.0, 0.0, None]
 
@@ -178,10 +128,10 @@ def test_a_zero_initial_delay_retries_at_once() -> None:
 def test_a_retry_waits_for_a_free_slot_and_keeps_its_declaration_order() -> None:
     flow = Flow(name="f", steps=[step("a", retry=retry(initial_delay=0)), step("b"), step("c")])
     kernel, first = start(flow, max_concurrency=2)
-    assert first == [invoke("a"), invoke("b")]
+    assert first == [invoke("a@1"), invoke("b@1")]
     # a's retry is ready at once, ahead of c (declared later), and takes the slot a freed.
-    assert kernel.send([fail("a@1")]) == [invoke("a", 2)]
-    assert kernel.send([ok("b@1")]) == [invoke("c")]
+    assert kernel.send([fail("a@1")]) == [invoke("a@2")]
+    assert kernel.send([ok("b@1")]) == [invoke("c@1")]
 
 
 def test_error_types_outside_retry_on_are_not_retried() -> None:
@@ -192,7 +142,7 @@ def test_error_types_outside_retry_on_are_not_retried() -> None:
         [fail("a@1", "ValueError"), fail("b@1", "ConnectionError"), fail("c@1", "pkg.mod.Transient")]
     )
     assert commands == [StartTimer("b@1/backoff", 0.5), StartTimer("c@1/backoff", 0.5)]
-    assert kernel.send([TimerFired("b@1/backoff"), TimerFired("c@1/backoff")]) == [invoke("b", 2), invoke("c", 2)]
+    assert kernel.send([TimerFired("b@1/backoff"), TimerFired("c@1/backoff")]) == [invoke("b@2"), invoke("c@2")]
     result = finish(kernel, [ok("b@2"), ok("c@2")])
     a = result.step("a")
     assert a.status == StepStatus.FAILED
@@ -281,11 +231,11 @@ def test_a_timeout_is_a_timer_started_with_the_invoke() -> None:
     flow = Flow(name="f", steps=[step("a", timeout=5), Step(id="b", tool=slow), step("c")])
     _, first = start(flow)
     assert first == [
-        invoke("a"),
+        invoke("a@1"),
         StartTimer("a@1/timeout", 5),
         Invoke("b@1", "b", slow, {}, 1),
         StartTimer("b@1/timeout", 9),
-        invoke("c"),
+        invoke("c@1"),
     ]
 
 
@@ -310,7 +260,7 @@ def test_a_timed_out_attempt_is_retried_when_the_policy_allows() -> None:
     kernel, _ = start(flow)
     assert kernel.send([TimerFired("s@1/timeout")]) == [Cancel("s@1"), StartTimer("s@1/backoff", 2)]
     assert kernel.send([Cancelled("s@1")]) == []
-    assert kernel.send([TimerFired("s@1/backoff")]) == [invoke("s", 2), StartTimer("s@2/timeout", 0.5)]
+    assert kernel.send([TimerFired("s@1/backoff")]) == [invoke("s@2"), StartTimer("s@2/timeout", 0.5)]
     assert kernel.send([TimerFired("s@2/timeout")]) == [Cancel("s@2"), StartTimer("s@2/backoff", 4)]
     kernel.send([TimerFired("s@2/backoff"), Cancelled("s@2")])
     assert kernel.send([ok("s@3", "made it")]) == [Cancel("s@3/timeout")]
@@ -338,13 +288,13 @@ def test_a_timed_out_attempt_is_not_retried_without_retry_on_timeout() -> None:
 def test_retry_on_does_not_decide_about_timeouts() -> None:
     flow = Flow(name="f", steps=[step("s", timeout=1, retry=retry(initial_delay=0, retry_on=("ConnectionError",)))])
     kernel, _ = start(flow)
-    assert kernel.send([TimerFired("s@1/timeout")]) == [Cancel("s@1"), invoke("s", 2), StartTimer("s@2/timeout", 1)]
+    assert kernel.send([TimerFired("s@1/timeout")]) == [Cancel("s@1"), invoke("s@2"), StartTimer("s@2/timeout", 1)]
 
 
 def test_a_call_that_beats_its_timeout_cancels_the_timer_and_a_late_firing_is_ignored() -> None:
     flow = Flow(name="f", steps=[step("s", timeout=5), step("t", Ref("s"))])
     kernel, _ = start(flow)
-    assert kernel.send([ok("s@1", 1)]) == [Cancel("s@1/timeout"), invoke("t", 1, {"x": 1})]
+    assert kernel.send([ok("s@1", 1)]) == [Cancel("s@1/timeout"), invoke("t@1", {"x": 1})]
     assert kernel.send([ok("t@1", 2)]) == []  # still waiting for the timer's answer
     result = finish(kernel, [TimerFired("s@1/timeout")])  # it fired before the Cancel landed
     assert statuses(result) == {"s": "succeeded", "t": "succeeded"}
@@ -394,7 +344,7 @@ def test_a_late_result_of_a_timed_out_call_does_not_count_for_its_retry() -> Non
     kernel, _ = start(flow)
     assert kernel.send([TimerFired("s@1/timeout"), ok("s@1", "late")]) == [
         Cancel("s@1"),
-        invoke("s", 2),
+        invoke("s@2"),
         StartTimer("s@2/timeout", 5),
     ]
     kernel.send([ok("s@2", "second")])
@@ -406,9 +356,9 @@ def test_a_late_result_of_a_timed_out_call_does_not_count_for_its_retry() -> Non
 def test_a_timed_out_call_frees_its_concurrency_slot_at_once() -> None:
     flow = Flow(name="f", steps=[step("a", timeout=1), step("b")])
     kernel, first = start(flow, max_concurrency=1)
-    assert first == [invoke("a"), StartTimer("a@1/timeout", 1)]
+    assert first == [invoke("a@1"), StartTimer("a@1/timeout", 1)]
     # b starts before the driver confirms that a was cancelled.
-    assert kernel.send([TimerFired("a@1/timeout")]) == [Cancel("a@1"), invoke("b")]
+    assert kernel.send([TimerFired("a@1/timeout")]) == [Cancel("a@1"), invoke("b@1")]
     kernel.send([ok("b@1")])
     result = finish(kernel, [Cancelled("a@1")])
     assert statuses(result) == {"a": "failed", "b": "succeeded"}
@@ -419,7 +369,7 @@ def test_a_timed_out_call_frees_its_concurrency_slot_at_once() -> None:
 
 def test_the_deadline_is_a_timer_started_first() -> None:
     _, first = start(Flow(name="f", steps=[step("a")]), deadline=10)
-    assert first == [StartTimer("@deadline", 10), invoke("a")]
+    assert first == [StartTimer("@deadline", 10), invoke("a@1")]
 
 
 def test_the_deadline_stops_the_run_and_cancels_everything_outstanding() -> None:
@@ -437,12 +387,15 @@ def test_the_deadline_stops_the_run_and_cancels_everything_outstanding() -> None
     kernel, first = start(flow, deadline=10, max_concurrency=3)
     assert first == [
         StartTimer("@deadline", 10),
-        invoke("done"),
-        invoke("slow"),
+        invoke("done@1"),
+        invoke("slow@1"),
         StartTimer("slow@1/timeout", 30),
-        invoke("waiting"),
+        invoke("waiting@1"),
     ]
-    assert kernel.send([ok("done@1", "D"), fail("waiting@1")]) == [StartTimer("waiting@1/backoff", 5), invoke("queued")]
+    assert kernel.send([ok("done@1", "D"), fail("waiting@1")]) == [
+        StartTimer("waiting@1/backoff", 5),
+        invoke("queued@1"),
+    ]
     assert kernel.send([TimerFired("@deadline")]) == [
         Cancel("slow@1"),
         Cancel("queued@1"),
@@ -472,7 +425,7 @@ def test_the_deadline_stops_the_run_and_cancels_everything_outstanding() -> None
 def test_the_deadline_cancels_steps_still_waiting_for_a_slot() -> None:
     flow = Flow(name="f", steps=[step("a"), step("b"), step("c")])
     kernel, first = start(flow, deadline=10, max_concurrency=1)
-    assert first == [StartTimer("@deadline", 10), invoke("a")]
+    assert first == [StartTimer("@deadline", 10), invoke("a@1")]
     assert kernel.send([TimerFired("@deadline")]) == [Cancel("a@1")]
     result = finish(kernel, [Cancelled("a@1")])
     assert result.status == RunStatus.TIMED_OUT
@@ -495,7 +448,7 @@ def test_after_the_deadline_a_call_that_still_returns_counts_and_nothing_new_sta
 def test_when_the_work_finishes_first_the_deadline_timer_is_cancelled() -> None:
     flow = Flow(name="f", steps=[step("a"), step("b", Ref("a"))])
     kernel, _ = start(flow, deadline=10)
-    assert kernel.send([ok("a@1")]) == [invoke("b", 1, {"x": "v"})]
+    assert kernel.send([ok("a@1")]) == [invoke("b@1", {"x": "v"})]
     assert kernel.send([ok("b@1")]) == [Cancel("@deadline")]
     result = finish(kernel, [Cancelled("@deadline")])
     assert result.status == RunStatus.SUCCEEDED
@@ -515,7 +468,7 @@ def test_the_deadline_is_kept_while_a_backoff_or_a_timeout_is_pending() -> None:
     assert kernel.send([fail("a@1")]) == [StartTimer("a@1/backoff", 1)]
     assert kernel.send([ok("b@1")]) == [Cancel("b@1/timeout")]
     assert kernel.send([Cancelled("b@1/timeout")]) == []
-    assert kernel.send([TimerFired("a@1/backoff")]) == [invoke("a", 2)]
+    assert kernel.send([TimerFired("a@1/backoff")]) == [invoke("a@2")]
     assert kernel.send([ok("a@2")]) == [Cancel("@deadline")]
     assert finish(kernel, [Cancelled("@deadline")]).status == RunStatus.SUCCEEDED
 
@@ -544,7 +497,7 @@ def test_the_deadline_must_be_positive(bad: float) -> None:
 def test_fail_fast_cancels_everything_on_the_first_failure() -> None:
     flow = Flow(name="f", steps=[step("a"), step("b", timeout=5), step("c", Ref("b")), step("d")])
     kernel, first = start(flow, fail_fast=True, max_concurrency=2)
-    assert first == [invoke("a"), invoke("b"), StartTimer("b@1/timeout", 5)]
+    assert first == [invoke("a@1"), invoke("b@1"), StartTimer("b@1/timeout", 5)]
     assert kernel.send([fail("a@1")]) == [Cancel("b@1"), Cancel("b@1/timeout")]
     result = finish(kernel, [Cancelled("b@1"), Cancelled("b@1/timeout")])
     assert result.status == RunStatus.FAILED
@@ -566,7 +519,7 @@ def test_without_fail_fast_the_other_branches_run_on() -> None:
 def test_fail_fast_waits_for_the_retries_to_run_out() -> None:
     flow = Flow(name="f", steps=[step("a", retry=retry(max_attempts=2, initial_delay=0)), step("b")])
     kernel, _ = start(flow, fail_fast=True)
-    assert kernel.send([fail("a@1")]) == [invoke("a", 2)]
+    assert kernel.send([fail("a@1")]) == [invoke("a@2")]
     assert kernel.send([fail("a@2")]) == [Cancel("b@1")]
     assert finish(kernel, [Cancelled("b@1")]).status == RunStatus.FAILED
 
@@ -578,7 +531,7 @@ def test_fail_fast_on_a_failure_before_the_invoke() -> None:
     typed = tool(lambda x: x, name="typed", input_model=Args)
     flow = Flow(name="f", steps=[step("a"), Step(id="b", tool=typed, arguments={"x": Ref("a")}), step("c")])
     kernel, first = start(flow, fail_fast=True)
-    assert first == [invoke("a"), invoke("c")]
+    assert first == [invoke("a@1"), invoke("c@1")]
     assert kernel.send([ok("a@1", "nan")]) == [Cancel("c@1")]
     result = finish(kernel, [Cancelled("c@1")])
     assert result.reason == "stopped after step 'b' failed (fail_fast)"
@@ -613,7 +566,7 @@ def test_fail_fast_stops_the_run_when_a_fallback_tool_fails() -> None:
 def test_continue_records_the_failure_but_the_run_succeeds() -> None:
     flow = Flow(name="f", steps=[step("a", on_error="continue"), step("b", Ref("a")), step("c")])
     kernel, first = start(flow)
-    assert first == [invoke("a"), invoke("c")]
+    assert first == [invoke("a@1"), invoke("c@1")]
     assert kernel.send([fail("a@1")]) == []
     result = finish(kernel, [ok("c@1")])
     a = result.step("a")
@@ -630,7 +583,7 @@ def test_continue_records_the_failure_but_the_run_succeeds() -> None:
 def test_continue_after_the_retries_run_out() -> None:
     flow = Flow(name="f", steps=[step("a", on_error="continue", retry=retry(max_attempts=2, initial_delay=0))])
     kernel, _ = start(flow)
-    assert kernel.send([fail("a@1")]) == [invoke("a", 2)]
+    assert kernel.send([fail("a@1")]) == [invoke("a@2")]
     result = finish(kernel, [fail("a@2")])
     assert result.step("a").tolerated
     assert len(result.step("a").attempts) == 2
@@ -640,7 +593,7 @@ def test_continue_after_the_retries_run_out() -> None:
 def test_a_fallback_value_takes_the_failed_steps_place() -> None:
     flow = Flow(name="f", steps=[step("a", on_error=Fallback(value={"rows": []})), step("b", Ref("a", "rows"))])
     kernel, _ = start(flow)
-    assert kernel.send([fail("a@1")]) == [invoke("b", 1, {"x": []})]
+    assert kernel.send([fail("a@1")]) == [invoke("b@1", {"x": []})]
     result = finish(kernel, [ok("b@1", "B")])
     a = result.step("a")
     assert a.status == StepStatus.SUCCEEDED
@@ -659,7 +612,7 @@ def test_a_fallback_value_after_a_timeout_and_retries() -> None:
         steps=[step("a", timeout=2, retry=retry(max_attempts=2, initial_delay=0), on_error=Fallback(value=-1))],
     )
     kernel, _ = start(flow)
-    assert kernel.send([TimerFired("a@1/timeout")]) == [Cancel("a@1"), invoke("a", 2), StartTimer("a@2/timeout", 2)]
+    assert kernel.send([TimerFired("a@1/timeout")]) == [Cancel("a@1"), invoke("a@2"), StartTimer("a@2/timeout", 2)]
     assert kernel.send([TimerFired("a@2/timeout")]) == [Cancel("a@2")]
     kernel.send([Cancelled("a@1")])
     result = finish(kernel, [Cancelled("a@2")])
@@ -681,7 +634,7 @@ def test_a_fallback_tool_is_invoked_with_the_steps_arguments() -> None:
     flow = Flow(name="f", steps=[step("a", "arg", on_error=Fallback(tool=backup)), step("b", Ref("a"))])
     kernel, _ = start(flow)
     assert kernel.send([fail("a@1")]) == [Invoke("a@fallback", "a", backup, {"x": "arg"}, 1)]
-    assert kernel.send([ok("a@fallback", "from backup")]) == [invoke("b", 1, {"x": "from backup"})]
+    assert kernel.send([ok("a@fallback", "from backup")]) == [invoke("b@1", {"x": "from backup"})]
     result = finish(kernel, [ok("b@1")])
     a = result.step("a")
     assert a.status == StepStatus.SUCCEEDED
@@ -751,8 +704,8 @@ def test_a_fallback_tools_input_model_is_applied() -> None:
 def test_a_true_condition_runs_the_step() -> None:
     flow = Flow(name="f", steps=[step("a"), step("b", Ref("a", "n"), when="steps.a.ok && inputs.go")])
     kernel, first = start(flow, {"go": True})
-    assert first == [invoke("a")]
-    assert kernel.send([ok("a@1", {"ok": True, "n": 3})]) == [invoke("b", 1, {"x": 3})]
+    assert first == [invoke("a@1")]
+    assert kernel.send([ok("a@1", {"ok": True, "n": 3})]) == [invoke("b@1", {"x": 3})]
     result = finish(kernel, [ok("b@1")])
     assert result.step("b").status == StepStatus.SUCCEEDED
     assert result.step("b").reason is None
@@ -764,7 +717,7 @@ def test_a_false_condition_skips_the_step_and_its_dependents() -> None:
         steps=[step("a"), step("b", when="steps.a.ok"), step("c", Ref("b")), step("d", Ref("c")), step("e", Ref("a"))],
     )
     kernel, _ = start(flow)
-    assert kernel.send([ok("a@1", {"ok": False})]) == [invoke("e", 1, {"x": {"ok": False}})]
+    assert kernel.send([ok("a@1", {"ok": False})]) == [invoke("e@1", {"x": {"ok": False}})]
     result = finish(kernel, [ok("e@1")])
     assert statuses(result) == {"a": "succeeded", "b": "skipped", "c": "skipped", "d": "skipped", "e": "succeeded"}
     assert result.step("b").reason == "condition 'steps.a.ok' is false"
@@ -783,7 +736,7 @@ def test_conditions_use_jmespath_truth(value: Any, runs: bool) -> None:
     flow = Flow(name="f", steps=[step("a"), step("b", when="steps.a")])
     kernel, _ = start(flow)
     if runs:
-        assert kernel.send([ok("a@1", value)]) == [invoke("b")]
+        assert kernel.send([ok("a@1", value)]) == [invoke("b@1")]
     else:
         assert finish(kernel, [ok("a@1", value)]).step("b").status == StepStatus.SKIPPED
 
@@ -791,9 +744,9 @@ def test_conditions_use_jmespath_truth(value: Any, runs: bool) -> None:
 def test_a_condition_on_inputs_only_is_decided_at_the_start() -> None:
     flow = Flow(name="f", steps=[step("a", when="inputs.mode == 'full'"), step("b")])
     _, first = start(flow, {"mode": "full"})
-    assert first == [invoke("a"), invoke("b")]
+    assert first == [invoke("a@1"), invoke("b@1")]
     kernel, first = start(flow, {"mode": "quick"})
-    assert first == [invoke("b")]
+    assert first == [invoke("b@1")]
     result = finish(kernel, [ok("b@1")])
     assert result.step("a").reason == "condition \"inputs.mode == 'full'\" is false"
 
@@ -832,7 +785,7 @@ def test_a_condition_sees_validated_outputs_as_their_fields() -> None:
     typed = tool(lambda: None, name="typed", output_model=Out)
     flow = Flow(name="f", steps=[Step(id="a", tool=typed), step("b", when="steps.a.ok")])
     kernel, _ = start(flow)
-    assert kernel.send([ok("a@1", {"ok": True})]) == [invoke("b")]
+    assert kernel.send([ok("a@1", {"ok": True})]) == [invoke("b@1")]
 
 
 # ---- join="any" --------------------------------------------------------------------------------
@@ -846,7 +799,7 @@ def test_join_any_runs_once_every_dependency_settled_if_one_succeeded() -> None:
     kernel, _ = start(flow)
     assert kernel.send([fail("a@1")]) == []
     assert kernel.send([ok("b@1")]) == []  # c is still running
-    assert kernel.send([fail("c@1")]) == [invoke("d")]
+    assert kernel.send([fail("c@1")]) == [invoke("d@1")]
     result = finish(kernel, [ok("d@1")])
     assert result.step("d").status == StepStatus.SUCCEEDED
     assert result.status == RunStatus.FAILED  # a and c still failed the run
@@ -864,8 +817,8 @@ def test_join_any_after_a_condition_skipped_one_branch() -> None:
         ],
     )
     kernel, _ = start(flow)
-    assert kernel.send([ok("a@1", {"fast": True})]) == [invoke("fast")]
-    assert kernel.send([ok("fast@1", "F")]) == [invoke("merge", 1, {"x": {"f": "F", "s": None}})]
+    assert kernel.send([ok("a@1", {"fast": True})]) == [invoke("fast@1")]
+    assert kernel.send([ok("fast@1", "F")]) == [invoke("merge@1", {"x": {"f": "F", "s": None}})]
     result = finish(kernel, [ok("merge@1", "M")])
     assert statuses(result) == {
         "a": "succeeded",
@@ -899,7 +852,7 @@ def test_join_any_waits_for_a_dependency_skipped_further_up() -> None:
     )
     kernel, _ = start(flow)
     assert kernel.send([ok("c@1")]) == []  # b has not settled yet
-    assert kernel.send([fail("a@1")]) == [invoke("d")]  # a failing skips b, which settles d
+    assert kernel.send([fail("a@1")]) == [invoke("d@1")]  # a failing skips b, which settles d
     result = finish(kernel, [ok("d@1")])
     assert statuses(result) == {"a": "failed", "b": "skipped", "c": "succeeded", "d": "succeeded"}
 
@@ -911,7 +864,7 @@ def test_join_any_with_a_fallback_counts_as_success() -> None:
     )
     kernel, _ = start(flow)
     assert kernel.send([fail("a@1")]) == []
-    assert kernel.send([ok("b@1")]) == [invoke("c")]
+    assert kernel.send([ok("b@1")]) == [invoke("c@1")]
 
 
 # ---- protocol --------------------------------------------------------------------------------

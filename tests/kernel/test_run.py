@@ -14,52 +14,19 @@ from flowkernel import (
     Completion,
     ErrorInfo,
     ErrorKind,
-    ExecutionResult,
     Flow,
     Input,
     Invoke,
     ProtocolError,
-    Raised,
     Ref,
     Returned,
-    RunOptions,
     Step,
     StopRun,
     TimerFired,
-    run_flow,
     tool,
 )
-from flowkernel.kernel.run import KernelGenerator
 
-
-@tool
-def echo(x: Any = None, y: Any = None) -> Any:
-    return x
-
-
-def step(step_id: str, x: Any = None, **more: Any) -> Step:
-    return Step(id=step_id, tool=echo, arguments={"x": x}, **more)
-
-
-def start(
-    flow: Flow, limit: int | None = None, inputs: dict[str, Any] | None = None
-) -> tuple[KernelGenerator, list[Command]]:
-    kernel = run_flow(flow, inputs, RunOptions("run-1", limit))
-    return kernel, kernel.send(None)  # type: ignore[arg-type]
-
-
-def ok(command: Command, value: Any = "v") -> Returned:
-    return Returned(command.call_id, value, 0.0, 1.0)
-
-
-def fail(command: Command) -> Raised:
-    return Raised(command.call_id, ErrorInfo(ErrorKind.TOOL, "ValueError", "boom"), 0.0, 1.0)
-
-
-def finish(kernel: KernelGenerator, batch: list[Completion]) -> ExecutionResult:
-    with pytest.raises(StopIteration) as stop:
-        kernel.send(batch)
-    return stop.value.value  # type: ignore[no-any-return]
+from .support import echo, fail, finish, ok, start, step
 
 
 def ids(commands: list[Command]) -> list[str]:
@@ -84,7 +51,7 @@ def test_a_step_starts_as_soon_as_its_own_dependencies_are_done() -> None:
 
 def test_the_concurrency_limit_holds_and_ready_steps_wait_in_declaration_order() -> None:
     flow = Flow(name="f", steps=[step(f"s{i}") for i in range(5)])
-    kernel, first = start(flow, limit=2)
+    kernel, first = start(flow, max_concurrency=2)
     assert ids(first) == ["s0@1", "s1@1"]
     assert ids(kernel.send([ok(first[1])])) == ["s2@1"]
     assert ids(kernel.send([ok(first[0])])) == ["s3@1"]

@@ -13,15 +13,7 @@ from flowkernel import Flow, FlowValidationError, Input, Item, Ref, Step, tool
 from flowkernel.model import Fallback, RetryPolicy
 from flowkernel.model.validation import MAX_FLOW_DEPTH
 
-
-@tool
-def echo(x: Any = None, y: Any = None) -> Any:
-    return x
-
-
-@tool
-def backup(x: Any = None, y: Any = None) -> Any:
-    return "backup"
+from ..kernel.support import backup, echo
 
 
 @tool

@@ -16,26 +16,23 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping, Sequence
 from functools import partial
 from heapq import heappop, heappush
-from typing import Any, cast
+from typing import Any
 
 from jmespath.exceptions import JMESPathError
 from pydantic import ValidationError
 
 from ..errors import FlowInputError, ProtocolError
-from ..events import AttemptFailed, Event, RetryScheduled, StepStarted
+from ..events import Event, StepStarted
 from ..model.flow import Flow
-from ..model.policies import Fallback
 from ..model.refs import PathError, is_truthy, select
-from ..model.retry import jitter_unit
-from ..model.tool import Tool
-from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, Returned, StartTimer, StopRun, TimerFired
+from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, Returned, StartTimer, StopRun
 from ..result import AttemptRecord, AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus
 from .children import child_call, child_outcome, map_flow, prefixed
 from .context import merge_context
 from .inputs import prepare_inputs
 from .options import RunOptions
+from .policies import BACKOFF_TIMER, DEADLINE, DEADLINE_ID, TIMEOUT, PolicyTable
 from .states import BACKOFF, PENDING, RUNNING, SUCCEEDED
-from .steps import StepTable
 
 __all__ = ("KernelGenerator", "RunState", "drive", "run_flow")
 
@@ -43,10 +40,6 @@ KernelGenerator = Generator[list[Command], Sequence[Completion], ExecutionResult
 
 _UNBOUNDED = 1 << 62
 _SUCCEEDED_ATTEMPT = AttemptStatus.SUCCEEDED
-_RETRYABLE_KINDS = (ErrorKind.TOOL, ErrorKind.OUTPUT_VALIDATION)
-# Timer kinds.
-_TIMEOUT, _BACKOFF, _DEADLINE = range(3)
-_DEADLINE_ID = "@deadline"
 # Named tuples built without their Python-level __new__ (the hot path builds one of each per step).
 _new_invoke = partial(tuple.__new__, Invoke)
 _new_attempt = partial(tuple.__new__, AttemptRecord)
@@ -72,19 +65,12 @@ def drive(state: RunState) -> KernelGenerator:
     return state.result()
 
 
-class RunState(StepTable):
-    """One run: calls and timers outstanding, dispatch, completions and policies; no I/O anywhere."""
+class RunState(PolicyTable):
+    """One run: dispatch, completions, runs inside the run, stopping; no I/O anywhere."""
 
     def __init__(self, flow: Flow, inputs: dict[str, Any], options: RunOptions) -> None:
         super().__init__(flow, inputs, options)
-        self._tools = [cast(Tool, step.tool) for step in flow.steps]  # None for sub-flow steps: never invoked
-        self._index = {step_id: i for i, step_id in enumerate(self._plan.step_ids)}
         self._limit = options.max_concurrency or _UNBOUNDED
-        self._calls: dict[str, int] = {}  # invokes in flight -> step index (these count against the limit)
-        self._fallback_calls: dict[str, int] = {}  # fallback tools in flight -> step index
-        self._timers: dict[str, tuple[int, int]] = {}  # timers running -> (kind, step index)
-        self._ignored: set[str] = set()  # cancelled calls and timers whose answer no longer matters
-        self._cancel_requested: set[str] = set()
         self._children: dict[str, tuple[int, RunState, int | None]] = {}  # step id -> (index, run, elements)
         self.final_events: tuple[Event, ...] = ()
 
@@ -109,8 +95,8 @@ class RunState(StepTable):
         """The first batch: every step with no dependencies, within the limit; the deadline timer."""
         commands: list[Command] = []
         if self.options.deadline is not None:
-            self._timers[_DEADLINE_ID] = (_DEADLINE, -1)
-            commands.append(StartTimer(_DEADLINE_ID, self.options.deadline))
+            self._timers[DEADLINE_ID] = (DEADLINE, -1)
+            commands.append(StartTimer(DEADLINE_ID, self.options.deadline))
         for i, remaining in enumerate(self._waiting):
             if remaining == 0:
                 heappush(self._ready, i)
@@ -218,7 +204,7 @@ class RunState(StepTable):
                 self._events.append(StepStarted(step_id, attempt))
             timeout = timeouts[i]
             if timeout is not None:
-                self._timers[call_id + "/timeout"] = (_TIMEOUT, i)
+                self._timers[call_id + "/timeout"] = (TIMEOUT, i)
                 commands.append(StartTimer(call_id + "/timeout", timeout))
 
     def _prepare(self, i: int, commands: list[Command]) -> dict[str, Any] | None:
@@ -236,8 +222,7 @@ class RunState(StepTable):
                 self._skip(i, f"condition {condition.text!r} is false")
                 self._settle_dependents(i)
                 return None
-        sources = self._plan.context_sources[i]
-        if sources is not None and not self._prepare_context(i, sources, commands):
+        if self._plan.reads_context[i] and not self._prepare_context(i, commands):
             return None
         try:
             arguments = self._plan.resolvers[i](self._outputs, self.inputs)
@@ -259,12 +244,24 @@ class RunState(StepTable):
 
     # ---- completions --------------------------------------------------------------------------
 
-    def _prepare_context(self, i: int, sources: tuple[int, ...], commands: list[Command]) -> bool:
-        """Merge step ``i``'s context into the outputs' extra slot; ``False`` if that failed the step."""
+    def _prepare_context(self, i: int, commands: list[Command]) -> bool:
+        """Merge step ``i``'s context into the outputs' extra slot; ``False`` if that failed the step.
+
+        The context holds the steps that reach ``i`` through steps that all succeeded: each of those ran
+        after everything it depends on had settled, so the set is final now (an ancestor behind a
+        skipped step may still be running: it is not part of the context, on any driver).
+        """
         policy = self.flow.context
         assert policy is not None
-        step_id, state, step_ids = self._plan.step_ids[i], self._state, self._plan.step_ids
-        given = [(step_ids[d], self._outputs[d]) for d in sources if state[d] == SUCCEEDED]
+        step_id, state, step_ids, deps = self._plan.step_ids[i], self._state, self._plan.step_ids, self._plan.deps
+        sources: set[int] = set()
+        todo = [d for d in deps[i] if state[d] == SUCCEEDED]
+        while todo:
+            d = todo.pop()
+            if d not in sources:
+                sources.add(d)
+                todo.extend(x for x in deps[d] if state[x] == SUCCEEDED)
+        given = [(step_ids[d], self._outputs[d]) for d in sorted(sources)]
         merged, warnings, collision = merge_context(given, policy.collision)
         if collision is not None:
             self._give_up(i, ErrorInfo(ErrorKind.CONTEXT, "ContextCollision", collision, step_id), commands)
@@ -380,127 +377,6 @@ class RunState(StepTable):
         self._outputs[i] = value
         self._succeed(i)
 
-    def _on_timer(self, call_id: str, completion: Completion, commands: list[Command]) -> None:
-        timer_kind, i = self._timers.pop(call_id)
-        if type(completion) is Cancelled and call_id in self._cancel_requested:
-            return  # the stop cancelled it; a step waiting for its backoff is cancelled in result()
-        if type(completion) is not TimerFired:
-            raise ProtocolError(f"driver answered timer {call_id!r} with {completion!r}, which does not fit it")
-        if timer_kind == _DEADLINE:
-            self._stop(f"deadline of {self.options.deadline:g} s exceeded", RunStatus.TIMED_OUT, commands)
-        elif timer_kind == _BACKOFF:
-            heappush(self._ready, i)
-        else:  # a timeout: abandon the call, then treat the attempt as failed
-            invoke_id = call_id.removesuffix("/timeout")
-            del self._calls[invoke_id]
-            self._ignored.add(invoke_id)
-            commands.append(Cancel(invoke_id))
-            seconds = self._plan.timeouts[i]
-            attempt = len(self._attempts[i]) + 1
-            message = f"attempt {attempt} timed out after {seconds:g} s"
-            error = ErrorInfo(ErrorKind.TIMEOUT, "TimeoutError", message, self._plan.step_ids[i])
-            self._attempt_failed(i, error, None, None, commands)
-
-    def _on_fallback_done(self, i: int, call_id: str, completion: Completion, commands: list[Command]) -> None:
-        policy = self._plan.on_error[i]
-        assert isinstance(policy, Fallback)
-        assert policy.tool is not None
-        kind = type(completion)
-        if kind is Returned:
-            value = completion.value  # type: ignore[union-attr]
-            model = policy.tool.output_model
-            try:
-                self._outputs[i] = value if model is None else model.model_validate(value)
-            except ValidationError as exc:
-                error = ErrorInfo.from_validation_error(ErrorKind.OUTPUT_VALIDATION, exc, self._plan.step_ids[i])
-                self._fail_the_run(i, error, commands)
-                return
-            self._succeed(i)
-        elif kind is Raised:
-            self._fail_the_run(i, completion.error.for_step(self._plan.step_ids[i]), commands)  # type: ignore[union-attr]
-        elif kind is Cancelled and call_id in self._cancel_requested:
-            self._cancel(i)
-        else:
-            raise ProtocolError(f"driver answered fallback {call_id!r} with {completion!r}, which does not fit it")
-
-    # ---- failures and policies ----------------------------------------------------------------
-
-    def _attempt_failed(
-        self, i: int, error: ErrorInfo, started: float | None, finished: float | None, commands: list[Command]
-    ) -> None:
-        """Record a failed attempt; retry it if the policy allows, else give the step up."""
-        policy = self._plan.retry[i]
-        attempt = len(self._attempts[i]) + 1
-        if self._emit:
-            self._events.append(AttemptFailed(self._plan.step_ids[i], attempt, error))
-        retryable = policy is not None and attempt < policy.max_attempts
-        if retryable and policy is not None:
-            if error.kind == ErrorKind.TIMEOUT:
-                retryable = policy.retry_on_timeout
-            else:
-                retryable = error.kind in _RETRYABLE_KINDS and policy.retries_type(error.type)
-        if not retryable or policy is None:
-            self._record(i, AttemptStatus.FAILED, started, finished, error)
-            self._give_up(i, error, commands)
-            return
-        if self._stop_reason is not None:  # it would have been retried: the stop cut it short
-            self._record(i, AttemptStatus.FAILED, started, finished, error)
-            self._cancel(i)
-            return
-        step_id = self._plan.step_ids[i]
-        delay = policy.delay(attempt, jitter_unit(self.options.run_id, step_id, attempt))
-        self._record(i, AttemptStatus.FAILED, started, finished, error, delay)
-        self._state[i] = BACKOFF
-        if self._emit:
-            self._events.append(RetryScheduled(step_id, attempt + 1, delay))
-        if delay > 0:
-            timer = f"{step_id}@{attempt}/backoff"
-            self._timers[timer] = (_BACKOFF, i)
-            commands.append(StartTimer(timer, delay))
-        else:
-            heappush(self._ready, i)
-
-    def _give_up(self, i: int, error: ErrorInfo, commands: list[Command]) -> None:
-        """The step failed for good: apply its error policy."""
-        policy = self._plan.on_error[i]
-        if policy == "fail":
-            self._fail_the_run(i, error, commands)
-        elif policy == "continue":
-            self._tolerated[i] = True
-            self._fail(i, error)
-        else:
-            assert isinstance(policy, Fallback)
-            if policy.tool is not None and self._stop_reason is not None:  # too late to call anything
-                self._fail_the_run(i, error, commands)
-                return
-            self._errors[i] = error
-            self._fallback[i] = True
-            if policy.tool is None:
-                self._outputs[i] = policy.value
-                self._succeed(i)
-                return
-            step_id = self._plan.step_ids[i]
-            arguments = self._arguments[i] or {}
-            model = policy.tool.input_model
-            if model is not None:
-                try:
-                    validated = model.model_validate(arguments)
-                except ValidationError as exc:
-                    invalid = ErrorInfo.from_validation_error(ErrorKind.INPUT_VALIDATION, exc, step_id)
-                    self._fail_the_run(i, invalid, commands)
-                    return
-                arguments = {**validated.__dict__, **(validated.__pydantic_extra__ or {})}
-            call_id = f"{step_id}@fallback"
-            self._fallback_calls[call_id] = i
-            self._state[i] = RUNNING
-            commands.append(Invoke(call_id, step_id, policy.tool, arguments, 1))
-
-    def _fail_the_run(self, i: int, error: ErrorInfo, commands: list[Command]) -> None:
-        """A failure that fails the run; with ``fail_fast`` it stops everything else too."""
-        self._fail(i, error)
-        if self.options.fail_fast:
-            self._stop(f"stopped after step {self._plan.step_ids[i]!r} failed (fail_fast)", RunStatus.FAILED, commands)
-
     def _stop(self, reason: str, status: RunStatus, commands: list[Command]) -> None:
         """Stop the run: cancel every call and timer outstanding; dispatch nothing more."""
         if self._stop_reason is not None:
@@ -519,22 +395,14 @@ class RunState(StepTable):
             child._stop(reason, RunStatus.CANCELLED, child_commands)
             self._advance_child(step_id, child_commands, commands)
         for timer, (kind, _) in list(self._timers.items()):
-            if kind != _BACKOFF:  # timeouts and the deadline no longer matter; a backoff's step is cancelled
+            if kind != BACKOFF_TIMER:  # timeouts and the deadline no longer matter; a backoff's step is cancelled
                 del self._timers[timer]
                 self._ignored.add(timer)
 
     def _close_deadline(self, commands: list[Command]) -> None:
         """When nothing but the deadline timer is left, cancel it so the run can end."""
         others = self._calls or self._fallback_calls or self._children
-        if len(self._timers) == 1 and _DEADLINE_ID in self._timers and not others:
-            del self._timers[_DEADLINE_ID]
-            self._ignored.add(_DEADLINE_ID)
-            commands.append(Cancel(_DEADLINE_ID))
-
-    def _unknown_call(self, completion: Completion) -> ProtocolError:
-        call_id = getattr(completion, "call_id", "")
-        step_id, _, attempt = call_id.rpartition("@")
-        i = self._index.get(step_id, -1)
-        if i >= 0 and attempt.isdigit() and int(attempt) <= len(self._attempts[i]):
-            return ProtocolError(f"driver completed call {call_id!r} twice (second time: {completion!r})")
-        return ProtocolError(f"driver sent {completion!r} for call {call_id!r}, which the kernel never issued")
+        if len(self._timers) == 1 and DEADLINE_ID in self._timers and not others:
+            del self._timers[DEADLINE_ID]
+            self._ignored.add(DEADLINE_ID)
+            commands.append(Cancel(DEADLINE_ID))

@@ -52,9 +52,9 @@ class FlowPlan:
     plain: tuple[bool, ...]
     """Steps with nothing to do before their call but resolving arguments (no condition, context,
     input model, map or sub-flow): the kernel's fast path."""
-    context_sources: tuple[tuple[int, ...] | None, ...]
-    """For a step reading ``Context()``: every step it depends on, directly or not, in declaration order.
-    Its getters read the merged context from the outputs' extra slot at ``CONTEXT_SLOT`` (= step count)."""
+    reads_context: tuple[bool, ...]
+    """Steps with a ``Context()`` argument; their getters read the merged context from the outputs'
+    extra slot at index ``len(step_ids)``, which the kernel fills just before resolving them."""
 
 
 def compile_plan(steps: Sequence[Step], outputs: Mapping[str, Ref] | None) -> FlowPlan:
@@ -93,23 +93,8 @@ def compile_plan(steps: Sequence[Step], outputs: Mapping[str, Ref] | None) -> Fl
             and not any(holds(v, Context) for v in step.arguments.values())
             for step in steps
         ),
-        context_sources=tuple(
-            _ancestors(i, deps) if any(holds(v, Context) for v in step.arguments.values()) else None
-            for i, step in enumerate(steps)
-        ),
+        reads_context=tuple(any(holds(v, Context) for v in step.arguments.values()) for step in steps),
     )
-
-
-def _ancestors(i: int, deps: Sequence[Sequence[int]]) -> tuple[int, ...]:
-    """Every step ``i`` depends on, directly or not, in declaration order."""
-    found: set[int] = set()
-    stack = list(deps[i])
-    while stack:
-        d = stack.pop()
-        if d not in found:
-            found.add(d)
-            stack.extend(deps[d])
-    return tuple(sorted(found))
 
 
 def _outer_arguments(step: Step) -> dict[str, Any]:

@@ -35,11 +35,11 @@ dependents are skipped, but the run still succeeds. A :class:`Fallback`: a value
 class ContextPolicy(BaseModel):
     """Accumulated context, for chain-style flows where each step reads what the steps before it made.
 
-    A step's context merges, in declaration order, the outputs of the steps it depends on (directly or
-    through others) that succeeded: dict outputs (and pydantic models) key by key, anything else under
-    its step's id. Two steps giving the same key is a collision: ``overwrite`` (the later step wins),
-    ``warn`` (the later wins, and the step's record says so), or ``error`` (the step fails). With a
-    ``model``, the merged context must fit it before the step runs.
+    A step's context merges, in declaration order, the outputs of the steps it depends on, directly or
+    through others, along paths of steps that all succeeded: dict outputs (and pydantic models) key by
+    key, anything else under its step's id. Two steps giving the same key is a collision: ``overwrite``
+    (the later step wins), ``warn`` (the later wins, and the step's record says so), or ``error`` (the
+    step fails). With a ``model``, the merged context must fit it before the step runs.
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")

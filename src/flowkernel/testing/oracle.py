@@ -175,13 +175,14 @@ class _Run:
         """The step's accumulated context: its ancestors' outputs, merged in declaration order."""
         policy = self.flow.context
         assert policy is not None
-        ancestors: set[str] = set()
-        todo = list(self.deps[step.id])
+        succeeded = {name for name, record in self.records.items() if record["status"] == "succeeded"}
+        ancestors: set[str] = set()  # reached through succeeded steps only
+        todo = [name for name in self.deps[step.id] if name in succeeded]
         while todo:
             name = todo.pop()
             if name not in ancestors:
                 ancestors.add(name)
-                todo.extend(self.deps[name])
+                todo.extend(d for d in self.deps[name] if d in succeeded)
         context: dict[str, Any] = {}
         source: dict[str, str] = {}
         warnings: list[str] = []
