@@ -1,5 +1,5 @@
-"""The calls and timers a run has outstanding, and what happens when calls fail or timers fire:
-retries with backoff, timeouts, the deadline, error policies and fallbacks."""
+"""The calls and timers a run has outstanding, and what the steps' policies make of them: retries with
+backoff, timeouts, the deadline, error policies and fallbacks, and the accumulated context."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from ..model.retry import jitter_unit
 from ..model.tool import Tool
 from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, Returned, StartTimer, TimerFired
 from ..result import AttemptStatus, ErrorInfo, ErrorKind, RunStatus
+from .context import merge_context
 from .options import RunOptions
-from .states import BACKOFF, RUNNING
+from .states import BACKOFF, RUNNING, SUCCEEDED
 from .steps import StepTable
 
 __all__ = ("DEADLINE", "DEADLINE_ID", "TIMEOUT", "PolicyTable")
@@ -173,3 +174,35 @@ class PolicyTable(StepTable):
         if i >= 0 and attempt.isdigit() and int(attempt) <= len(self._attempts[i]):
             return ProtocolError(f"driver completed call {call_id!r} twice (second time: {completion!r})")
         return ProtocolError(f"driver sent {completion!r} for call {call_id!r}, which the kernel never issued")
+
+    def _prepare_context(self, i: int, commands: list[Command]) -> bool:
+        """Merge step ``i``'s context into the outputs' extra slot; ``False`` if that failed the step.
+
+        The context holds the steps that reach ``i`` through steps that all succeeded: each of those ran
+        after everything it depends on had settled, so the set is final now (an ancestor behind a
+        skipped step may still be running: it is not part of the context, on any driver).
+        """
+        policy = self.flow.context
+        assert policy is not None
+        step_id, state, step_ids, deps = self._plan.step_ids[i], self._state, self._plan.step_ids, self._plan.deps
+        sources: set[int] = set()
+        todo = [d for d in deps[i] if state[d] == SUCCEEDED]
+        while todo:
+            d = todo.pop()
+            if d not in sources:
+                sources.add(d)
+                todo.extend(x for x in deps[d] if state[x] == SUCCEEDED)
+        given = [(step_ids[d], self._outputs[d]) for d in sorted(sources)]
+        merged, warnings, collision = merge_context(given, policy.collision)
+        if collision is not None:
+            self._give_up(i, ErrorInfo(ErrorKind.CONTEXT, "ContextCollision", collision, step_id), commands)
+            return False
+        if policy.model is not None:
+            try:
+                policy.model.model_validate(merged)
+            except ValidationError as exc:
+                self._give_up(i, ErrorInfo.from_validation_error(ErrorKind.CONTEXT, exc, step_id), commands)
+                return False
+        self._warnings[i] = tuple(warnings)
+        self._outputs[len(step_ids)] = merged
+        return True

@@ -28,11 +28,10 @@ from ..model.refs import PathError, is_truthy, select
 from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, Returned, StartTimer, StopRun
 from ..result import AttemptRecord, AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus
 from .children import child_call, child_outcome, map_flow, prefixed
-from .context import merge_context
 from .inputs import prepare_inputs
 from .options import RunOptions
 from .policies import BACKOFF_TIMER, DEADLINE, DEADLINE_ID, TIMEOUT, PolicyTable
-from .states import BACKOFF, PENDING, RUNNING, SUCCEEDED
+from .states import BACKOFF, PENDING, RUNNING
 
 __all__ = ("KernelGenerator", "RunState", "drive", "run_flow")
 
@@ -243,38 +242,6 @@ class RunState(PolicyTable):
         return arguments
 
     # ---- completions --------------------------------------------------------------------------
-
-    def _prepare_context(self, i: int, commands: list[Command]) -> bool:
-        """Merge step ``i``'s context into the outputs' extra slot; ``False`` if that failed the step.
-
-        The context holds the steps that reach ``i`` through steps that all succeeded: each of those ran
-        after everything it depends on had settled, so the set is final now (an ancestor behind a
-        skipped step may still be running: it is not part of the context, on any driver).
-        """
-        policy = self.flow.context
-        assert policy is not None
-        step_id, state, step_ids, deps = self._plan.step_ids[i], self._state, self._plan.step_ids, self._plan.deps
-        sources: set[int] = set()
-        todo = [d for d in deps[i] if state[d] == SUCCEEDED]
-        while todo:
-            d = todo.pop()
-            if d not in sources:
-                sources.add(d)
-                todo.extend(x for x in deps[d] if state[x] == SUCCEEDED)
-        given = [(step_ids[d], self._outputs[d]) for d in sorted(sources)]
-        merged, warnings, collision = merge_context(given, policy.collision)
-        if collision is not None:
-            self._give_up(i, ErrorInfo(ErrorKind.CONTEXT, "ContextCollision", collision, step_id), commands)
-            return False
-        if policy.model is not None:
-            try:
-                policy.model.model_validate(merged)
-            except ValidationError as exc:
-                self._give_up(i, ErrorInfo.from_validation_error(ErrorKind.CONTEXT, exc, step_id), commands)
-                return False
-        self._warnings[i] = tuple(warnings)
-        self._outputs[len(step_ids)] = merged
-        return True
 
     # ---- runs inside the run -------------------------------------------------------------------
 

@@ -333,44 +333,6 @@ def _resolve(value: Any, outputs: dict[str, Any], inputs: dict[str, Any], contex
     return value
 
 
-def _context(
-    step: Step, flow: Flow, deps: dict[str, list[str]], records: dict[str, dict[str, Any]], outputs: dict[str, Any]
-) -> tuple[dict[str, Any], list[str], ErrorInfo | None]:
-    """The step's accumulated context: its ancestors' outputs, merged in declaration order."""
-    policy = flow.context
-    assert policy is not None
-    ancestors: set[str] = set()
-    todo = list(deps[step.id])
-    while todo:
-        name = todo.pop()
-        if name not in ancestors:
-            ancestors.add(name)
-            todo.extend(deps[name])
-    context: dict[str, Any] = {}
-    source: dict[str, str] = {}
-    warnings: list[str] = []
-    for other in flow.steps:
-        if other.id not in ancestors or records[other.id]["status"] != "succeeded":
-            continue
-        value = _plain(outputs[other.id])
-        pairs = value.items() if isinstance(value, dict) else [(other.id, value)]
-        for key, item in pairs:
-            if key in context:
-                message = f"context key {key!r} from {other.id!r} replaces the one from {source[key]!r}"
-                if policy.collision == "error":
-                    return context, warnings, ErrorInfo(ErrorKind.CONTEXT, "ContextCollision", message, step.id)
-                if policy.collision == "warn":
-                    warnings.append(message)
-            context[key] = item
-            source[key] = other.id
-    if policy.model is not None:
-        try:
-            policy.model.model_validate(context)
-        except ValidationError as exc:
-            return context, warnings, ErrorInfo.from_validation_error(ErrorKind.CONTEXT, exc, step.id)
-    return context, warnings, None
-
-
 def _plain(value: Any) -> Any:
     return value.model_dump() if isinstance(value, BaseModel) else value
 
