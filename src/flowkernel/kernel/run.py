@@ -1,6 +1,6 @@
 """The kernel: a pure generator that decides what runs and records what happened.
 
-``run_flow`` returns the generator; ``_drive`` is the only place that yields (as trio's
+``run_flow`` returns the generator; ``drive`` is the only place that yields (as trio's
 ``unrolled_run`` is): it yields a list of commands, receives a list of completions, and returns the
 :class:`ExecutionResult`. All state lives in :class:`RunState`, whose methods are plain synchronous
 transitions along the table in :mod:`flowkernel.kernel.states`.
