@@ -538,3 +538,30 @@ def test_graph_prints_the_flow_as_mermaid() -> None:
     assert lines[0] == "flowchart LR"
     assert "    n_find_documents --> n_word_counts" in lines
     assert "    n_store --> n_report" in lines
+
+
+def test_deadline_and_fail_fast_reach_the_run(tmp_path: Path) -> None:
+    flows = tmp_path / "timing_flows.py"
+    flows.write_text(
+        "import threading\n"
+        "from flowkernel import Flow, Step, tool\n"
+        "gate = threading.Event()\n"
+        "@tool\n"
+        "def stuck() -> None:\n"
+        "    gate.wait(2)\n"
+        "@tool\n"
+        "def boom() -> None:\n"
+        "    raise ValueError('no')\n"
+        "slow = Flow(name='slow', steps=[Step(id='stuck', tool=stuck)])\n"
+        "mixed = Flow(name='mixed', steps=[Step(id='boom', tool=boom), Step(id='stuck', tool=stuck)])\n"
+    )
+    timed = CliRunner().invoke(cli, ["run", f"{flows}:slow", "--deadline", "0.05", "--json"])
+    assert timed.exit_code == 1, timed.output
+    assert json.loads(timed.output)["status"] == "timed_out"
+    fast = CliRunner().invoke(cli, ["run", f"{flows}:mixed", "--fail-fast", "--json"])
+    assert fast.exit_code == 1, fast.output
+    result = json.loads(fast.output)
+    assert "fail_fast" in result["reason"]
+    assert [s["status"] for s in result["steps"]] == ["failed", "cancelled"]
+    bad = CliRunner().invoke(cli, ["run", f"{flows}:slow", "--deadline", "0"])
+    assert bad.exit_code == 2

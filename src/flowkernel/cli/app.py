@@ -67,6 +67,12 @@ def cli() -> None:
     help="Inputs as a JSON object: inline, a file, or - for stdin. --input values override it.",
 )
 @click.option("-c", "--concurrency", type=click.IntRange(min=1), help="Most tool calls in flight at once.")
+@click.option(
+    "--deadline",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds the whole run may take; then calls in flight are cancelled (status timed_out).",
+)
+@click.option("--fail-fast", is_flag=True, help="Cancel everything on the first failure that fails the run.")
 @click.option("--run-id", help="The run id (default: a random one); results depend on it, so fix it to compare.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON instead of a table.")
 @click.option("--traceback", "show_traceback", is_flag=True, help="Show the traceback when the flow's code raises.")
@@ -76,6 +82,8 @@ def run(
     input_pairs: tuple[str, ...],
     inputs_json: str | None,
     concurrency: int | None,
+    deadline: float | None,
+    fail_fast: bool,
     run_id: str | None,
     as_json: bool,
     show_traceback: bool,
@@ -95,7 +103,9 @@ def run(
     inputs = _read_inputs(input_pairs, inputs_json)
     flow = _load(reference, show_traceback)
     try:
-        result = runner.run_blocking(flow, inputs, run_id=run_id, max_concurrency=concurrency)
+        result = runner.run_blocking(
+            flow, inputs, run_id=run_id, max_concurrency=concurrency, deadline=deadline, fail_fast=fail_fast
+        )
     except BaseException as exc:
         result = _handle_run_error(exc)
     if as_json:
