@@ -8,13 +8,12 @@ import time
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
 from flowkernel import AttemptStatus, ErrorKind, ExecutionResult, Flow, Input, Ref, RunStatus, Step, StepStatus, tool
 from flowkernel.host import UnsupportedToolError, partial_result
 from flowkernel_asyncio import AsyncioDriver
 
-from .support import TIMEOUT, TOOL_ERRORS, Abort, Gauge, Point, after, arun, failing_flow, ok, raising
+from .support import TIMEOUT, Gauge, after, arun, failing_flow, ok
 
 
 def run(flow: Flow, inputs: dict[str, Any] | None = None, *, sync_tools: str = "thread", **options: Any) -> Any:
@@ -82,25 +81,6 @@ def test_async_tools_run_on_the_callers_loop() -> None:
     assert seen == [loop, loop]
 
 
-@pytest.mark.parametrize(("sync_tools", "same_thread"), [("thread", False), ("inline", True)])
-def test_where_sync_tools_run(sync_tools: str, same_thread: bool) -> None:
-    seen: list[int] = []
-
-    @tool
-    def where() -> None:
-        seen.append(threading.get_ident())
-
-    flow = Flow(name="f", steps=[Step(id="a", tool=where), Step(id="b", tool=where)])
-
-    async def main() -> int:
-        await AsyncioDriver(sync_tools=sync_tools).run(flow)  # type: ignore[arg-type]
-        return threading.get_ident()
-
-    loop_thread = arun(main)
-    assert len(seen) == 2
-    assert all((ident == loop_thread) is same_thread for ident in seen)
-
-
 @pytest.mark.parametrize("limit", [1, 2, 3])
 def test_the_concurrency_limit_is_respected_for_async_tools(limit: int) -> None:
     gauge = Gauge()
@@ -114,21 +94,6 @@ def test_the_concurrency_limit_is_respected_for_async_tools(limit: int) -> None:
     assert run(flow, max_concurrency=limit).status is RunStatus.SUCCEEDED
     assert gauge.total == 7
     assert gauge.peak == limit
-
-
-def test_the_concurrency_limit_is_respected_for_sync_tools_in_threads() -> None:
-    gauge = Gauge()
-
-    @tool
-    def busy() -> None:
-        with gauge:
-            gauge.wait_for_peak(2)
-            time.sleep(0.005)
-
-    flow = Flow(name="f", steps=[Step(id=f"s{i}", tool=busy) for i in range(6)])
-    run(flow, max_concurrency=2)
-    assert gauge.total == 6
-    assert gauge.peak == 2
 
 
 def test_unbounded_runs_every_ready_step_at_once() -> None:
@@ -184,31 +149,6 @@ def test_dispatch_is_eager() -> None:
 # ---- errors -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("is_async", "sync_tools"),
-    [(True, "thread"), (False, "thread"), (False, "inline")],
-    ids=["async", "thread", "inline"],
-)
-@pytest.mark.parametrize(("exc", "type_name", "message"), TOOL_ERRORS)
-def test_a_raising_tool_fails_its_step_and_independent_branches_run_on(
-    exc: BaseException, type_name: str, message: str, is_async: bool, sync_tools: str
-) -> None:
-    result = run(failing_flow(raising(exc, is_async=is_async, sleep=asyncio.sleep)), sync_tools=sync_tools)
-    assert result.status is RunStatus.FAILED
-    bad = result.step("bad")
-    assert bad.status is StepStatus.FAILED
-    assert (bad.error.kind, bad.error.type, bad.error.message, bad.error.step) == (
-        ErrorKind.TOOL,
-        type_name,
-        message,
-        "bad",
-    )
-    assert bad.attempts[0].error == bad.error
-    assert result.errors == (bad.error,)
-    assert result.step("dependent").status is StepStatus.SKIPPED
-    assert result.step("good2").output == "fine"
-
-
 def test_a_tool_raising_cancelled_error_itself_is_a_failed_step() -> None:
     @tool
     async def gives_up() -> None:
@@ -220,56 +160,6 @@ def test_a_tool_raising_cancelled_error_itself_is_a_failed_step() -> None:
     assert bad.error.type == "asyncio.exceptions.CancelledError"
     assert result.step("good2").output == "fine"
     assert result.status is RunStatus.FAILED
-
-
-@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
-def test_a_custom_base_exception_fails_only_its_step(is_async: bool) -> None:
-    result = run(failing_flow(raising(Abort("abort"), is_async=is_async, sleep=asyncio.sleep)))
-    assert result.step("bad").status is StepStatus.FAILED
-    assert result.step("good2").status is StepStatus.SUCCEEDED
-
-
-def test_keyboard_interrupt_in_a_worker_thread_fails_only_its_step() -> None:
-    @tool
-    def boom() -> None:
-        raise KeyboardInterrupt("in a worker thread")
-
-    result = run(failing_flow(boom))
-    assert result.step("bad").status is StepStatus.FAILED
-    assert result.step("good2").status is StepStatus.SUCCEEDED
-
-
-def test_input_and_output_validation_failures_become_errors() -> None:
-    class In(BaseModel):
-        n: int
-
-    @tool
-    async def src() -> dict[str, Any]:
-        return {"n": "NaN"}
-
-    @tool(input_model=In)
-    async def needs_int(n: int) -> int:
-        return n
-
-    @tool(output_model=Point)
-    async def bad_point() -> dict[str, int]:
-        return {"x": 1}
-
-    flow = Flow(
-        name="v",
-        steps=[
-            Step(id="src", tool=src),
-            Step(id="in_bad", tool=needs_int, arguments={"n": Ref("src", "n")}),
-            Step(id="out_bad", tool=bad_point),
-            Step(id="good", tool=ok),
-        ],
-    )
-    result = run(flow)
-    assert result.step("in_bad").error.kind is ErrorKind.INPUT_VALIDATION
-    assert result.step("in_bad").attempts == ()
-    assert result.step("out_bad").error.kind is ErrorKind.OUTPUT_VALIDATION
-    assert result.step("good").output == "fine"
-    assert [e.step for e in result.errors] == ["in_bad", "out_bad"]
 
 
 # ---- tools written for trio ---------------------------------------------------------------------

@@ -78,11 +78,6 @@ class RunState(PolicyTable):
         """Whether any call or timer is still outstanding (so the run is not over)."""
         return bool(self._calls or self._timers or self._fallback_calls or self._ignored or self._children)
 
-    @property
-    def in_flight(self) -> int:
-        """How many invokes count against the concurrency limit now."""
-        return len(self._calls)
-
     def outstanding(self) -> list[str]:
         """The ids of every call and timer a driver still owes an answer for, children's included."""
         own = [*self._calls, *self._timers, *self._fallback_calls, *self._ignored]

@@ -1,0 +1,144 @@
+"""What the asyncio and trio drivers must do alike: each test runs once on each of them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import anyio
+import pytest
+from pydantic import BaseModel
+
+from flowkernel import ErrorKind, ExecutionResult, Flow, Ref, RunStatus, Step, StepStatus, tool
+from flowkernel.host import AsyncDriver
+from flowkernel_asyncio import AsyncioDriver
+from flowkernel_trio import TrioDriver
+
+from .support import TOOL_ERRORS, Abort, Gauge, Point, failing_flow, in_thread, ok, raising
+
+
+@pytest.fixture(params=[AsyncioDriver, TrioDriver], ids=["asyncio", "trio"])
+def driver_class(request: pytest.FixtureRequest) -> type[AsyncDriver]:
+    cls: type[AsyncDriver] = request.param
+    return cls
+
+
+def run(driver_class: type[AsyncDriver], flow: Flow, *, sync_tools: str = "thread", **options: Any) -> ExecutionResult:
+    """Run on a fresh loop of the driver's kind, in a thread the test gives up on if it hangs."""
+    driver = driver_class(sync_tools=sync_tools)  # type: ignore[call-arg]
+    result: ExecutionResult = in_thread(lambda: driver.run_blocking(flow, **options))
+    return result
+
+
+@pytest.mark.parametrize(
+    ("is_async", "sync_tools"),
+    [(True, "thread"), (False, "thread"), (False, "inline")],
+    ids=["async", "thread", "inline"],
+)
+@pytest.mark.parametrize(("exc", "type_name", "message"), TOOL_ERRORS)
+def test_a_raising_tool_fails_its_step_and_independent_branches_run_on(
+    driver_class: type[AsyncDriver], exc: BaseException, type_name: str, message: str, is_async: bool, sync_tools: str
+) -> None:
+    result = run(driver_class, failing_flow(raising(exc, is_async=is_async, sleep=anyio.sleep)), sync_tools=sync_tools)
+    assert result.status is RunStatus.FAILED
+    bad = result.step("bad")
+    assert bad.status is StepStatus.FAILED
+    assert bad.error is not None
+    assert (bad.error.kind, bad.error.type, bad.error.message, bad.error.step) == (
+        ErrorKind.TOOL,
+        type_name,
+        message,
+        "bad",
+    )
+    assert bad.attempts[0].error == bad.error
+    assert result.errors == (bad.error,)
+    assert result.step("dependent").status is StepStatus.SKIPPED
+    assert result.step("good2").output == "fine"
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_a_custom_base_exception_fails_only_its_step(driver_class: type[AsyncDriver], is_async: bool) -> None:
+    result = run(driver_class, failing_flow(raising(Abort("abort"), is_async=is_async, sleep=anyio.sleep)))
+    assert result.step("bad").status is StepStatus.FAILED
+    assert result.step("good2").status is StepStatus.SUCCEEDED
+
+
+def test_keyboard_interrupt_in_a_worker_thread_fails_only_its_step(driver_class: type[AsyncDriver]) -> None:
+    @tool
+    def boom() -> None:
+        raise KeyboardInterrupt("in a worker thread")
+
+    result = run(driver_class, failing_flow(boom))
+    assert result.step("bad").status is StepStatus.FAILED
+    assert result.step("good2").status is StepStatus.SUCCEEDED
+
+
+def test_input_and_output_validation_failures_become_errors(driver_class: type[AsyncDriver]) -> None:
+    class In(BaseModel):
+        n: int
+
+    @tool
+    async def src() -> dict[str, Any]:
+        return {"n": "NaN"}
+
+    @tool(input_model=In)
+    async def needs_int(n: int) -> int:
+        return n
+
+    @tool(output_model=Point)
+    async def bad_point() -> dict[str, int]:
+        return {"x": 1}
+
+    flow = Flow(
+        name="v",
+        steps=[
+            Step(id="src", tool=src),
+            Step(id="in_bad", tool=needs_int, arguments={"n": Ref("src", "n")}),
+            Step(id="out_bad", tool=bad_point),
+            Step(id="good", tool=ok),
+        ],
+    )
+    result = run(driver_class, flow)
+    in_bad, out_bad = result.step("in_bad"), result.step("out_bad")
+    assert in_bad.error is not None
+    assert in_bad.error.kind is ErrorKind.INPUT_VALIDATION
+    assert in_bad.attempts == ()
+    assert out_bad.error is not None
+    assert out_bad.error.kind is ErrorKind.OUTPUT_VALIDATION
+    assert result.step("good").output == "fine"
+    assert [e.step for e in result.errors] == ["in_bad", "out_bad"]
+
+
+def test_the_concurrency_limit_is_respected_for_sync_tools_in_threads(driver_class: type[AsyncDriver]) -> None:
+    gauge = Gauge()
+
+    @tool
+    def busy() -> None:
+        with gauge:
+            gauge.wait_for_peak(2)
+            time.sleep(0.005)
+
+    run(driver_class, Flow(name="f", steps=[Step(id=f"s{i}", tool=busy) for i in range(6)]), max_concurrency=2)
+    assert gauge.total == 6
+    assert gauge.peak == 2
+
+
+@pytest.mark.parametrize(("sync_tools", "same_thread"), [("thread", False), ("inline", True)])
+def test_where_sync_tools_run(driver_class: type[AsyncDriver], sync_tools: str, same_thread: bool) -> None:
+    seen: list[int] = []
+
+    @tool
+    def where() -> None:
+        seen.append(threading.get_ident())
+
+    flow = Flow(name="f", steps=[Step(id="a", tool=where), Step(id="b", tool=where)])
+    driver = driver_class(sync_tools=sync_tools)  # type: ignore[call-arg]
+
+    def main() -> int:  # run_blocking runs the event loop in this very thread
+        driver.run_blocking(flow)
+        return threading.get_ident()
+
+    loop_thread = in_thread(main)
+    assert len(seen) == 2
+    assert all((ident == loop_thread) is same_thread for ident in seen)
