@@ -8,8 +8,7 @@ from collections.abc import Mapping
 from typing import Any, Unpack
 
 from flowkernel import Completion, ExecutionResult, Flow, Invoke, Raised, Returned, StartTimer, TimerFired
-from flowkernel.host import Backend, KernelSession, call_async, call_sync
-from flowkernel.kernel import RunSettings
+from flowkernel.host import Backend, KernelSession, RunSettings, call_async, call_sync
 
 
 class _InlineBackend(Backend):

@@ -10,12 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = (
+    "CorruptJournalError",
     "DriverNotFoundError",
+    "FlowChangedError",
     "FlowInputError",
     "FlowKernelError",
     "FlowValidationError",
+    "ForeignJournalError",
+    "JournalError",
+    "JournalWriteError",
+    "NonDeterminismError",
     "Problem",
     "ProtocolError",
+    "RunExistsError",
+    "RunNotFoundError",
 )
 
 
@@ -75,3 +83,61 @@ class DriverNotFoundError(FlowKernelError):
         self.installed = installed
         known = ", ".join(installed) or "none"
         super().__init__(f"no driver named {name!r} is installed (installed: {known})")
+
+
+class JournalError(FlowKernelError):
+    """Base class of the errors about a run's journal: reading it, writing it, resuming from it."""
+
+
+class ForeignJournalError(JournalError):
+    """The file is not a flowkernel journal (another database, or not a database at all)."""
+
+
+class CorruptJournalError(JournalError):
+    """The journal is damaged (truncated, overwritten, an entry missing or failing its checksum).
+
+    Nothing is replayed from a damaged journal: a partial replay would silently re-run calls.
+    """
+
+
+class JournalWriteError(JournalError):
+    """A completion could not be recorded (a value that cannot be serialized, a full disk).
+
+    Recording is write-ahead, so the kernel never consumed it: the run stops with its partial result.
+    """
+
+
+class RunExistsError(JournalError):
+    """A new run was started under a run id the journal already holds (resume it instead)."""
+
+
+class RunNotFoundError(JournalError):
+    """The journal holds no run with this id."""
+
+
+class FlowChangedError(JournalError):
+    """The flow's structure changed since the run started; resuming needs ``allow_flow_change=True``."""
+
+
+class NonDeterminismError(JournalError):
+    """Replaying a journal, the kernel issued other commands than it did the first time.
+
+    ``entry`` is the position of the first divergence, ``recorded`` and ``replayed`` the two command
+    digests there (``"<call id> <tool>"`` for invokes, ``"<call id> timer <seconds>"``, ``"<call id> cancel"``).
+    """
+
+    def __init__(self, run_id: str, entry: int, recorded: tuple[str, ...], replayed: tuple[str, ...]) -> None:
+        self.run_id = run_id
+        self.entry = entry
+        self.recorded = recorded
+        self.replayed = replayed
+        first = next(
+            (k for k, (a, b) in enumerate(zip(recorded, replayed, strict=False)) if a != b),
+            min(len(recorded), len(replayed)),
+        )
+        theirs = recorded[first] if first < len(recorded) else "nothing more"
+        ours = replayed[first] if first < len(replayed) else "nothing more"
+        super().__init__(
+            f"run {run_id!r} is not deterministic: replaying journal entry {entry}, command {first} of the batch "
+            f"is {ours!r} where the journal recorded {theirs!r} (recorded {list(recorded)}, replayed {list(replayed)})"
+        )

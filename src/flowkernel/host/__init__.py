@@ -7,7 +7,8 @@ from .driver import Driver
 from .invoke import Clock, Passthrough, call_async, call_sync, raised
 from .loops import UnsupportedToolError, check_tools_fit
 from .registry import ENTRY_POINT_GROUP, installed_drivers, load_driver, load_driver_class
-from .session import KernelSession, new_run_id, partial_result
+from .session import KernelSession, idempotency_key, new_run_id, partial_result
+from .settings import RunSettings
 from .streams import EventIterator, EventStream
 from .threads import DaemonThreadPool, ThreadCall
 
@@ -26,6 +27,8 @@ __all__ = (
     "ThreadCall",
     "Driver",
     "KernelSession",
+    "RunSettings",
+    "idempotency_key",
     "call_async",
     "call_sync",
     "installed_drivers",

@@ -7,16 +7,19 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Unpack
+from typing import Any, TypeVar, Unpack
 
 from ..events import Event, RunFinished
-from ..kernel.options import RunSettings
 from ..model.flow import Flow
 from ..result import ExecutionResult
+from .journal.recorder import OpenedRun, open_run
 from .session import KernelSession, partial_result
+from .settings import RunSettings
 from .streams import EventStream
 
 __all__ = ("AsyncDriver", "AsyncWaiter")
+
+T = TypeVar("T")
 
 
 class AsyncWaiter(ABC):
@@ -50,6 +53,16 @@ class AsyncDriver(ABC):
     @abstractmethod
     def event_channel(self) -> tuple[Callable[[Event], None], Callable[[], Awaitable[Event]]]:
         """An unbounded channel of this loop's kind: (send without waiting, receive)."""
+
+    @abstractmethod
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking ``fn(*args)`` in a worker thread (journal I/O) without blocking the loop."""
+
+    async def open_run(self, flow: Flow, inputs: Mapping[str, Any] | None, settings: RunSettings) -> OpenedRun:
+        """:func:`~flowkernel.host.journal.open_run`, in a thread when there is a journal to read or write."""
+        if settings.get("journal") is None:
+            return open_run(flow, inputs, settings)
+        return await self.in_thread(open_run, flow, inputs, settings)
 
     @abstractmethod
     def task_group(self) -> AbstractAsyncContextManager[Any]:
@@ -131,8 +144,14 @@ class AsyncDriver(ABC):
                 attach(opened)
                 with session.guard():
                     session.start()
+                    journaled = session.recorder is not None
                     while session.running:
-                        session.feed(await backend.wait())
+                        batch = await backend.wait()
+                        if journaled:  # write-ahead, off the event loop
+                            await self.in_thread(session.record, batch)
+                        session.consume(batch)
+                    if journaled:
+                        await self.in_thread(session.record_result)
         except BaseExceptionGroup as exc_group:
             raise session.unwrap(exc_group, self.cancellation) from None
         return session.finished_result()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol, Unpack, runtime_checkable
 
-from ..kernel.options import RunSettings
 from ..model.flow import Flow
 from ..result import ExecutionResult
+from .settings import RunSettings
 
 __all__ = ("Driver",)
 

@@ -1,11 +1,17 @@
 """The driver loop, written once: every driver wraps a :class:`KernelSession` around its backend.
 
-A driver's own loop is then three lines, identical in shape for sync and async code::
+A driver's own loop is then a few lines, identical in shape for sync and async code::
 
+    opened = open_run(flow, inputs, settings)  # journal I/O: async drivers run it in a thread
+    session = KernelSession(flow, opened.inputs, backend, recorder=opened.recorder, **opened.settings)
     with session.guard():
         session.start()
         while session.running:
-            session.feed(backend.wait())        # or: await backend.wait()
+            session.feed(backend.wait())        # async: record in a thread, then consume
+        session.record_result()
+
+With a journal, every batch is recorded before the kernel consumes it (write-ahead), and a resumed run
+is replayed from its record first (see :mod:`flowkernel.host.journal`).
 
 ``guard`` handles caller cancellation (Ctrl-C, task cancellation, a trio cancel scope) the same way
 everywhere: the kernel is told to stop, in-flight calls are cancelled, and the partial result is
@@ -17,24 +23,35 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 from ..errors import ProtocolError
 from ..events import RunFinished
-from ..kernel import RunOptions, RunSettings
+from ..kernel import RunOptions
 from ..kernel.inputs import prepare_inputs
 from ..kernel.run import RunState, drive
 from ..model.flow import Flow
+from ..model.tool import IDEMPOTENCY_KEY
 from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, StartTimer, StopRun
 from ..result import ExecutionResult
 from .backend import Backend
+from .settings import RunSettings
 
-__all__ = ("KernelSession", "new_run_id", "partial_result")
+if TYPE_CHECKING:
+    from .journal.recorder import RunRecorder
+
+__all__ = ("KernelSession", "idempotency_key", "new_run_id", "partial_result")
 
 
 def new_run_id() -> str:
     """A fresh random run id (the kernel itself never makes one up: that would not be pure)."""
     return uuid.uuid4().hex
+
+
+def idempotency_key(run_id: str, command: Invoke) -> str:
+    """The key a tool gets for ``command``: the same for every attempt and every resume of the step
+    (so a service dedupes a retried side effect); a fallback tool's differs from the step tool's."""
+    return f"{run_id}/{command.step_id}" + ("/fallback" if command.call_id.endswith("@fallback") else "")
 
 
 def partial_result(exc: BaseException) -> ExecutionResult | None:
@@ -58,8 +75,13 @@ class KernelSession:
         flow: Flow,
         inputs: Mapping[str, Any] | None,
         backend: Backend,
+        *,
+        recorder: RunRecorder | None = None,
         **settings: Unpack[RunSettings],
     ) -> None:
+        if settings.get("journal") is not None and recorder is None:
+            raise ValueError("a journaled run must be opened first: pass open_run(...).recorder as recorder=")
+        self.recorder = recorder
         self.on_event = settings.get("on_event")
         self.options = RunOptions(
             run_id=settings.get("run_id") or new_run_id(),
@@ -76,6 +98,7 @@ class KernelSession:
         self._started = False
         self._kernel_failed = False
         self._not_started: list[str] = []  # calls the kernel issued that the backend never started
+        self._unconsumed: Sequence[Completion] = ()  # recorded (or being recorded), not yet consumed
 
     @property
     def running(self) -> bool:
@@ -83,13 +106,61 @@ class KernelSession:
         return self.result is None
 
     def start(self) -> None:
-        """Ask the kernel for its first batch and start it."""
+        """Ask the kernel for its first batch (after replaying the journal, when resuming) and start it."""
         self._started = True
-        self._dispatch(self._send(None))
+        commands = self._send(None)
+        recorder = self.recorder
+        if recorder is not None and recorder.history:
+            commands = self._replay(recorder, commands)
+        if recorder is not None:
+            recorder.issued(commands)
+        self._dispatch(commands)
 
     def feed(self, completions: Sequence[Completion]) -> None:
-        """Send completions to the kernel and start the commands it answers with."""
-        self._dispatch(self._send(completions))
+        """Record completions (if journaled), send them to the kernel, start the commands it answers with."""
+        if self.recorder is not None:
+            self.record(completions)
+        self.consume(completions)
+
+    def record(self, completions: Sequence[Completion]) -> None:
+        """Write completions to the journal (blocking I/O: async drivers call this in a thread)."""
+        self._unconsumed = completions
+        self.recorder.append(completions, self._state.succeeded)  # type: ignore[union-attr]
+
+    def consume(self, completions: Sequence[Completion]) -> None:
+        """Send recorded completions to the kernel and start the commands it answers with."""
+        self._unconsumed = ()
+        commands = self._send(completions)
+        if self.recorder is not None:
+            self.recorder.issued(commands)
+        self._dispatch(commands)
+
+    def record_result(self) -> None:
+        """Write the result to the journal, once the run has finished (blocking I/O)."""
+        if self.recorder is not None and self.result is not None:
+            self.recorder.finish(self.result)
+
+    def _replay(self, recorder: RunRecorder, first: list[Command]) -> list[Command]:
+        """Replay the journal, then start again the calls that were in flight when its record ends."""
+        from .journal.replay import replay_entries  # here: the journal package imports this module
+
+        def send(completions: Sequence[Completion] | None) -> list[Command]:
+            commands = self._send(completions)
+            if self.on_event is not None:  # the replayed part of the run's progress
+                for command in commands:
+                    if not isinstance(command, Invoke | StartTimer | Cancel):
+                        self.on_event(command)
+            return commands
+
+        try:
+            replayed = replay_entries(self.options.run_id, recorder.history, first, send, lambda: not self.running)
+        except BaseException:
+            self._kernel_failed = True  # nothing was started: there is nothing to stop
+            raise
+        self._dispatch(replayed.restart)  # type: ignore[arg-type]
+        for call_id in replayed.cancelled:
+            self.backend.post(Cancelled(call_id))
+        return replayed.commands
 
     def finished_result(self) -> ExecutionResult:
         """The result of a run that has finished."""
@@ -117,6 +188,9 @@ class KernelSession:
             for command in commands:
                 kind = type(command)
                 if kind is Invoke:
+                    if command.tool.idempotency_key:  # type: ignore[union-attr]
+                        key = idempotency_key(self.options.run_id, command)  # type: ignore[arg-type]
+                        command = command._replace(arguments={**command.arguments, IDEMPOTENCY_KEY: key})  # type: ignore[union-attr, call-arg]
                     backend.start_invoke(command)  # type: ignore[arg-type]
                 elif kind is StartTimer:
                     backend.start_timer(command)  # type: ignore[arg-type]
@@ -165,7 +239,7 @@ class KernelSession:
         if not self._started:  # prime the generator; its first commands are answered as cancelled
             self._started = True
             never_started = [Cancelled(c.call_id) for c in _calls_started_by(self._send(None))]
-        commands = self._send([*self.backend.take(), StopRun(reason)])
+        commands = self._send([*self._unconsumed, *self.backend.take(), StopRun(reason)])
         while self.result is None:
             for command in commands:
                 if isinstance(command, Cancel):

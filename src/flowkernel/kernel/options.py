@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypedDict
 
-if TYPE_CHECKING:
-    from ..events import Event
-
-__all__ = ("RunOptions", "RunSettings")
+__all__ = ("RunOptions",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +28,3 @@ class RunOptions:
             raise ValueError(f"max_concurrency must be at least 1 or None, got {self.max_concurrency}")
         if self.deadline is not None and not self.deadline > 0:
             raise ValueError(f"deadline must be a positive number of seconds or None, got {self.deadline}")
-
-
-class RunSettings(TypedDict, total=False):
-    """The keyword arguments every driver's ``run`` takes (each driver passes them on unchanged)."""
-
-    run_id: str | None
-    """The run's id; a random one when absent. Results depend on it (jitter), so fix it to compare."""
-    max_concurrency: int | None
-    deadline: float | None
-    fail_fast: bool
-    on_event: Callable[[Event], object] | None
-    """Called with every progress event, in the driver's own thread or loop; ends with ``RunFinished``."""

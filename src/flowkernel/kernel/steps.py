@@ -45,6 +45,8 @@ class StepTable:
         self._subflows: list[ExecutionResult | None] = [None] * n
         self._warnings: list[tuple[str, ...]] = [()] * n
         self._ready: list[int] = []
+        self.succeeded = 0
+        """How many steps have succeeded so far (journal listings show it)."""
         self._stop_reason: str | None = None
         self._stop_status = RunStatus.CANCELLED
         self._emit = options.events
@@ -70,6 +72,7 @@ class StepTable:
     def _succeed(self, i: int) -> None:
         """Step ``i`` succeeded: whatever waited only for it becomes ready."""
         self._state[i] = SUCCEEDED
+        self.succeeded += 1
         if self._emit:
             self._events.append(StepFinished(self._plan.step_ids[i], "succeeded", self._fallback[i]))
         waiting, state, ready = self._waiting, self._state, self._ready

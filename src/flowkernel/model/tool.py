@@ -10,7 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .retry import RetryPolicy
 
-__all__ = ("AsyncBackend", "Tool", "tool")
+__all__ = ("IDEMPOTENCY_KEY", "AsyncBackend", "Tool", "tool")
+
+IDEMPOTENCY_KEY = "idempotency_key"
+"""A tool with a parameter of this name receives a key unique to its run and step, stable across
+retries and resumes (see :func:`flowkernel.host.session.idempotency_key`)."""
 
 AsyncBackend = Literal["any", "asyncio", "trio"]
 """Which event loop an async tool needs: ``any`` covers anyio-based and plain-``await`` tools."""
@@ -23,6 +27,8 @@ class Tool(BaseModel):
     with the validated fields as keyword arguments; with an ``output_model`` it validates what the tool
     returns. A violation fails that step with a typed error record; it never crashes the run.
     ``retry`` and ``timeout`` are the tool's defaults; a step may override them.
+    ``idempotency_key`` is detected: true when the function takes a parameter of that name, which the
+    driver then fills in (steps cannot).
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
@@ -36,18 +42,30 @@ class Tool(BaseModel):
     async_backend: AsyncBackend = "any"
     retry: RetryPolicy | None = None
     timeout: float | None = Field(default=None, gt=0)
+    idempotency_key: bool = False
 
     @model_validator(mode="before")
     @classmethod
     def _detect_async(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "is_async" not in data and "fn" in data:
+        if isinstance(data, dict) and "fn" in data:
             fn = data["fn"]
-            call = fn if inspect.isroutine(fn) else getattr(fn, "__call__", None)  # noqa: B004
-            data = {**data, "is_async": inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)}
+            if "is_async" not in data:
+                call = fn if inspect.isroutine(fn) else getattr(fn, "__call__", None)  # noqa: B004
+                data = {**data, "is_async": inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)}
+            if "idempotency_key" not in data:
+                data = {**data, "idempotency_key": _takes_idempotency_key(fn)}
         return data
 
     def __repr__(self) -> str:
         return f"Tool({self.name!r})"
+
+
+def _takes_idempotency_key(fn: Any) -> bool:
+    try:
+        parameter = inspect.signature(fn).parameters.get(IDEMPOTENCY_KEY)
+    except (TypeError, ValueError):  # no introspectable signature
+        return False
+    return parameter is not None and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
 
 
 @overload

@@ -13,7 +13,7 @@ from pydantic import BaseModel, PydanticUserError, ValidationError
 from ..errors import Problem
 from .refs import Context, Input, Item, PathError, Ref, compile_path, condition_names
 from .step import Step, holds, holds_item, walk_sources
-from .tool import Tool
+from .tool import IDEMPOTENCY_KEY, Tool
 
 __all__ = ("condition_steps", "dependencies_of", "find_problems")
 
@@ -186,6 +186,14 @@ def _check_signature(
     """Without an input model, check argument names against the function's signature, each on its own."""
     by_keyword = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    if tool.idempotency_key:
+        by_keyword.discard(IDEMPOTENCY_KEY)
+        if IDEMPOTENCY_KEY in arguments:
+            yield Problem(
+                f"{where}.arguments.{IDEMPOTENCY_KEY}",
+                f"tool {tool.name!r} receives its {IDEMPOTENCY_KEY!r} from the driver; a step cannot set it",
+            )
+            arguments = {name: value for name, value in arguments.items() if name != IDEMPOTENCY_KEY}
     for p in parameters:
         if p.kind is p.POSITIONAL_ONLY and p.default is p.empty:
             yield Problem(

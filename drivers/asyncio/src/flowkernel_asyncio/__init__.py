@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal, Unpack
+from typing import Any, Literal, TypeVar, Unpack
 
 from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, TimerFired
 from flowkernel.events import Event
@@ -21,15 +21,16 @@ from flowkernel.host import (
     Backend,
     DaemonThreadPool,
     KernelSession,
+    RunSettings,
     call_async,
     call_sync,
     check_tools_fit,
     raised,
 )
-from flowkernel.kernel import RunSettings
 
 __all__ = ("AsyncioDriver",)
 
+T = TypeVar("T")
 SyncToolMode = Literal["thread", "inline"]
 DEFAULT_MAX_WORKERS = 32
 _PASSTHROUGH = (KeyboardInterrupt, asyncio.CancelledError)
@@ -53,9 +54,10 @@ class AsyncioDriver(AsyncDriver):
     ) -> ExecutionResult:
         """Run ``flow`` to the end on the running loop and return its result."""
         check_tools_fit(flow, "asyncio")
-        workers = self.max_workers or max(settings.get("max_concurrency") or 0, DEFAULT_MAX_WORKERS)
+        opened = await self.open_run(flow, inputs, settings)
+        workers = self.max_workers or max(opened.settings.get("max_concurrency") or 0, DEFAULT_MAX_WORKERS)
         backend = _AsyncioBackend(inline_sync_tools=self.sync_tools == "inline", max_workers=workers)
-        session = KernelSession(flow, inputs, backend, **settings)
+        session = KernelSession(flow, opened.inputs, backend, recorder=opened.recorder, **opened.settings)
         try:
             return await self.drive(session, backend, asyncio.TaskGroup(), backend.attach)
         finally:
@@ -64,6 +66,9 @@ class AsyncioDriver(AsyncDriver):
     def event_channel(self) -> tuple[Callable[[Event], None], Callable[[], Awaitable[Event]]]:
         queue: asyncio.Queue[Event] = asyncio.Queue()
         return queue.put_nowait, queue.get
+
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
 
     def task_group(self) -> asyncio.TaskGroup:
         return asyncio.TaskGroup()

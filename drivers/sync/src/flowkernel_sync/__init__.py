@@ -24,13 +24,14 @@ from flowkernel.host import (
     DaemonThreadPool,
     EventIterator,
     KernelSession,
+    RunSettings,
     ThreadCall,
     call_async,
     call_sync,
     check_tools_fit,
     raised,
 )
-from flowkernel.kernel import RunSettings
+from flowkernel.host.journal import open_run
 
 from .interrupt import ctrl_c_stops
 from .loop_thread import shared_loop_thread
@@ -109,12 +110,14 @@ class SyncDriver:
     ) -> Generator[None, None, ExecutionResult]:
         """The run loop; with ``pause`` it yields after every batch, so a stream can hand out events."""
         check_tools_fit(flow, "asyncio")
+        opened = open_run(flow, inputs, settings)
+        settings = opened.settings
         limit = settings.get("max_concurrency")
         workers = self.max_workers or max(limit or 0, DEFAULT_MAX_WORKERS)  # the kernel enforces the limits
         # One at a time, tools run inline in this thread; timeouts, a deadline or nested limits need threads.
         inline = limit == 1 and flow.runs_inline_safely and settings.get("deadline") is None
         backend = _SyncBackend(inline=inline, max_workers=workers)
-        session = KernelSession(flow, inputs, backend, **settings)
+        session = KernelSession(flow, opened.inputs, backend, recorder=opened.recorder, **settings)
         try:
             with session.guard(), ctrl_c_stops(backend):
                 session.start()
@@ -124,6 +127,7 @@ class SyncDriver:
                     session.feed(backend.wait())
                     if pause:
                         yield
+                session.record_result()
         finally:
             backend.close()
         result = session.finished_result()

@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Literal, Unpack
+from typing import Any, Literal, TypeVar, Unpack
 
 import trio
 
@@ -25,14 +25,15 @@ from flowkernel.host import (
     AsyncWaiter,
     Backend,
     KernelSession,
+    RunSettings,
     call_async,
     call_sync,
     check_tools_fit,
 )
-from flowkernel.kernel import RunSettings
 
 __all__ = ("TrioDriver",)
 
+T = TypeVar("T")
 SyncToolMode = Literal["thread", "inline"]
 _PASSTHROUGH = (KeyboardInterrupt, trio.Cancelled)
 
@@ -55,13 +56,17 @@ class TrioDriver(AsyncDriver):
     ) -> ExecutionResult:
         """Run ``flow`` to the end in the current trio run and return its result."""
         check_tools_fit(flow, "trio")
+        opened = await self.open_run(flow, inputs, settings)
         backend = _TrioBackend(inline_sync_tools=self.sync_tools == "inline")
-        session = KernelSession(flow, inputs, backend, **settings)
+        session = KernelSession(flow, opened.inputs, backend, recorder=opened.recorder, **opened.settings)
         return await self.drive(session, backend, trio.open_nursery(), backend.attach)
 
     def event_channel(self) -> tuple[Callable[[Event], None], Callable[[], Awaitable[Event]]]:
         sender, receiver = trio.open_memory_channel[Event](math.inf)
         return sender.send_nowait, receiver.receive
+
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await trio.to_thread.run_sync(fn, *args)
 
     def task_group(self) -> AbstractAsyncContextManager[trio.Nursery]:
         return trio.open_nursery()

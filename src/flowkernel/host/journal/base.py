@@ -1,0 +1,108 @@
+"""The journal interface: what a store must keep for a run to be resumed, and the records it keeps.
+
+A run's journal is its header (flow identity, inputs, the options that affect decisions) followed by
+entries, one per batch of completions in arrival order, each written before the kernel consumes it.
+Replaying the entries into a fresh kernel reproduces the run: that is the determinism contract at work.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from ...protocol import Completion
+from ...result import ExecutionResult
+
+__all__ = ("Entry", "Journal", "RecordedRun", "RunHeader", "RunSummary")
+
+
+@dataclass(frozen=True, slots=True)
+class RunHeader:
+    """What a run started from: the flow's identity and structure hash, its inputs, and the options
+    that affect the kernel's decisions (the run id seeds retry jitter)."""
+
+    run_id: str
+    flow_name: str
+    flow_version: str
+    flow_hash: str
+    inputs: Mapping[str, Any]
+    max_concurrency: int | None = None
+    deadline: float | None = None
+    fail_fast: bool = False
+    flow_source: str | None = None
+    """Where the flow can be loaded from again (``path.py:flow``), when the caller said."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One batch of completions, and the digest of the commands the kernel issued just before it
+    (what replay checks the kernel issues again)."""
+
+    seq: int
+    issued: tuple[str, ...]
+    completions: tuple[Completion, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRun:
+    """A run as its journal holds it; ``result`` is ``None`` until the run has finished."""
+
+    header: RunHeader
+    entries: tuple[Entry, ...]
+    result: ExecutionResult | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """One line of ``flowkernel runs``. ``status`` is the run's, or ``incomplete`` (crashed, interrupted
+    or still running: resumable). ``steps_done`` counts succeeded steps (of an incomplete run: at least)."""
+
+    run_id: str
+    flow_name: str
+    flow_version: str
+    status: str
+    started: datetime
+    finished: datetime | None
+    steps_done: int
+    entries: int
+
+
+class Journal(ABC):
+    """An append-only store of runs. Implementations must make ``append`` durable before returning
+    (to the degree their durability setting promises) and must not copy a run's state per entry."""
+
+    @abstractmethod
+    def begin(self, header: RunHeader) -> None:
+        """Record a new run; :class:`~flowkernel.errors.RunExistsError` if its id is taken."""
+
+    @abstractmethod
+    def append(self, run_id: str, entry: Entry, steps_done: int) -> None:
+        """Record one batch of completions (``steps_done``: steps succeeded before it, for listings)."""
+
+    @abstractmethod
+    def finish(self, run_id: str, result: ExecutionResult) -> None:
+        """Record the run's result; the run is then finished."""
+
+    @abstractmethod
+    def load(self, run_id: str) -> RecordedRun:
+        """Everything recorded for a run, checked whole; raises rather than return part of it."""
+
+    @abstractmethod
+    def runs(self) -> list[RunSummary]:
+        """Every run, oldest first."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store's resources."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,166 @@
+"""Opening a journaled run (new or resumed) and recording it as it goes, write-ahead.
+
+The session records each batch of completions before the kernel consumes it, together with the digest
+of the commands the kernel issued just before; replay checks those digests to detect non-determinism.
+A caller's stop (``StopRun``) ends the record: the run stays resumable from the point before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ...errors import FlowChangedError, JournalWriteError
+from ...kernel.inputs import prepare_inputs
+from ...kernel.options import RunOptions
+from ...model.flow import Flow
+from ...protocol import Cancel, Command, Completion, Invoke, StartTimer, StopRun
+from ...result import ExecutionResult
+from ..session import new_run_id
+from ..settings import RunSettings
+from .base import Entry, Journal, RecordedRun, RunHeader
+from .fingerprint import flow_fingerprint
+
+__all__ = ("OpenedRun", "RunRecorder", "check_flow", "digest", "open_run", "options_of")
+
+
+def digest(commands: Sequence[Command]) -> list[str]:
+    """What replay compares: each command's kind, call id and tool or duration (events are left out)."""
+    out: list[str] = []
+    for command in commands:
+        kind = type(command)
+        if kind is Invoke:
+            out.append(f"{command.call_id} {command.tool.name}")  # type: ignore[union-attr]
+        elif kind is StartTimer:
+            out.append(f"{command.call_id} timer {command.seconds!r}")  # type: ignore[union-attr]
+        elif kind is Cancel:
+            out.append(f"{command.call_id} cancel")
+    return out
+
+
+class RunRecorder:
+    """Appends one run's batches to its journal; ``history`` holds what an earlier process recorded."""
+
+    def __init__(self, journal: Journal, run_id: str, recorded: RecordedRun | None = None) -> None:
+        self.journal = journal
+        self.run_id = run_id
+        self.history: tuple[Entry, ...] = recorded.entries if recorded is not None else ()
+        self.finished = recorded is not None and recorded.result is not None
+        self.stopped = False
+        self._seq = len(self.history)
+        self._issued: list[str] = []
+
+    def issued(self, commands: Sequence[Command]) -> None:
+        """Note the commands the kernel just issued (recorded with the next batch)."""
+        self._issued += digest(commands)
+
+    def append(self, batch: Sequence[Completion], steps_done: int) -> None:
+        """Record ``batch`` durably; the part after a ``StopRun`` is not recorded, nor anything later."""
+        if self.stopped:
+            return
+        kept = batch
+        for position, completion in enumerate(batch):
+            if type(completion) is StopRun:
+                kept, self.stopped = batch[:position], True
+                break
+        if not kept:
+            return
+        entry = Entry(self._seq, tuple(self._issued), tuple(kept))
+        try:
+            self.journal.append(self.run_id, entry, steps_done)
+        except Exception as exc:
+            calls = ", ".join(getattr(c, "call_id", "?") for c in kept)
+            raise JournalWriteError(
+                f"run {self.run_id!r}: cannot record the completions of {calls}: {type(exc).__name__}: {exc}"
+            ) from exc
+        self._seq += 1
+        self._issued = []
+
+    def finish(self, result: ExecutionResult) -> None:
+        """Record the result, unless the record was stopped (the run stays resumable) or already has one."""
+        if not self.stopped and not self.finished:
+            self.journal.finish(self.run_id, result)
+            self.finished = True
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedRun:
+    """A run ready for a :class:`KernelSession`: its inputs and settings (from the journal when
+    resuming) and the recorder, if it is journaled."""
+
+    inputs: Mapping[str, Any] | None
+    settings: RunSettings
+    recorder: RunRecorder | None
+
+
+_DECIDING = ("max_concurrency", "deadline", "fail_fast")
+
+
+def open_run(flow: Flow, inputs: Mapping[str, Any] | None, settings: RunSettings) -> OpenedRun:
+    """Start a journaled run (write its header) or load one to resume; blocking I/O, so async drivers
+    call it in a worker thread. Without a journal it does nothing."""
+    journal = settings.get("journal")
+    run_id = settings.get("run_id")
+    if journal is None:
+        if settings.get("resume"):
+            raise ValueError("resume=True needs the journal to resume from: pass journal=")
+        return OpenedRun(inputs, settings, None)
+    if not settings.get("resume"):
+        options = RunOptions(
+            run_id=run_id or new_run_id(),
+            max_concurrency=settings.get("max_concurrency"),
+            deadline=settings.get("deadline"),
+            fail_fast=settings.get("fail_fast", False),
+        )
+        prepare_inputs(flow, inputs)  # bad inputs are refused before anything is recorded
+        journal.begin(
+            RunHeader(
+                options.run_id,
+                flow.name,
+                flow.version,
+                flow_fingerprint(flow),
+                dict(inputs or {}),
+                options.max_concurrency,
+                options.deadline,
+                options.fail_fast,
+                settings.get("flow_source"),
+            )
+        )
+        return OpenedRun(inputs, {**settings, "run_id": options.run_id}, RunRecorder(journal, options.run_id))
+    if not run_id:
+        raise ValueError("resume=True needs the run_id of the run to resume")
+    if inputs is not None:
+        raise ValueError(f"run {run_id!r} is resumed with the inputs it started with: do not pass inputs")
+    recorded = journal.load(run_id)
+    header = recorded.header
+    check_flow(flow, header, settings.get("allow_flow_change", False))
+    for name in _DECIDING:
+        if name in settings and settings[name] != getattr(header, name):  # type: ignore[literal-required]
+            raise ValueError(
+                f"run {run_id!r} started with {name}={getattr(header, name)!r}; a resumed run keeps the options "
+                f"that decide what runs (got {name}={settings[name]!r})"  # type: ignore[literal-required]
+            )
+    resumed: RunSettings = {**settings, **{name: getattr(header, name) for name in _DECIDING}}  # type: ignore[typeddict-item]
+    return OpenedRun(header.inputs, resumed, RunRecorder(journal, run_id, recorded))
+
+
+def options_of(header: RunHeader) -> RunOptions:
+    """The options a recorded run ran with."""
+    return RunOptions(header.run_id, header.max_concurrency, header.deadline, header.fail_fast)
+
+
+def check_flow(flow: Flow, header: RunHeader, allow_change: bool) -> None:
+    """Refuse to resume ``header``'s run with ``flow`` if its structure changed, unless allowed."""
+    if allow_change or (flow.name == header.flow_name and flow_fingerprint(flow) == header.flow_hash):
+        return
+    what = (
+        f"flow {flow.name!r} is not the flow {header.flow_name!r} the run started with"
+        if flow.name != header.flow_name
+        else f"the structure of flow {flow.name!r} changed since the run started"
+        f" (version {header.flow_version!r} then, {flow.version!r} now)"
+    )
+    raise FlowChangedError(
+        f"cannot resume run {header.run_id!r}: {what}. Replaying it could re-run or skip calls;"
+        " pass allow_flow_change=True (CLI: --allow-flow-change) to resume anyway; replay still checks each step"
+    )
