@@ -1,12 +1,17 @@
-"""Every generated scenario gives the oracle's canonical result on every driver and concurrency limit."""
+"""Every generated scenario gives the oracle's canonical result on every driver and concurrency limit,
+and replays and resumes from its journal to that same result."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowkernel.host import Driver, installed_drivers, load_driver
-from flowkernel.testing import Scenario, assert_parity, oracle_result, scenarios
+from flowkernel.host.journal import SqliteJournal
+from flowkernel.testing import Scenario, assert_parity, assert_replay_parity, oracle_result, scenarios
 
 from .conftest import EXAMPLES
 
@@ -54,3 +59,21 @@ def test_fail_fast_keeps_what_stays_deterministic(scenario: Scenario) -> None:
                     assert step["output"] == oracle_steps[step["id"]]["output"], (label, step["id"])
             if expected["status"] == "failed":
                 assert "fail_fast" in (result["reason"] or ""), label
+
+
+@settings(max_examples=max(10, EXAMPLES // 3))
+@given(
+    scenario=st.one_of(scenarios(max_steps=10), scenarios(max_steps=6, timeouts_fire=True)),
+    recorder=st.sampled_from(sorted(DRIVERS)),
+    cut=st.floats(0, 1),
+    limit=st.sampled_from([1, 2, None]),
+)
+def test_journals_replay_and_resume_to_the_same_result(
+    scenario: Scenario, recorder: str, cut: float, limit: int | None, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The journal of every run replays to its result, and a run resumed on any driver from any point
+    of its journal (as if its process had died there) ends with the same result."""
+    directory = tmp_path_factory.mktemp("journals")
+    journals = (SqliteJournal(directory / f"{k}.db") for k in itertools.count())
+    drivers = {recorder: DRIVERS[recorder], **DRIVERS}
+    assert_replay_parity(scenario, drivers, lambda: next(journals), cuts=(cut,), max_concurrency=limit)

@@ -12,7 +12,6 @@ from flowkernel import (
     AttemptStatus,
     Cancel,
     Cancelled,
-    Completion,
     ExecutionResult,
     Flow,
     FlowInputError,
@@ -28,54 +27,13 @@ from flowkernel import (
     TimerFired,
     tool,
 )
-from flowkernel.host import Backend, KernelSession, new_run_id, partial_result
+from flowkernel.host import KernelSession, new_run_id, partial_result
+
+from .support import FakeBackend
 
 
 class Interrupt(Exception):
     """Stands for whatever stops the caller (Ctrl-C, task cancellation)."""
-
-
-class Handle:
-    def __init__(self) -> None:
-        self.cancelled = False
-
-    def cancel(self) -> bool:
-        self.cancelled = True
-        return True
-
-
-class FakeBackend(Backend):
-    """Starts nothing by itself: the test decides when each call completes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.started: list[Invoke] = []
-        self.timers: list[StartTimer] = []
-        self.handles: dict[str, Handle] = {}
-        self._posted: list[Completion] = []
-
-    def start_invoke(self, command: Invoke) -> None:
-        self.started.append(command)
-        self.handles[command.call_id] = handle = Handle()
-        self.track(command.call_id, handle)
-
-    def start_timer(self, command: StartTimer) -> None:
-        self.timers.append(command)
-        self.handles[command.call_id] = handle = Handle()
-        self.track(command.call_id, handle)
-
-    def post(self, completion: Completion) -> None:
-        self._posted.append(completion)
-
-    def take(self) -> list[Completion]:
-        batch, self._posted = self._posted, []
-        return batch
-
-    def finish(self, call_id: str, value: Any = None) -> None:
-        self.complete(Returned(call_id, value, 1.0, 2.0))
-
-    def ids(self) -> list[str]:
-        return [c.call_id for c in self.started]
 
 
 @tool

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .oracle import oracle_result
 from .parity import DEFAULT_LIMITS, ParityError, assert_parity, run_canonical
+from .replay import assert_replay_parity
 from .scripted import Scenario, Script, ScriptedFailure, ScriptedOutput, scripted_tool
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ __all__ = (
     "ScriptedFailure",
     "ScriptedOutput",
     "assert_parity",
+    "assert_replay_parity",
     "oracle_result",
     "run_canonical",
     "scenarios",

@@ -45,15 +45,13 @@ def replay_entries(
         replayed = ("the run had already finished",) if finished() else tuple(digest(commands))
         if replayed != entry.issued:
             raise NonDeterminismError(run_id, entry.seq, entry.issued, replayed)
-        for command in commands:
-            kind = type(command)
-            if kind is Invoke or kind is StartTimer:
-                in_flight[command.call_id] = command  # type: ignore[assignment]
-            elif kind is Cancel:
-                cancelled.add(command.call_id)
+        _track(commands, in_flight, cancelled)
         for completion in entry.completions:
             in_flight.pop(completion.call_id, None)  # type: ignore[union-attr]
         commands = send(entry.completions)
+    for command in commands:  # the latest batch is started as usual, but cancels what it names at once
+        if type(command) is Cancel:
+            cancelled.add(command.call_id)
     restart = [command for call_id, command in in_flight.items() if call_id not in cancelled]
     return Replayed(commands, restart, [call_id for call_id in in_flight if call_id in cancelled])
 
@@ -81,3 +79,12 @@ def replay(flow: Flow, journal: Journal, run_id: str, *, allow_flow_change: bool
     if not results:
         raise JournalError(f"run {run_id!r} has not finished: resume it with a driver (flowkernel resume)")
     return results[0]
+
+
+def _track(commands: list[Command], in_flight: dict[str, Invoke | StartTimer], cancelled: set[str]) -> None:
+    for command in commands:
+        kind = type(command)
+        if kind is Invoke or kind is StartTimer:
+            in_flight[command.call_id] = command  # type: ignore[assignment]
+        elif kind is Cancel:
+            cancelled.add(command.call_id)
