@@ -34,3 +34,13 @@ def test_every_example_on_the_policies_page_runs() -> None:
     namespace: dict[str, object] = {}
     for block in blocks:  # the blocks build on one another, like a reader's session
         exec(compile(block, str(page), "exec"), namespace)
+
+
+def test_every_example_on_the_durability_page_runs() -> None:
+    page = ROOT / "docs" / "durability.md"
+    blocks = python_blocks(page)
+    assert len(blocks) >= 4
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), namespace)
+    assert namespace["paid"].outputs == {"charge": "order-7/charge"}  # type: ignore[attr-defined]
