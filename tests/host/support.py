@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowkernel import Completion, Invoke, Returned, StartTimer
+from flowkernel import Completion, Flow, Invoke, Ref, Returned, StartTimer, Step, tool
 from flowkernel.host import Backend
 
 
@@ -49,3 +49,25 @@ class FakeBackend(Backend):
 
     def ids(self) -> list[str]:
         return [c.call_id for c in self.started]
+
+
+@tool
+def src() -> int:
+    return 0
+
+
+@tool
+def use(v: Any) -> Any:
+    return v
+
+
+def chain_flow() -> Flow:
+    return Flow(
+        name="chain",
+        steps=[
+            Step(id="a", tool=src),
+            Step(id="b", tool=src),
+            Step(id="c", tool=use, arguments={"v": Ref("a")}),
+            Step(id="d", tool=use, arguments={"v": Ref("c")}),
+        ],
+    )

@@ -18,50 +18,26 @@ from flowkernel import (
     Input,
     Invoke,
     ProtocolError,
-    Ref,
     Returned,
     RunStatus,
     StartTimer,
     Step,
     StepStatus,
     TimerFired,
-    tool,
 )
 from flowkernel.host import KernelSession, new_run_id, partial_result
 
-from .support import FakeBackend
+from .support import FakeBackend, chain_flow, src, use
 
 
 class Interrupt(Exception):
     """Stands for whatever stops the caller (Ctrl-C, task cancellation)."""
 
 
-@tool
-def src() -> int:
-    return 0
-
-
-@tool
-def use(v: Any) -> Any:
-    return v
-
-
 def guarded(session: KernelSession, body: Callable[[], object]) -> None:
     """Run ``body`` inside ``session.guard()``, as every driver's loop does."""
     with session.guard():
         body()
-
-
-def chain_flow() -> Flow:
-    return Flow(
-        name="chain",
-        steps=[
-            Step(id="a", tool=src),
-            Step(id="b", tool=src),
-            Step(id="c", tool=use, arguments={"v": Ref("a")}),
-            Step(id="d", tool=use, arguments={"v": Ref("c")}),
-        ],
-    )
 
 
 def test_the_driver_loop_runs_a_flow_to_the_end() -> None:

@@ -25,34 +25,12 @@ from flowkernel.errors import FlowChangedError, NonDeterminismError, RunExistsEr
 from flowkernel.host import KernelSession, RunSettings, load_driver
 from flowkernel.host.journal import SqliteJournal, open_run, replay
 
-from .support import FakeBackend
-
-
-@tool
-def src() -> int:
-    return 0
-
-
-@tool
-def use(v: Any) -> Any:
-    return v
+from .support import FakeBackend, chain_flow, src, use
 
 
 @tool
 def other(v: Any) -> Any:
     return v
-
-
-def chain() -> Flow:
-    return Flow(
-        name="chain",
-        steps=[
-            Step(id="a", tool=src),
-            Step(id="b", tool=src),
-            Step(id="c", tool=use, arguments={"v": Ref("a")}),
-            Step(id="d", tool=use, arguments={"v": Ref("c")}),
-        ],
-    )
 
 
 def session(
@@ -81,7 +59,7 @@ def journal(tmp_path: Path) -> SqliteJournal:
 
 def test_resume_replays_the_record_and_starts_again_only_the_calls_in_flight(journal: SqliteJournal) -> None:
     first = FakeBackend()
-    crashed = session(chain(), first, journal=journal, run_id="r")
+    crashed = session(chain_flow(), first, journal=journal, run_id="r")
     crashed.start()
     assert first.ids() == ["a@1", "b@1"]
     first.finish("a@1", 5)
@@ -89,14 +67,14 @@ def test_resume_replays_the_record_and_starts_again_only_the_calls_in_flight(jou
     assert first.ids() == ["a@1", "b@1", "c@1"]
 
     second = FakeBackend()
-    resumed = session(chain(), second, journal=journal, run_id="r", resume=True)
+    resumed = session(chain_flow(), second, journal=journal, run_id="r", resume=True)
     resumed.start()
     assert second.ids() == ["b@1", "c@1"]  # a@1 completed and was recorded: it never runs again
     assert second.started[1].arguments == {"v": 5}
     finish_all(resumed, second, 5)
     result = resumed.finished_result()
     assert result.outputs == {"b": 5, "d": 5}
-    assert replay(chain(), journal, "r").canonical() == result.canonical()
+    assert replay(chain_flow(), journal, "r").canonical() == result.canonical()
     assert [run.status for run in journal.runs()] == ["succeeded"]
 
 
@@ -125,7 +103,7 @@ def test_a_call_the_kernel_had_cancelled_is_answered_cancelled_not_started_again
 
 def test_a_stop_ends_the_record_and_the_run_resumes_from_before_it(journal: SqliteJournal) -> None:
     first = FakeBackend()
-    stopped = session(chain(), first, journal=journal, run_id="r")
+    stopped = session(chain_flow(), first, journal=journal, run_id="r")
     stopped.start()
     first.finish("a@1", 7)
     stopped.feed([*first.take(), StopRun("Ctrl-C")])
@@ -136,15 +114,15 @@ def test_a_stop_ends_the_record_and_the_run_resumes_from_before_it(journal: Sqli
     [summary] = journal.runs()
     assert (summary.status, summary.entries) == ("incomplete", 1)
 
-    resumed = load_driver("sync").run(chain(), journal=journal, run_id="r", resume=True)
+    resumed = load_driver("sync").run(chain_flow(), journal=journal, run_id="r", resume=True)
     assert resumed.status == "succeeded"
     assert resumed.step("c").output == 7  # a@1's recorded value, not a new call's
     assert resumed.step("d").attempts[0].status == "succeeded"
 
 
 def test_replay_names_the_first_divergence(journal: SqliteJournal) -> None:
-    load_driver("sync").run(chain(), journal=journal, run_id="r")
-    changed = Flow(name="chain", steps=[*chain().steps[:2], Step(id="c", tool=other, arguments={"v": Ref("a")})])
+    load_driver("sync").run(chain_flow(), journal=journal, run_id="r")
+    changed = Flow(name="chain", steps=[*chain_flow().steps[:2], Step(id="c", tool=other, arguments={"v": Ref("a")})])
     with pytest.raises(FlowChangedError, match="structure of flow 'chain' changed"):
         replay(changed, journal, "r")
     with pytest.raises(NonDeterminismError) as caught:
@@ -156,14 +134,14 @@ def test_replay_names_the_first_divergence(journal: SqliteJournal) -> None:
 
 def test_a_divergence_on_resume_starts_nothing(journal: SqliteJournal) -> None:
     first = FakeBackend()
-    crashed = session(chain(), first, journal=journal, run_id="r")
+    crashed = session(chain_flow(), first, journal=journal, run_id="r")
     crashed.start()
     first.finish("a@1")
     first.finish("b@1")
     crashed.feed(first.take())
     first.finish("c@1")
     crashed.feed(first.take())
-    changed = Flow(name="chain", steps=[*chain().steps[:2], Step(id="c", tool=other, arguments={"v": Ref("a")})])
+    changed = Flow(name="chain", steps=[*chain_flow().steps[:2], Step(id="c", tool=other, arguments={"v": Ref("a")})])
     second = FakeBackend()
     resumed = session(changed, second, journal=journal, run_id="r", resume=True, allow_flow_change=True)
     with pytest.raises(NonDeterminismError, match="entry 1"), resumed.guard():
@@ -173,11 +151,11 @@ def test_a_divergence_on_resume_starts_nothing(journal: SqliteJournal) -> None:
 
 def test_a_change_replay_does_not_reach_is_resumed_with_allow_flow_change(journal: SqliteJournal) -> None:
     first = FakeBackend()
-    crashed = session(chain(), first, journal=journal, run_id="r")
+    crashed = session(chain_flow(), first, journal=journal, run_id="r")
     crashed.start()
     first.finish("a@1", 3)
     crashed.feed(first.take())
-    grown = Flow(name="chain", steps=[*chain().steps, Step(id="e", tool=use, arguments={"v": Ref("d")})])
+    grown = Flow(name="chain", steps=[*chain_flow().steps, Step(id="e", tool=use, arguments={"v": Ref("d")})])
     with pytest.raises(FlowChangedError, match="allow_flow_change=True"):
         session(grown, FakeBackend(), journal=journal, run_id="r", resume=True)
     second = FakeBackend()
@@ -203,20 +181,20 @@ def test_resume_keeps_the_options_and_inputs_it_started_with(journal: SqliteJour
 
 
 def test_misuse_is_refused_before_anything_is_recorded(journal: SqliteJournal) -> None:
-    load_driver("sync").run(chain(), journal=journal, run_id="r")
+    load_driver("sync").run(chain_flow(), journal=journal, run_id="r")
     with pytest.raises(RunExistsError, match="already holds a run 'r'"):
-        load_driver("sync").run(chain(), journal=journal, run_id="r")
+        load_driver("sync").run(chain_flow(), journal=journal, run_id="r")
     with pytest.raises(ValueError, match="needs the journal"):
-        session(chain(), FakeBackend(), run_id="r", resume=True)
+        session(chain_flow(), FakeBackend(), run_id="r", resume=True)
     with pytest.raises(ValueError, match="needs the run_id"):
-        session(chain(), FakeBackend(), journal=journal, resume=True)
+        session(chain_flow(), FakeBackend(), journal=journal, resume=True)
     with pytest.raises(ValueError, match="must be opened first"):
-        KernelSession(chain(), None, FakeBackend(), journal=journal)
+        KernelSession(chain_flow(), None, FakeBackend(), journal=journal)
     assert len(journal.runs()) == 1
 
 
 def test_a_new_journaled_run_without_an_id_gets_one(journal: SqliteJournal) -> None:
-    result = load_driver("sync").run(chain(), journal=journal)
+    result = load_driver("sync").run(chain_flow(), journal=journal)
     [summary] = journal.runs()
     assert (summary.run_id, summary.steps_done) == (result.run_id, 4)
 
