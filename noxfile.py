@@ -29,7 +29,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the library and the drivers."""
     session.install(*DEV)
-    session.run("mypy", "src", "drivers/sync/src", "drivers/asyncio/src", "drivers/trio/src")
+    session.run("mypy", "src", "drivers/sync/src", "drivers/asyncio/src", "drivers/trio/src", "drivers/dask/src")
 
 
 @nox.session(python=PYTHON)

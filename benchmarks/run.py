@@ -3,6 +3,7 @@
     python benchmarks/run.py                 # the full suite (a few minutes on 2 cores)
     python benchmarks/run.py --quick         # smoke mode: tiny sizes, 1-2 repeats, a few seconds
     python benchmarks/run.py --only chain    # one benchmark (repeat --only for several)
+    python benchmarks/run.py --only journal  # the journal's cost per step (about 2.5 minutes)
 
 Every figure is a median over repeated samples; every ratio compares against a baseline measured in the
 same run. Results go to stdout as a table and to ``benchmarks/results/latest.json`` (or ``--json PATH``).
@@ -29,13 +30,19 @@ if str(HERE) not in sys.path:  # importable as a module too (a test may import i
 
 import bench_chain  # noqa: E402
 import bench_critical_path  # noqa: E402
+import bench_dask  # noqa: E402
 import bench_fanout  # noqa: E402
+import bench_journal  # noqa: E402
+import bench_many_runs  # noqa: E402
 from _harness import Config, Row, format_table, log  # noqa: E402
 
 BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
     bench_chain.NAME: bench_chain.run,
     bench_fanout.NAME: bench_fanout.run,
     bench_critical_path.NAME: bench_critical_path.run,
+    bench_dask.NAME: bench_dask.run,
+    bench_many_runs.NAME: bench_many_runs.run,
+    bench_journal.NAME: bench_journal.run,
 }
 DEFAULT_JSON = HERE / "results" / "latest.json"
 

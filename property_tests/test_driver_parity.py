@@ -4,6 +4,7 @@ and replays and resumes from its journal to that same result."""
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -17,37 +18,90 @@ from .conftest import EXAMPLES
 
 DRIVERS: dict[str, Driver] = {name: load_driver(name) for name in installed_drivers()}
 
+CLUSTER_DRIVERS = frozenset({"dask"})
+"""Drivers whose every call is a task on a cluster (a round trip of ~10 ms, most of it the Dask client's
+send batching): they run every property in a lane of their own, with a quarter of the examples."""
+CLUSTER_SHARE = 0.25
+
+
+def _lanes() -> list[Any]:
+    """(drivers, share of the examples) per lane: the in-process drivers, then the cluster drivers."""
+    local = {name: driver for name, driver in DRIVERS.items() if name not in CLUSTER_DRIVERS}
+    cluster = {name: driver for name, driver in DRIVERS.items() if name in CLUSTER_DRIVERS}
+    lanes = [pytest.param(local, 1.0, id="in-process")]
+    if cluster:
+        lanes.append(pytest.param(cluster, CLUSTER_SHARE, id="cluster"))
+    return lanes
+
+
+LANES = _lanes()
+
+
+def examples(share: float, base: int = EXAMPLES) -> settings:
+    """``share`` of ``base`` examples, never fewer than 3: a lane always runs the property."""
+    return settings(max_examples=max(3, round(base * share)))
+
 
 def test_the_bundled_drivers_are_all_in_the_suite() -> None:
     assert {"sync", "asyncio", "trio"} <= set(DRIVERS)
 
 
-@given(scenario=scenarios())
-def test_every_driver_and_limit_agrees_with_the_oracle(scenario: Scenario) -> None:
-    assert_parity(scenario, DRIVERS, limits=(1, 2, None))
+def test_every_installed_driver_is_in_a_lane() -> None:
+    in_lanes = [name for lane in LANES for name in lane.values[0]]
+    assert sorted(in_lanes) == sorted(DRIVERS)
+
+
+@pytest.mark.parametrize(("drivers", "share"), LANES)
+def test_every_driver_and_limit_agrees_with_the_oracle(drivers: dict[str, Driver], share: float) -> None:
+    @examples(share)
+    @given(scenario=scenarios())
+    def check(scenario: Scenario) -> None:
+        assert_parity(scenario, drivers, limits=(1, 2, None))
+
+    check()
 
 
 @pytest.mark.parametrize("limit", [1, 3])
-@given(scenario=scenarios(max_steps=12, max_deps=1))
-def test_chains_and_thin_trees_agree_at_other_limits(scenario: Scenario, limit: int) -> None:
-    assert_parity(scenario, DRIVERS, limits=(limit,))
+@pytest.mark.parametrize(("drivers", "share"), LANES)
+def test_chains_and_thin_trees_agree_at_other_limits(drivers: dict[str, Driver], share: float, limit: int) -> None:
+    @examples(share)
+    @given(scenario=scenarios(max_steps=12, max_deps=1))
+    def check(scenario: Scenario) -> None:
+        assert_parity(scenario, drivers, limits=(limit,))
+
+    check()
 
 
-@settings(max_examples=max(5, EXAMPLES // 6))
-@given(scenario=scenarios(max_steps=8, timeouts_fire=True))
-def test_timeouts_that_fire_agree_with_the_oracle(scenario: Scenario) -> None:
+@pytest.mark.parametrize(("drivers", "share"), LANES)
+def test_timeouts_that_fire_agree_with_the_oracle(drivers: dict[str, Driver], share: float) -> None:
     """Calls that hang past their step's timeout: really cancelled (async), released (threads)."""
-    assert_parity(scenario, DRIVERS, limits=(2, None))
+
+    @examples(share, base=max(5, EXAMPLES // 6))
+    @given(scenario=scenarios(max_steps=8, timeouts_fire=True))
+    def check(scenario: Scenario) -> None:
+        assert_parity(scenario, drivers, limits=(2, None))
+
+    check()
 
 
-@given(scenario=scenarios(max_steps=15))
-def test_fail_fast_keeps_what_stays_deterministic(scenario: Scenario) -> None:
+@pytest.mark.parametrize(("drivers", "share"), LANES)
+def test_fail_fast_keeps_what_stays_deterministic(drivers: dict[str, Driver], share: float) -> None:
     """fail_fast is the documented exception to the contract: which steps finish before the stop depends
     on timing. What stays: the run fails exactly when the oracle's does, and every step that succeeded
     did so with the oracle's output."""
+
+    @examples(share)
+    @given(scenario=scenarios(max_steps=15))
+    def check(scenario: Scenario) -> None:
+        check_fail_fast(scenario, drivers)
+
+    check()
+
+
+def check_fail_fast(scenario: Scenario, drivers: dict[str, Driver]) -> None:
     expected = oracle_result(scenario)
     oracle_steps = {step["id"]: step for step in expected["steps"]}
-    for name, driver in DRIVERS.items():
+    for name, driver in drivers.items():
         for limit in (1, None):
             result = driver.run_blocking(
                 scenario.flow, scenario.inputs, run_id=scenario.run_id, max_concurrency=limit, fail_fast=True

@@ -21,5 +21,8 @@ def test_quick_benchmarks_run_and_report_ratios(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())
     names = json.dumps(report)
-    for benchmark in ("chain", "fan-out", "critical"):
+    for benchmark in ("chain", "fan-out", "critical", "journal", "dask fan-out", "concurrent runs"):
         assert benchmark in names.lower()
+    journal = [row for row in report["rows"] if row["name"].startswith("journal n=")]
+    assert {row["name"].split("durability=")[-1] for row in journal} == {"process)", "power)"}
+    assert all(row["baseline"] > 0 and row["measured"] > row["baseline"] for row in journal)

@@ -26,6 +26,7 @@ __all__ = (
     "FlowLoadError",
     "FlowReferenceError",
     "InputSyntaxError",
+    "flow_source",
     "load_flow",
     "parse_input_pairs",
     "parse_inputs_json",
@@ -76,6 +77,29 @@ def load_flow(reference: str) -> Flow:
     raise FlowReferenceError(f"{reference!r} is of type {kind!r}, not a Flow or a function returning one")
 
 
+def flow_source(reference: str) -> str:
+    """``reference`` in a form that loads the same flow from any working directory, for the journal.
+
+    A file path becomes absolute, and so does a module found only because it sits in the working
+    directory (``flowkernel run mymodule:flow``); other module names (installed, on ``PYTHONPATH``) are
+    kept. The attribute is always written out. Call it after :func:`load_flow` succeeded.
+    """
+    module_ref, attribute = _split(reference)
+    if _is_path(module_ref):
+        return f"{Path(module_ref).resolve()}:{attribute}"
+    module = sys.modules.get(module_ref)
+    origin = getattr(module, "__file__", None)
+    if "." not in module_ref and origin is not None:
+        file = Path(origin).resolve()
+        if file.name == f"{module_ref}.py" and file.parent == Path.cwd().resolve():
+            return f"{file}:{attribute}"  # loaded from a path, a top-level module gets the same name
+    return f"{module_ref}:{attribute}"
+
+
+def _is_path(module_ref: str) -> bool:
+    return module_ref.endswith(".py") or "/" in module_ref or os.sep in module_ref
+
+
 def _split(reference: str) -> tuple[str, str]:
     module_ref, sep, attribute = reference.rpartition(":")
     if not sep or "/" in attribute or "\\" in attribute or attribute.endswith(".py"):  # no :FLOW (or C:\...)
@@ -88,7 +112,7 @@ def _split(reference: str) -> tuple[str, str]:
 
 
 def _import(module_ref: str) -> ModuleType:
-    if module_ref.endswith(".py") or "/" in module_ref or os.sep in module_ref:
+    if _is_path(module_ref):
         return _import_file(Path(module_ref))
     if not all(part.isidentifier() for part in module_ref.split(".")):
         raise FlowReferenceError(f"{module_ref!r} is neither a module name nor a path to a .py file")

@@ -1,4 +1,5 @@
-"""Showing an :class:`ExecutionResult` to a person: a rich table of steps, the run status, the outputs.
+"""Showing an :class:`ExecutionResult` to a person (a rich table of steps, the run status, the outputs)
+and a journal's runs (one line each).
 
 Needs rich (the ``cli`` extra). Every value from the run goes into ``Text`` objects, never markup, so a
 tool's output like ``[red]`` is shown as it is.
@@ -7,6 +8,7 @@ tool's output like ``[red]`` is shown as it is.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic_core import to_json, to_jsonable_python
@@ -15,9 +17,19 @@ from rich.pretty import Pretty
 from rich.table import Table
 from rich.text import Text
 
+from ..host.journal.base import RunSummary
 from ..result import ExecutionResult, RunStatus, StepRecord, StepStatus
 
-__all__ = ("DETAIL_WIDTH", "format_duration", "render_result", "step_detail", "step_duration")
+__all__ = (
+    "DETAIL_WIDTH",
+    "INCOMPLETE",
+    "format_duration",
+    "render_result",
+    "render_runs",
+    "run_summary_dict",
+    "step_detail",
+    "step_duration",
+)
 
 DETAIL_WIDTH = 60
 """How many characters of a step's output, error or reason the table shows."""
@@ -28,7 +40,15 @@ _STATUS_STYLE = {
     StepStatus.SKIPPED: "yellow",
     StepStatus.CANCELLED: "magenta",
 }
-_RUN_STYLE = {RunStatus.SUCCEEDED: "bold green", RunStatus.FAILED: "bold red", RunStatus.CANCELLED: "bold magenta"}
+_RUN_STYLE = {
+    RunStatus.SUCCEEDED: "bold green",
+    RunStatus.FAILED: "bold red",
+    RunStatus.CANCELLED: "bold magenta",
+    RunStatus.TIMED_OUT: "bold magenta",
+}
+INCOMPLETE = "incomplete"
+"""The status ``flowkernel runs`` shows for a run with no result yet (crashed, interrupted, or running)."""
+_SUMMARY_STYLE = {**{status.value: style for status, style in _RUN_STYLE.items()}, INCOMPLETE: "bold yellow"}
 
 
 def step_duration(record: StepRecord) -> float | None:
@@ -114,3 +134,44 @@ def render_result(result: ExecutionResult, console: Console) -> None:
         console.print(Pretty(to_jsonable_python(result.outputs, fallback=repr), indent_guides=False))
     else:
         console.print(Text("outputs: none", style="bold"))
+
+
+def run_summary_dict(summary: RunSummary) -> dict[str, Any]:
+    """One run of ``flowkernel runs --json``: plain JSON types, times in ISO 8601 (UTC)."""
+    return {
+        "run_id": summary.run_id,
+        "flow_name": summary.flow_name,
+        "flow_version": summary.flow_version,
+        "status": summary.status,
+        "started": summary.started.isoformat(),
+        "finished": summary.finished.isoformat() if summary.finished is not None else None,
+        "steps_done": summary.steps_done,
+        "entries": summary.entries,
+    }
+
+
+def render_runs(summaries: Sequence[RunSummary], console: Console, *, title: str) -> None:
+    """A table of runs, oldest first: id, flow and version, status, start (local time), progress."""
+    if not summaries:
+        console.print(Text(f"{title}: no runs"))
+        return
+    table = Table(title=title, title_justify="left")
+    for header, justify in (
+        ("run", "left"),
+        ("flow", "left"),
+        ("status", "left"),
+        ("started", "left"),
+        ("steps done", "right"),
+        ("entries", "right"),
+    ):
+        table.add_column(header, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for summary in summaries:
+        table.add_row(
+            Text(summary.run_id),
+            Text(f"{summary.flow_name} v{summary.flow_version}"),
+            Text(summary.status, style=_SUMMARY_STYLE.get(summary.status, "")),
+            Text(summary.started.astimezone().strftime("%Y-%m-%d %H:%M:%S")),
+            Text(str(summary.steps_done)),
+            Text(str(summary.entries)),
+        )
+    console.print(table)

@@ -142,7 +142,7 @@ class KernelSession:
 
     def _replay(self, recorder: RunRecorder, first: list[Command]) -> list[Command]:
         """Replay the journal, then start again the calls that were in flight when its record ends."""
-        from .journal.replay import replay_entries  # here: the journal package imports this module
+        from .journal.replay import record_cut_short, replay_entries  # here: the journal package imports this module
 
         def send(completions: Sequence[Completion] | None) -> list[Command]:
             commands = self._send(completions)
@@ -154,6 +154,8 @@ class KernelSession:
 
         try:
             replayed = replay_entries(self.options.run_id, recorder.history, first, send, lambda: not self.running)
+            if recorder.finished and self.running:  # resuming would re-run calls of a finished run
+                raise record_cut_short(recorder.journal, self.options.run_id)
         except BaseException:
             self._kernel_failed = True  # nothing was started: there is nothing to stop
             raise

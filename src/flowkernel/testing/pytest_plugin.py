@@ -17,7 +17,7 @@ from ..host.registry import installed_drivers, load_driver
 
 __all__ = ("BUNDLED_DRIVERS", "flowkernel_driver", "pytest_generate_tests")
 
-BUNDLED_DRIVERS = ("sync", "asyncio", "trio")
+BUNDLED_DRIVERS = ("sync", "asyncio", "trio", "dask")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

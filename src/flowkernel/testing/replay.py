@@ -58,4 +58,6 @@ def assert_replay_parity(
 def _compare(reference: dict[str, Any], got: dict[str, Any], label: str) -> None:
     if got != reference:
         where, left, right = first_difference(reference, got)
-        raise ParityError(f"{label} disagrees with the journaled run at {where}:\n  run: {left!r}\n  {label}: {right!r}")
+        raise ParityError(
+            f"{label} disagrees with the journaled run at {where}:\n  run: {left!r}\n  {label}: {right!r}"
+        )

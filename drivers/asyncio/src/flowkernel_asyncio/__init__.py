@@ -28,7 +28,7 @@ from flowkernel.host import (
     raised,
 )
 
-__all__ = ("AsyncioDriver",)
+__all__ = ("AsyncioBackend", "AsyncioDriver")
 
 T = TypeVar("T")
 SyncToolMode = Literal["thread", "inline"]
@@ -56,7 +56,7 @@ class AsyncioDriver(AsyncDriver):
         check_tools_fit(flow, "asyncio")
         opened = await self.open_run(flow, inputs, settings)
         workers = self.max_workers or max(opened.settings.get("max_concurrency") or 0, DEFAULT_MAX_WORKERS)
-        backend = _AsyncioBackend(inline_sync_tools=self.sync_tools == "inline", max_workers=workers)
+        backend = AsyncioBackend(inline_sync_tools=self.sync_tools == "inline", max_workers=workers)
         session = KernelSession(flow, opened.inputs, backend, recorder=opened.recorder, **opened.settings)
         try:
             return await self.drive(session, backend, asyncio.TaskGroup(), backend.attach)
@@ -86,7 +86,10 @@ class AsyncioDriver(AsyncDriver):
         asyncio.run(run_main())
 
 
-class _AsyncioBackend(Backend, AsyncWaiter):
+class AsyncioBackend(Backend, AsyncWaiter):
+    """Calls as tasks in the run's task group, timers as ``call_later``, completions in a list the driver
+    loop awaits. Public so drivers built on asyncio (the Dask driver) extend it rather than copy it."""
+
     def __init__(self, *, inline_sync_tools: bool, max_workers: int) -> None:
         super().__init__()
         self._inline = inline_sync_tools

@@ -95,6 +95,16 @@ class Journal(ABC):
     def runs(self) -> list[RunSummary]:
         """Every run, oldest first."""
 
+    def header(self, run_id: str) -> RunHeader:
+        """A run's header alone. ``flowkernel resume`` reads it to find the flow before importing the
+        flow's module, which the entries' values may need; stores can override it to skip the entries."""
+        return self.load(run_id).header
+
+    def result(self, run_id: str) -> ExecutionResult | None:
+        """A run's result (``None`` while it is unfinished), without reading its entries: ``flowkernel
+        show`` needs neither the flow's module nor a pass over a long run's record."""
+        return self.load(run_id).result
+
     @abstractmethod
     def close(self) -> None:
         """Release the store's resources."""

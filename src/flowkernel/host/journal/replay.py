@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ...errors import JournalError, NonDeterminismError
+from ...errors import CorruptJournalError, JournalError, NonDeterminismError
 from ...kernel.inputs import prepare_inputs
 from ...kernel.run import RunState, drive
 from ...model.flow import Flow
@@ -76,9 +76,19 @@ def replay(flow: Flow, journal: Journal, run_id: str, *, allow_flow_change: bool
             return []
 
     replay_entries(run_id, recorded.entries, send(None), send, lambda: bool(results))
+    if not results and recorded.result is not None:
+        raise record_cut_short(journal, run_id)
     if not results:
         raise JournalError(f"run {run_id!r} has not finished: resume it with a driver (flowkernel resume)")
     return results[0]
+
+
+def record_cut_short(journal: Journal, run_id: str) -> CorruptJournalError:
+    """The error for a finished run whose entries end before its replay does (its last entries lost)."""
+    where = getattr(journal, "path", None) or type(journal).__name__
+    return CorruptJournalError(
+        f"{where}: run {run_id!r} has a result, but its record ends before the run does: entries are missing"
+    )
 
 
 def _track(commands: list[Command], in_flight: dict[str, Invoke | StartTimer], cancelled: set[str]) -> None:
