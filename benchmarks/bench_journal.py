@@ -7,8 +7,7 @@ into a fresh file in a fresh temporary directory (created and opened outside the
 
 * overhead per step = (journaled - unjournaled) / n, at n = 1,000 and 100,000, and its growth (the
   100,000-step overhead over the 1,000-step one: flat is 1x);
-* the journal file's size per step, once closed (the WAL checkpointed into it), and the share of it
-  that is the run's result;
+* the journal file's size per step, once closed (the WAL checkpointed into it);
 * the flow fingerprint a run's header records, timed apart: the first journaled run of a ``Flow``
   object (and each resume in a new process) pays it on top, later runs of the same object do not.
 
@@ -41,7 +40,7 @@ PEER_NOTE = "peer checkpointer: ~87 µs/step at n=100, ~411 µs/step at n=1,000 
 
 class JournaledRuns:
     """Runs ``flow`` journaled, each time into a fresh file, timing only ``driver.run``; keeps each
-    closed file's size (bytes) and the result's JSON length of the last run."""
+    closed file's size (bytes)."""
 
     def __init__(self, driver: SyncDriver, flow: Flow, n: int, durability: Durability) -> None:
         self.driver = driver
@@ -49,7 +48,6 @@ class JournaledRuns:
         self.n = n
         self.durability = durability
         self.sizes: list[int] = []
-        self.result_bytes = 0
         self._count = 0
 
     def once(self) -> float:
@@ -71,7 +69,6 @@ class JournaledRuns:
             if entries != self.n:
                 raise AssertionError(f"{self.n} steps were recorded as {entries} entries, not one each")
             self.sizes.append(path.stat().st_size)
-            self.result_bytes = len(result.to_json())
         return elapsed
 
     def timer(self, loops: int) -> Timer:
@@ -156,7 +153,6 @@ def run(config: Config) -> list[Row]:
             )
         runs = journaled["process"]
         size = median([float(s) for s in runs.sizes]) / n
-        result_share = runs.result_bytes / n
         file_rows.append(
             Row(
                 f"journal file n={n:,}",
@@ -168,8 +164,8 @@ def run(config: Config) -> list[Row]:
                 "reported",
                 None,
                 note=(
-                    f"the closed SQLite file (WAL checkpointed), of which the result's JSON is {result_share:.0f} "
-                    "B/step; the rest is the entries (pickled completions, command digest, CRC) and SQLite's pages"
+                    "the closed SQLite file (WAL checkpointed): the entries (pickled completions, command digest,"
+                    " CRC) and SQLite's pages; the result is not stored (replay derives it)"
                 ),
                 samples={"bytes": [float(s) for s in runs.sizes]},
             )

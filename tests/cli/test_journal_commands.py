@@ -393,14 +393,14 @@ def test_damaged_journals_are_refused(flows: Path, tmp_path: Path) -> None:
     assert invoke("run", f"{flows}:flow", "-i", "n=1", "--journal", journal, "--run-id", "done").exit_code == 0
     with closing(sqlite3.connect(journal)) as db, db:
         db.execute("UPDATE runs SET header_crc = header_crc + 1 WHERE run_id = 'r1'")
-        db.execute("UPDATE runs SET result = '{\"status\": ' WHERE run_id = 'done'")
+        db.execute("UPDATE entries SET crc = crc + 1 WHERE run_id = 'done' AND seq = 1")
 
     resumed = invoke("resume", journal, "r1")
     assert resumed.exit_code == 2
     assert resumed.stderr == f"Error: {journal}: the header of run 'r1' fails its checksum\n"
     shown = invoke("show", journal, "done")
     assert shown.exit_code == 2
-    assert shown.stderr.startswith(f"Error: {journal}: the result of run 'done' is not readable")
+    assert shown.stderr == f"Error: {journal}: run 'done', entry 1 fails its checksum\n"
 
     with closing(sqlite3.connect(journal)) as db, db:
         db.execute("UPDATE runs SET header_crc = header_crc - 1 WHERE run_id = 'r1'")

@@ -27,7 +27,7 @@ from .. import __version__
 from ..diagrams import flow_graph
 from ..errors import DriverNotFoundError, FlowInputError, FlowValidationError, JournalError
 from ..host import Driver, UnsupportedToolError, installed_drivers, load_driver, new_run_id, partial_result
-from ..host.journal import Durability, SqliteJournal
+from ..host.journal import Durability, RunSummary, SqliteJournal, replay
 from ..model.flow import Flow
 from ..result import ExecutionResult, RunStatus
 from .loading import (
@@ -200,22 +200,9 @@ def resume(
     """
     runner = _driver(driver, scheduler)
     with _open_journal(journal_path, durability) as journal:
-        if reference is None:
-            with _journal_errors():
-                recorded = journal.result(run_id)
-            if recorded is not None:
-                click.echo(f"run {run_id} had already finished: nothing to resume", err=True)
-                _exit_with(recorded, as_json)
-            with _journal_errors():
-                reference = journal.header(run_id).flow_source
-            if reference is None:
-                raise CannotRunError(
-                    f"run {run_id!r} recorded no flow source (it was not started by `flowkernel run --journal`):"
-                    " name its flow with --flow MODULE:FLOW"
-                )
-            flow = _load(reference, show_traceback, recorded_for=run_id)
-        else:
-            flow = _load(reference, show_traceback, param_hint="'--flow'")
+        flow = _recorded_flow(journal, run_id, reference, show_traceback)
+        if _summary(journal, run_id).status != INCOMPLETE:
+            click.echo(f"run {run_id} had already finished: nothing to resume (its record is replayed)", err=True)
         try:
             result = runner.run_blocking(
                 flow, journal=journal, run_id=run_id, resume=True, allow_flow_change=allow_flow_change
@@ -223,6 +210,29 @@ def resume(
         except BaseException as exc:
             result = _handle_run_error(exc, resume_hint=_resume_command(journal_path, run_id))
     _exit_with(result, as_json)
+
+
+def _summary(journal: SqliteJournal, run_id: str) -> RunSummary:
+    """The listing line of run ``run_id``; a one-line error if the journal holds no such run."""
+    with _journal_errors():
+        summary = next((s for s in journal.runs() if s.run_id == run_id), None)
+    if summary is None:
+        raise CannotRunError(f"{journal.path} holds no run {run_id!r} (see: flowkernel runs {journal.path})")
+    return summary
+
+
+def _recorded_flow(journal: SqliteJournal, run_id: str, reference: str | None, show_traceback: bool) -> Flow:
+    """The flow ``reference`` names, or else the one run ``run_id`` recorded it was started with."""
+    if reference is not None:
+        return _load(reference, show_traceback, param_hint="'--flow'")
+    with _journal_errors():
+        reference = journal.header(run_id).flow_source
+    if reference is None:
+        raise CannotRunError(
+            f"run {run_id!r} recorded no flow source (it was not started by `flowkernel run --journal`):"
+            " name its flow with --flow MODULE:FLOW"
+        )
+    return _load(reference, show_traceback, recorded_for=run_id)
 
 
 @cli.command()
@@ -245,20 +255,28 @@ def runs(journal_path: Path, as_json: bool) -> None:
 @cli.command()
 @click.argument("journal_path", metavar="JOURNAL", type=_EXISTING_JOURNAL)
 @click.argument("run_id")
+@click.option(
+    "--flow",
+    "reference",
+    metavar="MODULE:FLOW",
+    help="The flow to replay the record with (default: the one the run recorded, where it was started from).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON instead of a table.")
-def show(journal_path: Path, run_id: str, as_json: bool) -> None:
+@click.option("--traceback", "show_traceback", is_flag=True, help="Show the traceback when the flow's code raises.")
+def show(journal_path: Path, run_id: str, reference: str | None, as_json: bool, show_traceback: bool) -> None:
     """Show the result of run RUN_ID from JOURNAL, as run showed it.
 
-    Exits 0 if the run succeeded, 1 if it failed, was cancelled or has not finished (then it says how
-    far it got and how to resume it), 2 if there is no such run or the journal cannot be read.
+    The result is rebuilt from the journal's record by replaying it with the run's flow (no tool is
+    called). Exits 0 if the run succeeded, 1 if it failed, was cancelled or has not finished (then it
+    says how far it got and how to resume it), 2 if there is no such run or the journal cannot be read.
     """
-    with _open_journal(journal_path, "process") as journal, _journal_errors():
-        result = journal.result(run_id)
-        summary = None if result is not None else next((s for s in journal.runs() if s.run_id == run_id), None)
-    if result is not None:
-        _exit_with(result, as_json)
-    if summary is None:  # removed since journal.result() found it
-        raise CannotRunError(f"{journal_path} holds no run {run_id!r}")
+    with _open_journal(journal_path, "process") as journal:
+        summary = _summary(journal, run_id)
+        if summary.status != INCOMPLETE:
+            flow = _recorded_flow(journal, run_id, reference, show_traceback)
+            with _journal_errors():
+                result = replay(flow, journal, run_id, allow_flow_change=reference is not None)
+            _exit_with(result, as_json)
     if as_json:
         click.echo(json.dumps(run_summary_dict(summary), indent=2))
     else:

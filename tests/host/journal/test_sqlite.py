@@ -37,7 +37,7 @@ def test_values_come_back_exactly_as_recorded(tmp_path: Path) -> None:
     assert recorded.header == HEADER
     assert [c.value for c in recorded.entries[0].completions] == values  # type: ignore[union-attr]
     assert recorded.entries[1].completions == (Raised("b@1", error, 2.0, 3.0),)
-    assert recorded.result is None
+    assert recorded.status is None
 
 
 @tool

@@ -49,11 +49,12 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class RecordedRun:
-    """A run as its journal holds it; ``result`` is ``None`` until the run has finished."""
+    """A run as its journal holds it. ``status`` is the status a finished run ended with (``None`` until
+    it finishes); the result itself is not stored: replaying the entries gives it back, exactly."""
 
     header: RunHeader
     entries: tuple[Entry, ...]
-    result: ExecutionResult | None
+    status: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +86,8 @@ class Journal(ABC):
 
     @abstractmethod
     def finish(self, run_id: str, result: ExecutionResult) -> None:
-        """Record the run's result; the run is then finished."""
+        """Mark the run finished, with its result's status and steps done (for listings); the result is
+        not stored, since replay derives it from the entries (so finishing costs the same at any length)."""
 
     @abstractmethod
     def load(self, run_id: str) -> RecordedRun:
@@ -96,14 +98,9 @@ class Journal(ABC):
         """Every run, oldest first."""
 
     def header(self, run_id: str) -> RunHeader:
-        """A run's header alone. ``flowkernel resume`` reads it to find the flow before importing the
-        flow's module, which the entries' values may need; stores can override it to skip the entries."""
+        """A run's header alone. ``flowkernel resume`` and ``show`` read it to find the flow before importing
+        the flow's module, which the entries' values may need; stores can override it to skip the entries."""
         return self.load(run_id).header
-
-    def result(self, run_id: str) -> ExecutionResult | None:
-        """A run's result (``None`` while it is unfinished), without reading its entries: ``flowkernel
-        show`` needs neither the flow's module nor a pass over a long run's record."""
-        return self.load(run_id).result
 
     @abstractmethod
     def close(self) -> None:

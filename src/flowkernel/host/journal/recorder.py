@@ -47,7 +47,7 @@ class RunRecorder:
         self.journal = journal
         self.run_id = run_id
         self.history: tuple[Entry, ...] = recorded.entries if recorded is not None else ()
-        self.finished = recorded is not None and recorded.result is not None
+        self.finished = recorded is not None and recorded.status is not None
         self.stopped = False
         self._seq = len(self.history)
         self._issued: list[str] = []

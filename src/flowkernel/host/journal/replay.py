@@ -76,7 +76,7 @@ def replay(flow: Flow, journal: Journal, run_id: str, *, allow_flow_change: bool
             return []
 
     replay_entries(run_id, recorded.entries, send(None), send, lambda: bool(results))
-    if not results and recorded.result is not None:
+    if not results and recorded.status is not None:
         raise record_cut_short(journal, run_id)
     if not results:
         raise JournalError(f"run {run_id!r} has not finished: resume it with a driver (flowkernel resume)")

@@ -51,7 +51,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS runs ("
     " run_id TEXT PRIMARY KEY, flow_name TEXT NOT NULL, flow_version TEXT NOT NULL, flow_hash TEXT NOT NULL,"
     " header BLOB NOT NULL, header_crc INTEGER NOT NULL, started REAL NOT NULL,"
-    " status TEXT, finished REAL, steps_done INTEGER, result TEXT)",
+    " status TEXT, finished REAL, steps_done INTEGER)",
     "CREATE TABLE IF NOT EXISTS entries ("
     " run_id TEXT NOT NULL, seq INTEGER NOT NULL, issued TEXT NOT NULL, completions BLOB NOT NULL,"
     " crc INTEGER NOT NULL, steps_done INTEGER NOT NULL, PRIMARY KEY (run_id, seq)) WITHOUT ROWID",
@@ -122,10 +122,10 @@ class SqliteJournal(Journal):
 
     def finish(self, run_id: str, result: ExecutionResult) -> None:
         done = sum(step.status == "succeeded" for step in result.steps)
-        with self._errors(f"record the result of run {run_id!r}"), self._lock:
+        with self._errors(f"record the end of run {run_id!r}"), self._lock:
             self._db.execute(
-                "UPDATE runs SET status = ?, finished = ?, steps_done = ?, result = ? WHERE run_id = ?",
-                (str(result.status), time.time(), done, result.to_json(), run_id),
+                "UPDATE runs SET status = ?, finished = ?, steps_done = ? WHERE run_id = ?",
+                (str(result.status), time.time(), done, run_id),
             )
 
     # ---- reading ------------------------------------------------------------------------------
@@ -136,8 +136,9 @@ class SqliteJournal(Journal):
             problems = [row[0] for row in self._db.execute("PRAGMA integrity_check")]
             if problems != ["ok"]:
                 raise CorruptJournalError(f"{self.path} is damaged: {'; '.join(problems[:5])}")
+            self._check_whole_pages()
             self._check_no_orphans()
-            row = self._db.execute("SELECT header, header_crc, result FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            row = self._db.execute("SELECT header, header_crc, status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             if row is None:
                 raise RunNotFoundError(f"{self.path} holds no run {run_id!r} (see: flowkernel runs {self.path})")
             rows = self._db.execute(
@@ -145,15 +146,11 @@ class SqliteJournal(Journal):
             ).fetchall()
         header = self._header(run_id, row[0], row[1])
         entries = tuple(self._entry(run_id, position, *entry) for position, entry in enumerate(rows))
-        return RecordedRun(header, entries, self._result_of(run_id, row[2]))
+        return RecordedRun(header, entries, row[2])
 
     def header(self, run_id: str) -> RunHeader:
         row = self._row("header, header_crc", run_id)
         return self._header(run_id, row[0], row[1])
-
-    def result(self, run_id: str) -> ExecutionResult | None:
-        (text,) = self._row("result", run_id)
-        return self._result_of(run_id, text)
 
     def _row(self, columns: str, run_id: str) -> tuple[Any, ...]:
         """Some columns of a run's row in ``runs``; :class:`RunNotFoundError` if there is none."""
@@ -236,6 +233,16 @@ class SqliteJournal(Journal):
                 f" this flowkernel reads version {VERSION}"
             )
 
+    def _check_whole_pages(self) -> None:
+        """A SQLite file is whole pages: one cut inside a page is damaged even where the bytes lost held
+        nothing SQLite would notice (the unused end of the last page)."""
+        (page_size,) = self._db.execute("PRAGMA page_size").fetchone()
+        size = self.path.stat().st_size
+        if size % page_size:
+            raise CorruptJournalError(
+                f"{self.path} is damaged: it is cut inside a page ({size} bytes, pages of {page_size})"
+            )
+
     def _check_no_orphans(self) -> None:
         """Every run id in ``entries`` is a run: a damaged key would otherwise hide its entry (and, sorted
         last, pass the integrity check), and the run would silently resume from before it."""
@@ -270,14 +277,6 @@ class SqliteJournal(Journal):
         if not isinstance(completions, tuple) or not all(isinstance(c, _COMPLETION_TYPES) for c in completions):
             raise CorruptJournalError(f"{where} does not hold completions")
         return Entry(seq, tuple(commands), completions)
-
-    def _result_of(self, run_id: str, text: str | None) -> ExecutionResult | None:
-        if text is None:
-            return None
-        try:  # the result has no checksum: a truncated file zero-fills its end
-            return ExecutionResult.from_json(text)
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            raise CorruptJournalError(f"{self.path}: the result of run {run_id!r} is not readable: {exc}") from None
 
     def _unpickle(self, blob: bytes, what: str) -> Any:
         try:
