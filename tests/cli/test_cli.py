@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -46,18 +45,6 @@ def driver(request: pytest.FixtureRequest) -> str:
     """Every installed driver, one test each (as anyio's backend fixture does)."""
     name: str = request.param
     return name
-
-
-@pytest.fixture(autouse=True)
-def _isolate_imports(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Undo what loading a flow does to the process: sys.path entries and modules imported from files."""
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    before = set(sys.modules)
-    yield
-    for name in set(sys.modules) - before:
-        origin = getattr(sys.modules[name], "__file__", None) or ""
-        if origin.startswith((str(tmp_path), str(ROOT / "examples"))):
-            del sys.modules[name]
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:

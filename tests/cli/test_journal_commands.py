@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from flowkernel import ExecutionResult, RunStatus
-from flowkernel.cli import app
+from flowkernel.cli import common
 from flowkernel.cli.app import cli
 from flowkernel.cli.loading import flow_source, load_flow
 from flowkernel.host.journal import SqliteJournal
@@ -82,17 +81,6 @@ FLOWS = """
     other_first_tool = chain(first=twice)
     failing = Flow(name="failing", steps=(Step(id="a", tool=boom, arguments={"x": Input("n")}),))
 """
-
-
-@pytest.fixture(autouse=True)
-def _isolate_imports(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Undo what loading a flow does to the process: sys.path entries and modules imported from files."""
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    before = set(sys.modules)
-    yield
-    for name in set(sys.modules) - before:
-        if (getattr(sys.modules[name], "__file__", None) or "").startswith(str(tmp_path)):
-            del sys.modules[name]
 
 
 @pytest.fixture
@@ -198,7 +186,7 @@ def test_durability_reaches_the_journal_and_needs_one(
             opened.append(durability)
             super().__init__(path, durability=durability)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(app, "SqliteJournal", Recording)
+    monkeypatch.setattr(common, "SqliteJournal", Recording)
     journal = tmp_path / "runs.db"
     result = invoke("run", f"{flows}:flow", "-i", "n=1", "--journal", journal, "--durability", "power")
     assert result.exit_code == 0, result.output

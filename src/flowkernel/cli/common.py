@@ -1,0 +1,156 @@
+"""What the commands share: exit codes, loading a flow and a driver, opening a journal, printing a
+result, and turning errors into one-line messages (exit 2) instead of tracebacks."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+
+from ..errors import DriverNotFoundError, FlowInputError, FlowValidationError, JournalError
+from ..host import Driver, UnsupportedToolError, load_driver, partial_result
+from ..host.journal import Durability, SqliteJournal
+from ..model.flow import Flow
+from ..result import ExecutionResult, RunStatus
+from .loading import FlowLoadError, FlowReferenceError, load_flow
+from .render import render_result
+
+__all__ = (
+    "DURABILITY_HELP",
+    "EXISTING_JOURNAL",
+    "EXIT_FAILED",
+    "EXIT_SUCCEEDED",
+    "EXIT_USAGE",
+    "SCHEDULER_HELP",
+    "CannotRunError",
+    "driver_named",
+    "exit_with",
+    "handle_run_error",
+    "journal_errors",
+    "load",
+    "open_journal",
+    "resume_command",
+)
+
+EXIT_SUCCEEDED = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CannotRunError(click.ClickException):
+    """The run could not start for a reason that is not the command line's syntax (an invalid flow)."""
+
+    exit_code = EXIT_USAGE
+
+
+DURABILITY_HELP = (
+    "What a recorded entry survives: 'process' (the default) a killed process; 'power' also a power "
+    "failure, at the price of one disk flush per batch of completions."
+)
+SCHEDULER_HELP = (
+    "With --driver dask: the address of the Dask scheduler to send calls to (tcp://host:8786); "
+    "without it, the flow runs on an in-process cluster."
+)
+EXISTING_JOURNAL = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def driver_named(name: str, scheduler: str | None = None) -> Driver:
+    """The driver ``name``; one that holds resources (a Dask cluster) is closed when the command ends."""
+    if scheduler is not None and name != "dask":
+        raise click.BadParameter(f"only applies to --driver dask, not {name!r}", param_hint="'--scheduler'")
+    try:
+        driver = load_driver(name, **({} if scheduler is None else {"scheduler": scheduler}))
+    except DriverNotFoundError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--driver'") from None
+    close = getattr(driver, "close", None)
+    if callable(close):
+        click.get_current_context().call_on_close(close)
+    return driver
+
+
+def exit_with(result: ExecutionResult, as_json: bool) -> NoReturn:
+    """Print ``result`` (a table, or JSON) and exit 0 if the run succeeded, else 1."""
+    if as_json:
+        click.echo(result.to_json(indent=2))
+    else:
+        render_result(result, Console(highlight=False))
+    sys.exit(EXIT_SUCCEEDED if result.status is RunStatus.SUCCEEDED else EXIT_FAILED)
+
+
+@contextmanager
+def journal_errors() -> Iterator[None]:
+    """A journal error (not a journal, damaged, no such run, ...) as a one-line message and exit 2."""
+    try:
+        yield
+    except JournalError as exc:
+        raise CannotRunError(str(exc)) from None
+
+
+@contextmanager
+def open_journal(path: Path, durability: Durability) -> Iterator[SqliteJournal]:
+    with journal_errors():
+        journal = SqliteJournal(path, durability=durability)
+    try:
+        yield journal
+    finally:
+        journal.close()
+
+
+def resume_command(journal_path: Path, run_id: str) -> str:
+    return f"flowkernel resume {shlex.quote(str(journal_path))} {shlex.quote(run_id)}"
+
+
+def load(
+    reference: str, show_traceback: bool, *, param_hint: str = "'MODULE:FLOW'", recorded_for: str | None = None
+) -> Flow:
+    """The flow ``reference`` names; ``recorded_for``: the run whose journal recorded the reference."""
+    try:
+        return load_flow(reference)
+    except FlowReferenceError as exc:
+        if recorded_for is not None:
+            raise CannotRunError(
+                f"cannot find the flow {reference!r} run {recorded_for!r} was started with: {exc}"
+                " (name it with --flow MODULE:FLOW)"
+            ) from None
+        raise click.BadParameter(str(exc), param_hint=param_hint) from None
+    except FlowValidationError as exc:
+        raise CannotRunError(str(exc)) from None
+    except ValidationError as exc:
+        raise CannotRunError(f"invalid flow definition in {reference!r}: {describe_validation_error(exc)}") from None
+    except FlowLoadError as exc:
+        if show_traceback and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
+            raise CannotRunError(str(exc)) from None
+        raise CannotRunError(f"{exc} (rerun with --traceback to see where)") from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """A pydantic error in a few lines, without the links pydantic adds to its own message."""
+    lines = [f"{exc.error_count()} error{'s' * (exc.error_count() != 1)} building {exc.title}"]
+    for error in exc.errors(include_url=False):
+        location = ".".join(map(str, error["loc"])) or "<root>"
+        lines.append(f"  - {location}: {error['msg']} (got {error.get('input')!r})")
+    return "\n".join(lines)
+
+
+def handle_run_error(exc: BaseException, *, resume_hint: str | None = None) -> ExecutionResult:
+    """Turn an error from the driver into a clean exit, or the partial result of a run stopped by Ctrl-C
+    (with ``resume_hint``, the command that resumes a journaled run, since Ctrl-C leaves it resumable)."""
+    if isinstance(exc, FlowInputError | UnsupportedToolError | JournalError):
+        raise CannotRunError(str(exc)) from None
+    if isinstance(exc, KeyboardInterrupt):
+        partial = partial_result(exc)
+        if partial is not None:
+            click.echo("interrupted: showing the partial result", err=True)
+            if resume_hint is not None:
+                click.echo(f"resume the run with: {resume_hint}", err=True)
+            return partial
+    raise exc

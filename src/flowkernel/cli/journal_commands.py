@@ -1,0 +1,162 @@
+"""The journal commands: ``runs`` lists a journal's runs, ``resume`` goes on with one, ``show`` prints one.
+
+Both ``resume`` and ``show`` find the run's flow where ``run --journal`` recorded it was loaded from
+(or ``--flow``); ``show`` rebuilds the result by replaying the record, calling no tool.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from ..host.journal import Durability, RunSummary, SqliteJournal, replay
+from ..model.flow import Flow
+from .common import (
+    DURABILITY_HELP,
+    EXISTING_JOURNAL,
+    EXIT_FAILED,
+    SCHEDULER_HELP,
+    CannotRunError,
+    driver_named,
+    exit_with,
+    handle_run_error,
+    journal_errors,
+    load,
+    open_journal,
+    resume_command,
+)
+from .render import INCOMPLETE, render_runs, run_summary_dict
+
+__all__ = ("resume", "runs", "show")
+
+
+@click.command()
+@click.argument("journal_path", metavar="JOURNAL", type=EXISTING_JOURNAL)
+@click.argument("run_id")
+@click.option(
+    "--flow",
+    "reference",
+    metavar="MODULE:FLOW",
+    help="The flow to resume with (default: the one the run recorded, where it was started from).",
+)
+@click.option("-d", "--driver", default="sync", show_default=True, help="The driver to resume the run with.")
+@click.option("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
+@click.option(
+    "--allow-flow-change",
+    is_flag=True,
+    help="Resume even though the flow's structure changed since the run started (replay still checks each step).",
+)
+@click.option("--durability", type=click.Choice(["process", "power"]), default="process", help=DURABILITY_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON instead of a table.")
+@click.option("--traceback", "show_traceback", is_flag=True, help="Show the traceback when the flow's code raises.")
+def resume(
+    journal_path: Path,
+    run_id: str,
+    reference: str | None,
+    driver: str,
+    scheduler: str | None,
+    allow_flow_change: bool,
+    durability: Durability,
+    as_json: bool,
+    show_traceback: bool,
+) -> None:
+    """Resume run RUN_ID from JOURNAL and show its result.
+
+    The journal's record is replayed (completed calls are not made again, and the replay must issue
+    the same calls as the record: a flow that changed is refused), then the run goes on from where it
+    stopped, with the inputs and options it started with. A run that had finished is shown as it is.
+    Exits like run: 0 succeeded, 1 failed or cancelled, 2 could not resume.
+    """
+    runner = driver_named(driver, scheduler)
+    with open_journal(journal_path, durability) as journal:
+        flow = recorded_flow(journal, run_id, reference, show_traceback)
+        if summary_of(journal, run_id).status != INCOMPLETE:
+            click.echo(f"run {run_id} had already finished: nothing to resume (its record is replayed)", err=True)
+        try:
+            result = runner.run_blocking(
+                flow, journal=journal, run_id=run_id, resume=True, allow_flow_change=allow_flow_change
+            )
+        except BaseException as exc:
+            result = handle_run_error(exc, resume_hint=resume_command(journal_path, run_id))
+    exit_with(result, as_json)
+
+
+def summary_of(journal: SqliteJournal, run_id: str) -> RunSummary:
+    """The listing line of run ``run_id``; a one-line error if the journal holds no such run."""
+    with journal_errors():
+        summary = next((s for s in journal.runs() if s.run_id == run_id), None)
+    if summary is None:
+        raise CannotRunError(f"{journal.path} holds no run {run_id!r} (see: flowkernel runs {journal.path})")
+    return summary
+
+
+def recorded_flow(journal: SqliteJournal, run_id: str, reference: str | None, show_traceback: bool) -> Flow:
+    """The flow ``reference`` names, or else the one run ``run_id`` recorded it was started with."""
+    if reference is not None:
+        return load(reference, show_traceback, param_hint="'--flow'")
+    with journal_errors():
+        reference = journal.header(run_id).flow_source
+    if reference is None:
+        raise CannotRunError(
+            f"run {run_id!r} recorded no flow source (it was not started by `flowkernel run --journal`):"
+            " name its flow with --flow MODULE:FLOW"
+        )
+    return load(reference, show_traceback, recorded_for=run_id)
+
+
+@click.command()
+@click.argument("journal_path", metavar="JOURNAL", type=EXISTING_JOURNAL)
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as a JSON list instead of a table.")
+def runs(journal_path: Path, as_json: bool) -> None:
+    """List the runs JOURNAL holds, oldest first.
+
+    Each with its flow and version, its status (`incomplete`: crashed, interrupted or still running,
+    so resumable), when it started, how many steps had succeeded and how many entries are recorded.
+    """
+    with open_journal(journal_path, "process") as journal, journal_errors():
+        summaries = journal.runs()
+    if as_json:
+        click.echo(json.dumps([run_summary_dict(summary) for summary in summaries], indent=2))
+    else:
+        render_runs(summaries, Console(highlight=False), title=f"runs in {journal_path}")
+
+
+@click.command()
+@click.argument("journal_path", metavar="JOURNAL", type=EXISTING_JOURNAL)
+@click.argument("run_id")
+@click.option(
+    "--flow",
+    "reference",
+    metavar="MODULE:FLOW",
+    help="The flow to replay the record with (default: the one the run recorded, where it was started from).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON instead of a table.")
+@click.option("--traceback", "show_traceback", is_flag=True, help="Show the traceback when the flow's code raises.")
+def show(journal_path: Path, run_id: str, reference: str | None, as_json: bool, show_traceback: bool) -> None:
+    """Show the result of run RUN_ID from JOURNAL, as run showed it.
+
+    The result is rebuilt from the journal's record by replaying it with the run's flow (no tool is
+    called). Exits 0 if the run succeeded, 1 if it failed, was cancelled or has not finished (then it
+    says how far it got and how to resume it), 2 if there is no such run or the journal cannot be read.
+    """
+    with open_journal(journal_path, "process") as journal:
+        summary = summary_of(journal, run_id)
+        if summary.status != INCOMPLETE:
+            flow = recorded_flow(journal, run_id, reference, show_traceback)
+            with journal_errors():
+                result = replay(flow, journal, run_id, allow_flow_change=reference is not None)
+            exit_with(result, as_json)
+    if as_json:
+        click.echo(json.dumps(run_summary_dict(summary), indent=2))
+    else:
+        click.echo(
+            f"run {run_id} (flow {summary.flow_name} v{summary.flow_version}) is {INCOMPLETE}: "
+            f"{summary.steps_done} step{'s' * (summary.steps_done != 1)} done, "
+            f"{summary.entries} entr{'ies' if summary.entries != 1 else 'y'} recorded"
+        )
+        click.echo(f"resume it with: {resume_command(journal_path, run_id)}")
+    sys.exit(EXIT_FAILED)
