@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -33,16 +35,22 @@ from .render import INCOMPLETE, render_runs, run_summary_dict
 
 __all__ = ("resume", "runs", "show")
 
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def a_recorded_run(command: Command) -> Command:
+    """The arguments of ``resume`` and ``show``: JOURNAL RUN_ID."""
+    command = click.argument("run_id")(command)
+    return click.argument("journal_path", metavar="JOURNAL", type=EXISTING_JOURNAL)(command)
+
+
+def _flow_help(purpose: str) -> str:
+    return f"The flow to {purpose} (default: the one the run recorded, where it was started from)."
+
 
 @click.command()
-@click.argument("journal_path", metavar="JOURNAL", type=EXISTING_JOURNAL)
-@click.argument("run_id")
-@click.option(
-    "--flow",
-    "reference",
-    metavar="MODULE:FLOW",
-    help="The flow to resume with (default: the one the run recorded, where it was started from).",
-)
+@a_recorded_run
+@click.option("--flow", "reference", metavar="MODULE:FLOW", help=_flow_help("resume with"))
 @click.option("-d", "--driver", default="sync", show_default=True, help="The driver to resume the run with.")
 @click.option("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
 @click.option(
@@ -126,14 +134,8 @@ def runs(journal_path: Path, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("journal_path", metavar="JOURNAL", type=EXISTING_JOURNAL)
-@click.argument("run_id")
-@click.option(
-    "--flow",
-    "reference",
-    metavar="MODULE:FLOW",
-    help="The flow to replay the record with (default: the one the run recorded, where it was started from).",
-)
+@a_recorded_run
+@click.option("--flow", "reference", metavar="MODULE:FLOW", help=_flow_help("replay the record with"))
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON instead of a table.")
 @click.option("--traceback", "show_traceback", is_flag=True, help="Show the traceback when the flow's code raises.")
 def show(journal_path: Path, run_id: str, reference: str | None, as_json: bool, show_traceback: bool) -> None:
