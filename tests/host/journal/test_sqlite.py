@@ -94,3 +94,12 @@ def test_the_file_is_marked_as_a_flowkernel_journal(tmp_path: Path) -> None:
     SqliteJournal(tmp_path / "j.db").close()
     meta = dict(sqlite3.connect(tmp_path / "j.db").execute("SELECT key, value FROM flowkernel_journal"))
     assert meta == {"format": "flowkernel journal", "version": "1"}
+
+
+def test_an_in_memory_journal_serves_one_process() -> None:
+    steps = [Step(id="a", tool=echo, arguments={"v": Input("v")})]
+    flow = Flow(name="echoes", steps=steps)
+    with SqliteJournal(":memory:") as journal:
+        load_driver("sync").run(flow, {"v": "x"}, journal=journal, run_id="r")
+        resumed = load_driver("sync").run(flow, journal=journal, run_id="r", resume=True)
+        assert (resumed.outputs, [run.status for run in journal.runs()]) == ({"a": "x"}, ["succeeded"])

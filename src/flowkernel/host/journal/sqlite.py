@@ -237,7 +237,10 @@ class SqliteJournal(Journal):
         """A SQLite file is whole pages: one cut inside a page is damaged even where the bytes lost held
         nothing SQLite would notice (the unused end of the last page)."""
         (page_size,) = self._db.execute("PRAGMA page_size").fetchone()
-        size = self.path.stat().st_size
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:  # an in-memory journal (":memory:")
+            return
         if size % page_size:
             raise CorruptJournalError(
                 f"{self.path} is damaged: it is cut inside a page ({size} bytes, pages of {page_size})"
