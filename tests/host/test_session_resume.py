@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from flowkernel import (
+    ExecutionResult,
     Fallback,
     Flow,
     FlowValidationError,
@@ -22,7 +26,7 @@ from flowkernel import (
     tool,
 )
 from flowkernel.errors import FlowChangedError, NonDeterminismError, RunExistsError
-from flowkernel.host import KernelSession, RunSettings, load_driver
+from flowkernel.host import KernelSession, RunSettings, load_driver, partial_result
 from flowkernel.host.journal import SqliteJournal, open_run, replay
 
 from .support import FakeBackend, chain_flow, src, use
@@ -247,3 +251,36 @@ def test_a_fallback_tool_gets_a_key_of_its_own() -> None:
 def test_a_step_cannot_set_the_idempotency_key_itself() -> None:
     with pytest.raises(FlowValidationError, match="receives its 'idempotency_key' from the driver"):
         Flow(name="pay", steps=[Step(id="pay", tool=refund, arguments={"amount": 1, "idempotency_key": "mine"})])
+
+
+def test_a_stop_while_a_batch_waits_to_be_recorded_still_answers_its_calls(tmp_path: Path) -> None:
+    """The asyncio driver records in a worker thread; if the run is cancelled before that thread even
+    starts, the batch it held must reach the kernel with the stop (else its calls go unanswered)."""
+    journal = SqliteJournal(tmp_path / "j.db")
+    release = threading.Event()
+
+    async def main() -> ExecutionResult | None:
+        busy = ThreadPoolExecutor(max_workers=1)  # the record job will queue behind a blocker
+        asyncio.get_running_loop().set_default_executor(busy)
+        run = asyncio.create_task(load_driver("asyncio").run(chain_flow(), journal=journal, run_id="r"))
+        while not journal.runs():  # the header is written: the run has started
+            await asyncio.sleep(0.001)
+        busy.submit(release.wait)
+        await asyncio.sleep(0.05)  # a@1 and b@1 complete; their batch waits for the busy thread
+        run.cancel()
+        try:
+            await run
+        except asyncio.CancelledError as cancelled:
+            return partial_result(cancelled)
+        finally:
+            release.set()
+        return None
+
+    result = asyncio.run(main())
+    assert result is not None
+    assert [(step.id, step.status) for step in result.steps] == [
+        ("a", "succeeded"),
+        ("b", "succeeded"),
+        ("c", "cancelled"),
+        ("d", "cancelled"),
+    ]

@@ -148,6 +148,7 @@ class AsyncDriver(ABC):
                     while session.running:
                         batch = await backend.wait()
                         if journaled:  # write-ahead, off the event loop
+                            session.hold(batch)
                             await self.in_thread(session.record, batch)
                         session.consume(batch)
                     if journaled:

@@ -118,13 +118,18 @@ class KernelSession:
 
     def feed(self, completions: Sequence[Completion]) -> None:
         """Record completions (if journaled), send them to the kernel, start the commands it answers with."""
+        self.hold(completions)
         if self.recorder is not None:
             self.record(completions)
         self.consume(completions)
 
+    def hold(self, completions: Sequence[Completion]) -> None:
+        """Keep a batch taken from the backend until the kernel has it: a stop that lands while the batch
+        is being recorded feeds it to the kernel with the stop, so no call goes unanswered."""
+        self._unconsumed = completions
+
     def record(self, completions: Sequence[Completion]) -> None:
         """Write completions to the journal (blocking I/O: async drivers call this in a thread)."""
-        self._unconsumed = completions
         self.recorder.append(completions, self._state.succeeded)  # type: ignore[union-attr]
 
     def consume(self, completions: Sequence[Completion]) -> None:
