@@ -25,6 +25,7 @@ from flowkernel import (
     StepStatus,
     tool,
 )
+from flowkernel.events import StepStarted
 from flowkernel.host import UnsupportedToolError, partial_result
 from flowkernel_sync import SyncDriver, loop_thread
 
@@ -540,8 +541,15 @@ def test_ctrl_c_between_inline_steps_stops_the_run_cleanly_with_the_partial_resu
 
     interrupter = threading.Thread(target=interrupt, daemon=True)
     interrupter.start()
+
+    def slow_down(event: object) -> None:
+        """Once the signal is on its way, make each further step take a while (outside any tool), so that a
+        loaded machine cannot finish the run before the signal lands."""
+        if reached.is_set() and isinstance(event, StepStarted):
+            time.sleep(0.0005)
+
     with pytest.raises(KeyboardInterrupt) as excinfo:
-        SyncDriver().run(flow, max_concurrency=1)
+        SyncDriver().run(flow, max_concurrency=1, on_event=slow_down)
     interrupter.join(TIMEOUT)
     result = partial_result(excinfo.value)
     assert result is not None
