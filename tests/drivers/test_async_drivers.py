@@ -10,12 +10,12 @@ import anyio
 import pytest
 from pydantic import BaseModel
 
-from flowkernel import ErrorKind, ExecutionResult, Flow, Ref, RunStatus, Step, StepStatus, tool
-from flowkernel.host import AsyncDriver
+from flowkernel import ErrorKind, ExecutionResult, Flow, Input, Ref, RunStatus, Step, StepStatus, tool
+from flowkernel.host import AsyncDriver, UnsupportedToolError
 from flowkernel_asyncio import AsyncioDriver
 from flowkernel_trio import TrioDriver
 
-from .support import TOOL_ERRORS, Abort, Gauge, Point, failing_flow, in_thread, ok, raising
+from .support import TOOL_ERRORS, Abort, Gauge, Point, after, failing_flow, in_thread, ok, raising
 
 
 @pytest.fixture(params=[AsyncioDriver, TrioDriver], ids=["asyncio", "trio"])
@@ -24,11 +24,69 @@ def driver_class(request: pytest.FixtureRequest) -> type[AsyncDriver]:
     return cls
 
 
-def run(driver_class: type[AsyncDriver], flow: Flow, *, sync_tools: str = "thread", **options: Any) -> ExecutionResult:
+def run(
+    driver_class: type[AsyncDriver],
+    flow: Flow,
+    inputs: dict[str, Any] | None = None,
+    *,
+    sync_tools: str = "thread",
+    **options: Any,
+) -> ExecutionResult:
     """Run on a fresh loop of the driver's kind, in a thread the test gives up on if it hangs."""
     driver = driver_class(sync_tools=sync_tools)  # type: ignore[call-arg]
-    result: ExecutionResult = in_thread(lambda: driver.run_blocking(flow, **options))
+    result: ExecutionResult = in_thread(lambda: driver.run_blocking(flow, inputs, **options))
     return result
+
+
+@pytest.mark.parametrize("sync_tools", ["thread", "inline"])
+def test_sync_and_async_tools_with_nested_refs(driver_class: type[AsyncDriver], sync_tools: str) -> None:
+    @tool
+    def load(n: int) -> dict[str, Any]:
+        return {"rows": [{"id": i} for i in range(n)]}
+
+    @tool
+    async def double(ids: list[int]) -> list[int]:
+        await anyio.sleep(0)
+        return [2 * i for i in ids]
+
+    flow = Flow(
+        name="mixed",
+        steps=[
+            Step(id="load", tool=load, arguments={"n": Input("n")}),
+            Step(id="double", tool=double, arguments={"ids": Ref("load", "rows[*].id")}),
+            Step(id="combine", tool=after, arguments={"v": {"d": [Ref("double"), Ref("load", "rows[0]")]}}),
+        ],
+    )
+    for concurrency in (None, 1):
+        result = run(driver_class, flow, {"n": 3}, sync_tools=sync_tools, run_id="r", max_concurrency=concurrency)
+        assert result.status is RunStatus.SUCCEEDED
+        assert result.run_id == "r"
+        assert result.outputs == {"combine": {"d": [[0, 2, 4], {"id": 0}]}}
+        started, finished = result.step("load").attempts[0][2:4]
+        assert started <= finished
+
+
+def test_a_tool_declared_for_the_other_loop_is_refused_before_the_run(driver_class: type[AsyncDriver]) -> None:
+    called: list[str] = []
+    other = "trio" if driver_class is AsyncioDriver else "asyncio"
+
+    @tool(async_backend=other)
+    async def foreign() -> None:
+        called.append("foreign")
+
+    @tool
+    async def first() -> None:
+        called.append("first")
+
+    flow = Flow(name="f", steps=[Step(id="first", tool=first), Step(id="t", tool=foreign)])
+    with pytest.raises(UnsupportedToolError) as excinfo:
+        run(driver_class, flow)
+    error = excinfo.value
+    assert error.driver == driver_class.name
+    assert [p.location for p in error.problems] == ["steps[1] (t)"]
+    assert f"needs {other}" in error.problems[0].message
+    assert "foreign" in str(error)
+    assert called == []
 
 
 @pytest.mark.parametrize(

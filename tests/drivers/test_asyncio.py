@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from flowkernel import AttemptStatus, ErrorKind, ExecutionResult, Flow, Input, Ref, RunStatus, Step, StepStatus, tool
-from flowkernel.host import UnsupportedToolError, partial_result
+from flowkernel import AttemptStatus, ErrorKind, ExecutionResult, Flow, Ref, RunStatus, Step, StepStatus, tool
+from flowkernel.host import partial_result
 from flowkernel_asyncio import AsyncioDriver
 
 from .support import TIMEOUT, Gauge, after, arun, failing_flow, ok
@@ -21,38 +21,6 @@ def run(flow: Flow, inputs: dict[str, Any] | None = None, *, sync_tools: str = "
 
 
 # ---- plain runs ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("sync_tools", ["thread", "inline"])
-def test_sync_and_async_tools_with_nested_refs(sync_tools: str) -> None:
-    @tool
-    def load(n: int) -> dict[str, Any]:
-        return {"rows": [{"id": i} for i in range(n)]}
-
-    @tool
-    async def double(ids: list[int]) -> list[int]:
-        await asyncio.sleep(0)
-        return [2 * i for i in ids]
-
-    @tool
-    async def combine(parts: dict[str, Any]) -> dict[str, Any]:
-        return parts
-
-    flow = Flow(
-        name="mixed",
-        steps=[
-            Step(id="load", tool=load, arguments={"n": Input("n")}),
-            Step(id="double", tool=double, arguments={"ids": Ref("load", "rows[*].id")}),
-            Step(id="combine", tool=combine, arguments={"parts": {"d": [Ref("double"), Ref("load", "rows[0]")]}}),
-        ],
-    )
-    for concurrency in (None, 1):
-        result = run(flow, {"n": 3}, sync_tools=sync_tools, run_id="r", max_concurrency=concurrency)
-        assert result.status is RunStatus.SUCCEEDED
-        assert result.run_id == "r"
-        assert result.outputs == {"combine": {"d": [[0, 2, 4], {"id": 0}]}}
-        started, finished = result.step("load").attempts[0][2:4]
-        assert started <= finished
 
 
 def test_run_blocking_starts_its_own_loop() -> None:
@@ -191,27 +159,6 @@ def test_a_trio_tool_that_checkpoints_gives_a_driver_error() -> None:
 
     result = run(failing_flow(trio_tool))
     assert result.step("bad").error.kind is ErrorKind.DRIVER
-
-
-def test_a_trio_declared_tool_is_refused_before_the_run() -> None:
-    called: list[str] = []
-
-    @tool(async_backend="trio")
-    async def trio_tool() -> None:
-        called.append("trio_tool")
-
-    @tool
-    async def first() -> None:
-        called.append("first")
-
-    flow = Flow(name="f", steps=[Step(id="first", tool=first), Step(id="t", tool=trio_tool)])
-    with pytest.raises(UnsupportedToolError) as excinfo:
-        run(flow)
-    error = excinfo.value
-    assert error.driver == "asyncio"
-    assert [p.location for p in error.problems] == ["steps[1] (t)"]
-    assert "needs trio" in error.problems[0].message
-    assert called == []
 
 
 def test_an_asyncio_declared_tool_is_accepted() -> None:

@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from flowkernel import AttemptStatus, ErrorKind, ExecutionResult, Flow, Input, Ref, RunStatus, Step, StepStatus, tool
-from flowkernel.host import UnsupportedToolError, partial_result
+from flowkernel import AttemptStatus, ErrorKind, ExecutionResult, Flow, Ref, RunStatus, Step, StepStatus, tool
+from flowkernel.host import partial_result
 
 from .support import (
     TIMEOUT,
@@ -32,32 +32,6 @@ def run(flow: Flow, inputs: dict[str, Any] | None = None, *, sync_tools: str = "
 
 
 # ---- plain runs ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("sync_tools", ["thread", "inline"])
-def test_sync_and_async_tools_with_nested_refs(sync_tools: str) -> None:
-    @tool
-    def load(n: int) -> dict[str, Any]:
-        return {"rows": [{"id": i} for i in range(n)]}
-
-    @tool
-    async def double(ids: list[int]) -> list[int]:
-        await trio.sleep(0)
-        return [2 * i for i in ids]
-
-    flow = Flow(
-        name="mixed",
-        steps=[
-            Step(id="load", tool=load, arguments={"n": Input("n")}),
-            Step(id="double", tool=double, arguments={"ids": Ref("load", "rows[*].id")}),
-            Step(id="combine", tool=after, arguments={"v": {"d": [Ref("double"), Ref("load", "rows[0]")]}}),
-        ],
-    )
-    for concurrency in (None, 1):
-        result = run(flow, {"n": 3}, sync_tools=sync_tools, run_id="r", max_concurrency=concurrency)
-        assert result.status is RunStatus.SUCCEEDED
-        assert result.run_id == "r"
-        assert result.outputs == {"combine": {"d": [[0, 2, 4], {"id": 0}]}}
 
 
 def test_run_blocking_starts_its_own_trio_run() -> None:
@@ -171,28 +145,6 @@ def test_an_asyncio_only_tool_gives_a_helpful_driver_error(delay: float) -> None
     assert "anyio" in error.message
     assert result.step("good2").output == "fine"
     assert result.status is RunStatus.FAILED
-
-
-def test_an_asyncio_declared_tool_is_refused_before_the_run() -> None:
-    called: list[str] = []
-
-    @tool(async_backend="asyncio")
-    async def asyncio_tool() -> None:
-        called.append("asyncio_tool")
-
-    @tool
-    async def first() -> None:
-        called.append("first")
-
-    flow = Flow(name="f", steps=[Step(id="first", tool=first), Step(id="aio", tool=asyncio_tool)])
-    with pytest.raises(UnsupportedToolError) as excinfo:
-        run(flow)
-    error = excinfo.value
-    assert error.driver == "trio"
-    assert [p.location for p in error.problems] == ["steps[1] (aio)"]
-    assert "needs asyncio, not trio" in error.problems[0].message
-    assert "asyncio_tool" in str(error)
-    assert called == []
 
 
 def test_sync_tools_declared_for_asyncio_are_not_refused() -> None:
