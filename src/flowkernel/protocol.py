@@ -39,13 +39,15 @@ __all__ = (
 
 @typed_equality
 class Invoke(NamedTuple):
-    """Call ``tool`` with ``arguments`` (already validated against its input model, if any)."""
+    """Call ``tool`` with ``arguments`` (already validated against its input model, if any), for the
+    run ``run_id`` (the root run's id, for calls inside sub-flows and map steps too)."""
 
     call_id: str
     step_id: str
     tool: Tool
     arguments: Mapping[str, Any]
     attempt: int
+    run_id: str = ""
 
 
 @typed_equality

@@ -67,7 +67,7 @@ def invoke(call_id: str, arguments: dict[str, Any] | None = None, fn: Any = echo
     """The Invoke for ``call_id`` (``"s/a@2"``): its step id is the call id without the attempt (``"s/a"``),
     its attempt the number after the ``@`` (2); ``arguments`` default to ``{"x": None}``."""
     step_id, _, attempt = call_id.rpartition("@")
-    return Invoke(call_id, step_id, fn, {"x": None} if arguments is None else arguments, int(attempt))
+    return Invoke(call_id, step_id, fn, {"x": None} if arguments is None else arguments, int(attempt), RUN_ID)
 
 
 def statuses(result: ExecutionResult | None) -> dict[str, str]:

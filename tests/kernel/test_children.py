@@ -160,7 +160,7 @@ def test_a_failing_sub_flow_step_with_a_fallback_value_succeeds_with_it() -> Non
 def test_a_failing_sub_flow_step_with_a_fallback_tool_calls_it_with_the_sub_flow_inputs() -> None:
     kernel, _ = start(with_child(on_error=Fallback(tool=backup)), {"v": "V"})
     kernel.send([ok("s/a@1")])
-    assert kernel.send([fail("s/b@1")]) == [Invoke("s@fallback", "s", backup, {"p": "V", "q": 2}, 1)]
+    assert kernel.send([fail("s/b@1")]) == [Invoke("s@fallback", "s", backup, {"p": "V", "q": 2}, 1, RUN_ID)]
     assert kernel.send([ok("s@fallback", "plan b")]) == [invoke("t@1", {"x": "plan b"})]
     result = finish(kernel, [ok("t@1")])
     assert (result.step("s").output, result.step("s").fallback) == ("plan b", True)
@@ -374,7 +374,7 @@ def test_element_fallback_values_take_their_place() -> None:
 
 def test_element_fallback_tools_are_called_with_prefixed_ids() -> None:
     kernel, _ = start(mapped(on_error=Fallback(tool=backup)), {"xs": [0, 1]})
-    assert kernel.send([fail("m/item1@1")]) == [Invoke("m/item1@fallback", "m/item1", backup, {"x": 1}, 1)]
+    assert kernel.send([fail("m/item1@1")]) == [Invoke("m/item1@fallback", "m/item1", backup, {"x": 1}, 1, RUN_ID)]
     assert kernel.send([ok("m/item1@fallback", "b"), ok("m/item0@1", 0)]) == [invoke("after@1", {"x": [0, "b"]})]
 
 
@@ -429,7 +429,7 @@ def test_a_map_step_over_a_tool_with_an_input_model_validates_each_element() -> 
     flow = Flow(name="f", steps=[Step(id="m", tool=typed, map=Input("xs"), arguments={"x": Item(), "scale": 10})])
     kernel, first = start(flow, {"xs": ["1", "oops"]})
     # Each element is validated on its own: "1" becomes 1; "oops" fails without a call.
-    assert first == [Invoke("m/item0@1", "m/item0", typed, {"x": 1, "scale": 10}, 1)]
+    assert first == [Invoke("m/item0@1", "m/item0", typed, {"x": 1, "scale": 10}, 1, RUN_ID)]
     result = finish(kernel, [ok("m/item0@1", 10)])
     error = result.step("m").error
     assert error is not None

@@ -165,8 +165,8 @@ def test_invalid_output_is_retried() -> None:
     typed = tool(lambda: None, name="typed", output_model=Out)
     flow = Flow(name="f", steps=[Step(id="s", tool=typed, retry=retry(initial_delay=0))])
     kernel, first = start(flow)
-    assert first == [Invoke("s@1", "s", typed, {}, 1)]
-    assert kernel.send([ok("s@1", {"n": "x"})]) == [Invoke("s@2", "s", typed, {}, 2)]
+    assert first == [Invoke("s@1", "s", typed, {}, 1, RUN_ID)]
+    assert kernel.send([ok("s@1", {"n": "x"})]) == [Invoke("s@2", "s", typed, {}, 2, RUN_ID)]
     result = finish(kernel, [ok("s@2", {"n": 3})])
     record = result.step("s")
     assert record.output == Out(n=3)
@@ -233,7 +233,7 @@ def test_a_timeout_is_a_timer_started_with_the_invoke() -> None:
     assert first == [
         invoke("a@1"),
         StartTimer("a@1/timeout", 5),
-        Invoke("b@1", "b", slow, {}, 1),
+        Invoke("b@1", "b", slow, {}, 1, RUN_ID),
         StartTimer("b@1/timeout", 9),
         invoke("c@1"),
     ]
@@ -553,7 +553,7 @@ def test_fail_fast_ignores_failures_that_do_not_fail_the_run() -> None:
 def test_fail_fast_stops_the_run_when_a_fallback_tool_fails() -> None:
     flow = Flow(name="f", steps=[step("a", on_error=Fallback(tool=backup)), step("b")])
     kernel, _ = start(flow, fail_fast=True)
-    assert kernel.send([fail("a@1")]) == [Invoke("a@fallback", "a", backup, {"x": None}, 1)]
+    assert kernel.send([fail("a@1")]) == [Invoke("a@fallback", "a", backup, {"x": None}, 1, RUN_ID)]
     assert kernel.send([fail("a@fallback")]) == [Cancel("b@1")]
     result = finish(kernel, [Cancelled("b@1")])
     assert result.reason == "stopped after step 'a' failed (fail_fast)"
@@ -633,7 +633,7 @@ def test_a_fallback_value_applies_to_failures_before_the_invoke() -> None:
 def test_a_fallback_tool_is_invoked_with_the_steps_arguments() -> None:
     flow = Flow(name="f", steps=[step("a", "arg", on_error=Fallback(tool=backup)), step("b", Ref("a"))])
     kernel, _ = start(flow)
-    assert kernel.send([fail("a@1")]) == [Invoke("a@fallback", "a", backup, {"x": "arg"}, 1)]
+    assert kernel.send([fail("a@1")]) == [Invoke("a@fallback", "a", backup, {"x": "arg"}, 1, RUN_ID)]
     assert kernel.send([ok("a@fallback", "from backup")]) == [invoke("b@1", {"x": "from backup"})]
     result = finish(kernel, [ok("b@1")])
     a = result.step("a")
@@ -695,7 +695,7 @@ def test_a_fallback_tools_input_model_is_applied() -> None:
     typed_backup = tool(lambda x: x, name="typed_backup", input_model=Args)
     flow = Flow(name="f", steps=[step("a", "5", on_error=Fallback(tool=typed_backup))])
     kernel, _ = start(flow)
-    assert kernel.send([fail("a@1")]) == [Invoke("a@fallback", "a", typed_backup, {"x": 5}, 1)]
+    assert kernel.send([fail("a@1")]) == [Invoke("a@fallback", "a", typed_backup, {"x": 5}, 1, RUN_ID)]
 
 
 # ---- conditions --------------------------------------------------------------------------------

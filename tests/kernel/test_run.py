@@ -26,7 +26,7 @@ from flowkernel import (
     tool,
 )
 
-from .support import echo, fail, finish, ok, start, step
+from .support import RUN_ID, echo, fail, finish, ok, start, step
 
 
 def ids(commands: list[Command]) -> list[str]:
@@ -82,7 +82,7 @@ def test_a_failure_prunes_only_its_dependents_and_the_run_fails_at_the_end() -> 
     )
     kernel, (a, b) = start(flow)
     assert ids(kernel.send([fail(a), ok(b)])) == ["e@1"]
-    result = finish(kernel, [ok(Invoke("e@1", "e", echo, {}, 1))])
+    result = finish(kernel, [ok(Invoke("e@1", "e", echo, {}, 1, RUN_ID))])
     statuses = {s.id: s.status for s in result.steps}
     assert statuses == {"a": "failed", "b": "succeeded", "c": "skipped", "d": "skipped", "e": "succeeded"}
     assert result.status == "failed"

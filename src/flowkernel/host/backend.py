@@ -7,7 +7,9 @@ at once, and whatever the call produces later is dropped; a late result never re
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Protocol
 
 from ..protocol import Cancel, Cancelled, Completion, Invoke, StartTimer
@@ -36,6 +38,12 @@ class Backend(ABC):
 
     def __init__(self) -> None:
         self._live: dict[str, Cancellable] = {}
+        self._clock: Callable[[], float] = time.monotonic
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The driver's clock (seconds, monotonic): call timestamps and event times come from it."""
+        return self._clock
 
     @abstractmethod
     def start_invoke(self, command: Invoke) -> None:

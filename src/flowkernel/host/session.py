@@ -20,13 +20,14 @@ attached to the exception as ``partial_result`` before it propagates.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Unpack
 
 from ..errors import ProtocolError
-from ..events import RunFinished
+from ..events import RunFinished, RunStarted
 from ..kernel import RunOptions
 from ..kernel.inputs import prepare_inputs
 from ..kernel.run import RunState, drive
@@ -107,8 +108,7 @@ class KernelSession:
 
     def start(self) -> None:
         """Ask the kernel for its first batch (after replaying the journal, when resuming) and start it."""
-        self._started = True
-        commands = self._send(None)
+        commands = self._prime()
         recorder = self.recorder
         if recorder is not None and recorder.history:
             commands = self._replay(recorder, commands)
@@ -149,16 +149,10 @@ class KernelSession:
         """Replay the journal, then start again the calls that were in flight when its record ends."""
         from .journal.replay import record_cut_short, replay_entries  # here: the journal package imports this module
 
-        def send(completions: Sequence[Completion] | None) -> list[Command]:
-            commands = self._send(completions)
-            if self.on_event is not None:  # the replayed part of the run's progress
-                for command in commands:
-                    if not isinstance(command, Invoke | StartTimer | Cancel):
-                        self.on_event(command)
-            return commands
-
         try:
-            replayed = replay_entries(self.options.run_id, recorder.history, first, send, lambda: not self.running)
+            replayed = replay_entries(
+                self.options.run_id, recorder.history, first, self._send, lambda: not self.running
+            )
             if recorder.finished and self.running:  # resuming would re-run calls of a finished run
                 raise record_cut_short(recorder.journal, self.options.run_id)
         except BaseException:
@@ -175,18 +169,46 @@ class KernelSession:
             raise RuntimeError("the run has not finished")
         return self.result
 
+    def _prime(self) -> list[Command]:
+        """Start the kernel generator (announcing the run to listeners); its first batch of commands."""
+        self._started = True
+        if self.on_event is not None:
+            flow = self._state.flow
+            anchor = RunStarted(self.options.run_id, "", flow.name, flow.version, self.backend.clock(), time.time())
+            self.on_event(anchor)
+        return self._send(None)
+
     def _send(self, completions: Sequence[Completion] | None) -> list[Command]:
+        """One step of the kernel; the events it emitted are delivered before its commands start."""
         try:
-            return self._kernel.send(completions)  # type: ignore[arg-type]
+            commands = self._kernel.send(completions)  # type: ignore[arg-type]
         except StopIteration as stop:
             self.result = stop.value
             if self.on_event is not None:
-                for event in (*self._state.final_events, RunFinished(stop.value)):
-                    self.on_event(event)
+                self._deliver_events()
+                self.on_event(RunFinished(self.options.run_id, "", stop.value, self.backend.clock()))
             return []
         except BaseException:
             self._kernel_failed = True
             raise
+        if self.on_event is not None and self._state.events:
+            try:
+                self._deliver_events()
+            except BaseException:  # a listener raised: none of the batch started, the abort answers for it
+                self._not_started = [c.call_id for c in _calls_started_by(commands)]
+                raise
+        return commands
+
+    def _deliver_events(self) -> None:
+        """Hand the kernel's new events to the listener, stamped with the driver's clock."""
+        events = self._state.events
+        batch = events[:]
+        events.clear()
+        now = self.backend.clock()
+        listener = self.on_event
+        assert listener is not None
+        for event in batch:
+            listener(event._replace(time=now))
 
     def _dispatch(self, commands: list[Command]) -> None:
         backend = self.backend
@@ -201,10 +223,8 @@ class KernelSession:
                     backend.start_invoke(command)  # type: ignore[arg-type]
                 elif kind is StartTimer:
                     backend.start_timer(command)  # type: ignore[arg-type]
-                elif kind is Cancel:
+                else:
                     backend.cancel(command)  # type: ignore[arg-type]
-                elif self.on_event is not None:  # a progress event
-                    self.on_event(command)  # type: ignore[arg-type]
                 done += 1
         except BaseException:  # the rest of the batch never started: the abort answers for it
             self._not_started = [
@@ -244,15 +264,12 @@ class KernelSession:
         """Finish the run synchronously: stop the kernel, cancel every live call, feed the answers."""
         never_started = [Cancelled(call_id) for call_id in self._not_started]
         if not self._started:  # prime the generator; its first commands are answered as cancelled
-            self._started = True
-            never_started = [Cancelled(c.call_id) for c in _calls_started_by(self._send(None))]
+            never_started = [Cancelled(c.call_id) for c in _calls_started_by(self._prime())]
         commands = self._send([*self._unconsumed, *self.backend.take(), StopRun(reason)])
         while self.result is None:
             for command in commands:
                 if isinstance(command, Cancel):
                     self.backend.cancel(command)
-                elif self.on_event is not None and not isinstance(command, Invoke | StartTimer):
-                    self.on_event(command)
             answers = [*self.backend.take(), *never_started]
             never_started = []
             if not answers:
@@ -263,5 +280,5 @@ class KernelSession:
 
 
 def _calls_started_by(commands: list[Command]) -> list[Invoke | StartTimer]:
-    """The commands in a batch that start a call (not cancellations, not events)."""
+    """The commands in a batch that start a call (not cancellations)."""
     return [c for c in commands if type(c) is Invoke or type(c) is StartTimer]

@@ -19,7 +19,7 @@ class RunOptions:
     deadline: float | None = None
     fail_fast: bool = False
     events: bool = False
-    """Whether command batches also carry progress events (:mod:`flowkernel.events`)."""
+    """Whether the run collects events (:mod:`flowkernel.events`) on ``RunState.events`` for the host."""
 
     def __post_init__(self) -> None:
         if not self.run_id:

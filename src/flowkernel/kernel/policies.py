@@ -18,6 +18,7 @@ from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, R
 from ..result import AttemptStatus, ErrorInfo, ErrorKind, RunStatus
 from .context import merge_context
 from .options import RunOptions
+from .place import Place
 from .states import BACKOFF, RUNNING, SUCCEEDED
 from .steps import StepTable
 
@@ -32,8 +33,8 @@ _RETRYABLE_KINDS = (ErrorKind.TOOL, ErrorKind.OUTPUT_VALIDATION)
 class PolicyTable(StepTable):
     """Calls and timers outstanding; failures, timers and fallbacks, settled by the step's policies."""
 
-    def __init__(self, flow: Flow, inputs: dict[str, Any], options: RunOptions) -> None:
-        super().__init__(flow, inputs, options)
+    def __init__(self, flow: Flow, inputs: dict[str, Any], options: RunOptions, place: Place | None = None) -> None:
+        super().__init__(flow, inputs, options, place)
         self._tools = [cast(Tool, step.tool) for step in flow.steps]  # None for sub-flow steps: never invoked
         self._index = {step_id: i for i, step_id in enumerate(self._plan.step_ids)}
         self._calls: dict[str, int] = {}  # invokes in flight -> step index (these count against the limit)
@@ -98,7 +99,9 @@ class PolicyTable(StepTable):
         policy = self._plan.retry[i]
         attempt = len(self._attempts[i]) + 1
         if self._emit:
-            self._events.append(AttemptFailed(self._plan.step_ids[i], attempt, error))
+            place, tool = self.place, self._tools[i]
+            call_id = f"{place.calls}{self._plan.step_ids[i]}@{attempt}"
+            self.events.append(AttemptFailed(place.run_id, self._paths[i], attempt, tool.name, call_id, error))
         retryable = policy is not None and attempt < policy.max_attempts
         if retryable and policy is not None:
             if error.kind == ErrorKind.TIMEOUT:
@@ -118,7 +121,7 @@ class PolicyTable(StepTable):
         self._record(i, AttemptStatus.FAILED, started, finished, error, delay)
         self._state[i] = BACKOFF
         if self._emit:
-            self._events.append(RetryScheduled(step_id, attempt + 1, delay))
+            self.events.append(RetryScheduled(self.place.run_id, self._paths[i], attempt + 1, delay))
         if delay > 0:
             timer = f"{step_id}@{attempt}/backoff"
             self._timers[timer] = (BACKOFF_TIMER, i)
@@ -159,7 +162,7 @@ class PolicyTable(StepTable):
             call_id = f"{step_id}@fallback"
             self._fallback_calls[call_id] = i
             self._state[i] = RUNNING
-            commands.append(Invoke(call_id, step_id, policy.tool, arguments, 1))
+            commands.append(Invoke(call_id, step_id, policy.tool, arguments, 1, self.place.run_id))
 
     def _fail_the_run(self, i: int, error: ErrorInfo, commands: list[Command]) -> None:
         """A failure that fails the run; with ``fail_fast`` it stops everything else too."""

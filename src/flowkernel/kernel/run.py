@@ -22,7 +22,7 @@ from jmespath.exceptions import JMESPathError
 from pydantic import ValidationError
 
 from ..errors import FlowInputError, ProtocolError
-from ..events import Event, StepStarted
+from ..events import StepStarted
 from ..model.flow import Flow
 from ..model.refs import PathError, is_truthy, select
 from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, Returned, StartTimer, StopRun
@@ -30,6 +30,7 @@ from ..result import AttemptRecord, AttemptStatus, ErrorInfo, ErrorKind, Executi
 from .children import child_call, child_outcome, map_flow, prefixed
 from .inputs import prepare_inputs
 from .options import RunOptions
+from .place import Place
 from .policies import BACKOFF_TIMER, DEADLINE, DEADLINE_ID, TIMEOUT, PolicyTable
 from .states import BACKOFF, PENDING, RUNNING
 
@@ -54,24 +55,22 @@ def run_flow(flow: Flow, inputs: Mapping[str, Any] | None, options: RunOptions) 
 
 
 def drive(state: RunState) -> KernelGenerator:
-    """The only place the kernel yields. The last batch, with nothing outstanding, can hold only
-    progress events; they are left on ``state.final_events`` for whoever asked for events."""
+    """The only place the kernel yields. Events (when asked for) are not yielded: they collect on
+    ``state.events``, beside the commands, for the host to take after each batch."""
     commands = state.start()
     while state.active:
         completions = yield commands
         commands = state.handle(completions)
-    state.final_events = tuple(commands)  # type: ignore[arg-type]
     return state.result()
 
 
 class RunState(PolicyTable):
     """One run: dispatch, completions, runs inside the run, stopping; no I/O anywhere."""
 
-    def __init__(self, flow: Flow, inputs: dict[str, Any], options: RunOptions) -> None:
-        super().__init__(flow, inputs, options)
+    def __init__(self, flow: Flow, inputs: dict[str, Any], options: RunOptions, place: Place | None = None) -> None:
+        super().__init__(flow, inputs, options, place)
         self._limit = options.max_concurrency or _UNBOUNDED
         self._children: dict[str, tuple[int, RunState, int | None]] = {}  # step id -> (index, run, elements)
-        self.final_events: tuple[Event, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -96,12 +95,6 @@ class RunState(PolicyTable):
                 heappush(self._ready, i)
         self._dispatch(commands)
         self._close_deadline(commands)
-        return self._with_events(commands)
-
-    def _with_events(self, commands: list[Command]) -> list[Command]:
-        if self._events:
-            commands.extend(self._events)  # type: ignore[arg-type]
-            self._events.clear()
         return commands
 
     def handle(self, completions: Sequence[Completion]) -> list[Command]:
@@ -161,7 +154,7 @@ class RunState(PolicyTable):
             self._dispatch(commands)
             if self.options.deadline is not None:
                 self._close_deadline(commands)
-        return self._with_events(commands) if self._events else commands
+        return commands
 
     # ---- dispatch -----------------------------------------------------------------------------
 
@@ -169,6 +162,7 @@ class RunState(PolicyTable):
         """Start ready steps, lowest declaration index first, while the limit allows."""
         ready, calls, state, limit = self._ready, self._calls, self._state, self._limit
         step_ids, tools, timeouts, plain = self._plan.step_ids, self._tools, self._plan.timeouts, self._plan.plain
+        run_id = self.place.run_id
         while ready and len(calls) < limit:
             i = heappop(ready)
             if plain[i] and state[i] == PENDING:  # the common case: just resolve the arguments
@@ -193,9 +187,10 @@ class RunState(PolicyTable):
             call_id = f"{step_id}@{attempt}"
             calls[call_id] = i
             state[i] = RUNNING
-            commands.append(_new_invoke((call_id, step_id, tools[i], arguments, attempt)))
+            commands.append(_new_invoke((call_id, step_id, tools[i], arguments, attempt, run_id)))
             if self._emit:
-                self._events.append(StepStarted(step_id, attempt))
+                name, full_id = tools[i].name, self.place.calls + call_id
+                self.events.append(StepStarted(run_id, self._paths[i], attempt, name, full_id, arguments))
             timeout = timeouts[i]
             if timeout is not None:
                 self._timers[call_id + "/timeout"] = (TIMEOUT, i)
@@ -269,9 +264,11 @@ class RunState(PolicyTable):
             run_id=f"{self.options.run_id}/{step_id}",
             max_concurrency=step.max_concurrency or self.options.max_concurrency,
             fail_fast=self.options.fail_fast and step.on_error == "fail",  # a failure inside fails the run
+            events=self._emit,
         )
+        place = self.place.child(self._paths[i] if self._emit else step_id, step_id, elements is not None)
         try:
-            child = RunState(flow, prepare_inputs(flow, inputs), options)
+            child = RunState(flow, prepare_inputs(flow, inputs), options, place)
         except FlowInputError as exc:
             message = "; ".join(str(problem) for problem in exc.problems)
             self._give_up(i, ErrorInfo(ErrorKind.INPUT_VALIDATION, "FlowInputError", message, step_id), commands)
@@ -279,7 +276,7 @@ class RunState(PolicyTable):
         self._state[i] = RUNNING
         self._children[step_id] = (i, child, elements)
         if self._emit:
-            self._events.append(StepStarted(step_id, 1))
+            self.events.append(StepStarted(place.run_id, self._paths[i], 1, None, None, arguments))
         self._advance_child(step_id, child.start(), commands)
 
     def _advance_child(self, step_id: str, child_commands: list[Command], commands: list[Command]) -> None:

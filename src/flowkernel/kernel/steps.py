@@ -10,11 +10,12 @@ from functools import partial
 from heapq import heappush
 from typing import Any
 
-from ..events import Event, StepCancelled, StepFinished, StepSkipped
+from ..events import StepCancelled, StepFinished, StepSkipped
 from ..model.flow import Flow
 from ..model.refs import PathError
 from ..result import AttemptRecord, AttemptStatus, ErrorInfo, ExecutionResult, RunStatus, StepRecord
 from .options import RunOptions
+from .place import Place
 from .states import BACKOFF, CANCELLED, FAILED, FINAL_STATUS, PENDING, RUNNING, SKIPPED, SUCCEEDED
 
 __all__ = ("StepTable",)
@@ -26,7 +27,7 @@ _new_step_record = partial(tuple.__new__, StepRecord)
 class StepTable:
     """Every step's state, outputs, arguments, errors and attempts; transitions that settle steps."""
 
-    def __init__(self, flow: Flow, inputs: dict[str, Any], options: RunOptions) -> None:
+    def __init__(self, flow: Flow, inputs: dict[str, Any], options: RunOptions, place: Place | None = None) -> None:
         plan = flow.plan
         n = len(plan.step_ids)
         self.flow = flow
@@ -50,7 +51,11 @@ class StepTable:
         self._stop_reason: str | None = None
         self._stop_status = RunStatus.CANCELLED
         self._emit = options.events
-        self._events: list[Event] = []  # emitted since the last batch went out
+        self.place = place or Place(options.run_id, [], "", "")
+        """Where this run sits: the root run's id, the event list it shares, its place and call ids."""
+        self.events = self.place.events
+        """Events emitted since the host last took them (only with ``options.events``)."""
+        self._paths: list[str] = self.place.paths(plan.step_ids) if self._emit else []
 
     @property
     def stopped_by_failure(self) -> bool:
@@ -74,7 +79,10 @@ class StepTable:
         self._state[i] = SUCCEEDED
         self.succeeded += 1
         if self._emit:
-            self._events.append(StepFinished(self._plan.step_ids[i], "succeeded", self._fallback[i]))
+            error = self._errors[i] if self._fallback[i] else None
+            self.events.append(
+                StepFinished(self.place.run_id, self._paths[i], "succeeded", self._outputs[i], error, self._fallback[i])
+            )
         waiting, state, ready = self._waiting, self._state, self._ready
         for d in self._plan.dependents[i]:
             waiting[d] -= 1
@@ -85,7 +93,9 @@ class StepTable:
         self._state[i] = FAILED
         self._errors[i] = error
         if self._emit:
-            self._events.append(StepFinished(self._plan.step_ids[i], "failed", self._fallback[i]))
+            self.events.append(
+                StepFinished(self.place.run_id, self._paths[i], "failed", None, error, self._fallback[i])
+            )
         self._settle_dependents(i)
 
     def _skip(self, i: int, reason: str | None, cause: str = "") -> None:
@@ -94,12 +104,12 @@ class StepTable:
         self._state[i] = SKIPPED
         self._reasons[i] = reason
         if self._emit:
-            self._events.append(StepSkipped(self._plan.step_ids[i], reason or cause))
+            self.events.append(StepSkipped(self.place.run_id, self._paths[i], reason or cause))
 
     def _cancel(self, i: int) -> None:
         self._state[i] = CANCELLED
         if self._emit:
-            self._events.append(StepCancelled(self._plan.step_ids[i]))
+            self.events.append(StepCancelled(self.place.run_id, self._paths[i]))
 
     def _settle_dependents(self, i: int) -> None:
         """Step ``i`` ended without succeeding: skip what needs it; a ``join="any"`` step runs if another

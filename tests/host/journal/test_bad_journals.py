@@ -54,7 +54,7 @@ class Interrupt(Exception):
 
 def interrupt_at(step: str) -> Any:
     def on_event(event: Event) -> None:
-        if isinstance(event, StepStarted) and event.step_id == step:
+        if isinstance(event, StepStarted) and event.path == step:
             raise Interrupt
 
     return on_event

@@ -8,7 +8,6 @@ import pytest
 
 from flowkernel import Cancel, Cancelled, Flow, Invoke, Returned, StartTimer, Step, StopRun, TimerFired, tool
 from flowkernel.errors import JournalWriteError
-from flowkernel.events import StepStarted
 from flowkernel.host.journal import RunRecorder, SqliteJournal, digest, open_run
 
 
@@ -24,14 +23,9 @@ def recorder(tmp_path: Path) -> tuple[RunRecorder, SqliteJournal]:
     return opened.recorder, journal
 
 
-def test_the_digest_names_each_command_and_leaves_events_out() -> None:
-    commands = [
-        Invoke("a@1", "a", noop, {"x": 1}, 1),
-        StartTimer("a@1/timeout", 2.5),
-        Cancel("b@1"),
-        StepStarted("a", 1),
-    ]
-    assert digest(commands) == ["a@1 noop", "a@1/timeout timer 2.5", "b@1 cancel"]  # type: ignore[arg-type]
+def test_the_digest_names_each_command() -> None:
+    commands = [Invoke("a@1", "a", noop, {"x": 1}, 1), StartTimer("a@1/timeout", 2.5), Cancel("b@1")]
+    assert digest(commands) == ["a@1 noop", "a@1/timeout timer 2.5", "b@1 cancel"]
 
 
 def test_each_batch_is_one_entry_with_the_commands_issued_before_it(tmp_path: Path) -> None:
