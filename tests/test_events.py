@@ -28,8 +28,8 @@ from flowkernel.events import (
 )
 from flowkernel.host import Driver
 from flowkernel.kernel import RunState
-from flowkernel.kernel.run import drive
 from flowkernel.kernel.inputs import prepare_inputs
+from flowkernel.kernel.run import drive
 from flowkernel_asyncio import AsyncioDriver
 from flowkernel_sync import SyncDriver
 from flowkernel_trio import TrioDriver
