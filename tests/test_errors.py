@@ -1,12 +1,24 @@
-"""Typed errors: problem lists, messages, the hierarchy."""
+"""Typed errors: problem lists, messages, the hierarchy; ToolError, the one raised by tools."""
 
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import pytest
 
-from flowkernel import DriverNotFoundError, FlowInputError, FlowKernelError, FlowValidationError, Problem, ProtocolError
+import flowkernel
+from flowkernel import (
+    DriverNotFoundError,
+    ErrorInfo,
+    ErrorKind,
+    FlowInputError,
+    FlowKernelError,
+    FlowValidationError,
+    Problem,
+    ProtocolError,
+    ToolError,
+)
 
 
 def test_problem_is_immutable_and_prints_location_first() -> None:
@@ -39,3 +51,45 @@ def test_driver_not_found_names_the_installed_drivers() -> None:
     assert error.installed == ("asyncio", "sync")
     assert str(error) == "no driver named 'nope' is installed (installed: asyncio, sync)"
     assert str(DriverNotFoundError("x", ())) == "no driver named 'x' is installed (installed: none)"
+
+
+def test_tool_error_carries_a_message_and_a_copy_of_its_details() -> None:
+    details = {"code": -32602, "data": {"field": "q"}}
+    error = ToolError("the server refused the call", details=details)
+    details["code"] = 0
+    assert str(error) == "the server refused the call"
+    assert error.message == "the server refused the call"
+    assert error.details == {"code": -32602, "data": {"field": "q"}}
+    assert ToolError("no details").details is None
+    with pytest.raises(TypeError):
+        ToolError("details are keyword-only", {"code": 1})  # type: ignore[call-arg]
+
+
+def test_tool_error_is_a_plain_exception_not_a_flowkernel_error() -> None:
+    assert issubclass(ToolError, Exception)
+    assert not issubclass(ToolError, FlowKernelError)  # `except FlowKernelError` must not catch what tools raise
+    assert flowkernel.ToolError is ToolError
+    assert "ToolError" in flowkernel.__all__
+    assert "ToolError" in flowkernel.errors.__all__
+
+
+def test_tool_error_pickles_with_its_details() -> None:
+    back = pickle.loads(pickle.dumps(ToolError("remote", details={"code": 7})))  # as Dask ships it back
+    assert type(back) is ToolError
+    assert (str(back), back.details) == ("remote", {"code": 7})
+
+
+def test_a_tool_errors_details_reach_its_error_record() -> None:
+    class RateLimited(ToolError):
+        pass
+
+    try:
+        raise RateLimited("slow down", details={"retry_after": 2.5})
+    except ToolError as exc:
+        record = ErrorInfo.from_exception(exc)
+    assert record.kind is ErrorKind.TOOL
+    assert record.type == f"{__name__}.{RateLimited.__qualname__}"
+    assert record.message == "slow down"
+    assert record.details == {"retry_after": 2.5}
+    assert record.traceback is not None
+    assert "test_a_tool_errors_details_reach_its_error_record" in record.traceback

@@ -122,7 +122,7 @@ def test_pattern_matching_on_commands() -> None:
 
 
 def test_fields_are_named_and_ordered() -> None:
-    assert Invoke._fields == ("call_id", "step_id", "tool", "arguments", "attempt")
+    assert Invoke._fields == ("call_id", "step_id", "tool", "arguments", "attempt", "run_id")
     assert Returned._fields == ("call_id", "value", "started", "finished")
     assert Raised._fields == ("call_id", "error", "started", "finished")
     assert Returned("a", 1, 0.0, 1.0)._replace(value=2) == Returned("a", 2, 0.0, 1.0)
@@ -137,7 +137,7 @@ def two_step_kernel() -> tuple[Any, list[Command]]:
 
 def test_the_kernel_issues_deterministic_call_ids() -> None:
     _, commands = two_step_kernel()
-    assert commands == [Invoke("a@1", "a", noop, {}, 1), Invoke("b@1", "b", noop, {}, 1)]
+    assert commands == [Invoke("a@1", "a", noop, {}, 1, "r"), Invoke("b@1", "b", noop, {}, 1, "r")]
 
 
 def test_completing_a_call_twice_is_a_protocol_error() -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Sequence
-from typing import Any
+import pickle
+import threading
+from collections.abc import Callable, Sequence
+from types import MappingProxyType
+from typing import Any, NoReturn
 
 import pytest
 from pydantic import BaseModel
@@ -26,9 +30,12 @@ from flowkernel import (
     Step,
     StepRecord,
     StepStatus,
+    ToolError,
     run_flow,
     tool,
 )
+from flowkernel.result import MAX_MESSAGE_CHARS, MAX_TRACEBACK_CHARS
+from flowkernel_sync import SyncDriver
 
 
 class Point(BaseModel):
@@ -150,14 +157,20 @@ def test_to_json_writes_non_json_values_as_their_repr() -> None:
     assert result.canonical()["outputs"] == {"a": "<opaque>"}
 
 
-def test_canonical_drops_only_the_timing_fields() -> None:
+def test_canonical_drops_only_the_timing_fields_and_errors_tracebacks_and_details() -> None:
     result = drive(mixed_flow(), MIXED_OUTCOMES, clock=[float(k) for k in range(20)])
     full = json.loads(result.to_json())
+    errors = []
     for step in full["steps"]:
         for attempt in step["attempts"]:
             assert "started" in attempt
             assert "finished" in attempt
             del attempt["started"], attempt["finished"]
+        errors += [e for e in (step["error"], *(a["error"] for a in step["attempts"])) if e is not None]
+    assert len(errors) == 2  # step bad's own and its attempt's
+    for error in errors:
+        assert error.pop("traceback") == "ValueError: boom\n"  # never raised: no frames
+        assert error.pop("details") is None
     canonical = result.canonical()
     assert canonical == full
     assert json.loads(json.dumps(canonical)) == canonical
@@ -217,3 +230,286 @@ def test_result_records_are_immutable() -> None:
         result.status = RunStatus.FAILED  # type: ignore[misc]
     with pytest.raises(AttributeError):
         result.steps[0].status = StepStatus.FAILED  # type: ignore[misc]
+
+
+# ---- error records: tracebacks and details ------------------------------------------------------------
+
+
+def raise_from_a_helper() -> None:
+    raise ToolError("the server refused the call", details={"code": -32602, "data": {"field": "q"}})
+
+
+def caught(fn: Callable[[], object]) -> BaseException:
+    try:
+        fn()
+    except Exception as exc:
+        return exc
+    raise AssertionError(f"{fn} did not raise")
+
+
+def throw(exc: BaseException) -> NoReturn:
+    raise exc
+
+
+def raised(exc: BaseException) -> BaseException:
+    """``exc``, raised from ``throw``, so that it has a traceback."""
+    return caught(lambda: throw(exc))
+
+
+def test_from_exception_keeps_the_traceback_naming_the_frames_that_raised() -> None:
+    error = ErrorInfo.from_exception(caught(raise_from_a_helper))
+    assert error.traceback is not None
+    assert error.traceback.startswith("Traceback (most recent call last):\n")
+    assert ", in raise_from_a_helper\n" in error.traceback
+    assert 'raise ToolError("the server refused the call"' in error.traceback  # the source line too
+    assert error.traceback.endswith("flowkernel.errors.ToolError: the server refused the call\n")
+    assert error.details == {"code": -32602, "data": {"field": "q"}}
+
+
+def test_the_traceback_keeps_the_causes() -> None:
+    def wrapped() -> None:
+        table: dict[str, int] = {}
+        try:
+            table["missing"]
+        except KeyError as exc:
+            raise RuntimeError("lookup failed") from exc
+
+    traceback = ErrorInfo.from_exception(caught(wrapped)).traceback
+    assert traceback is not None
+    assert (
+        traceback.index("KeyError: 'missing'")
+        < traceback.index("direct cause")
+        < traceback.index("RuntimeError: lookup failed")
+    )
+
+
+def recurse(n: int) -> None:
+    if n == 0:
+        raise ValueError("at the bottom")
+    recurse_again(n - 1)
+
+
+def recurse_again(n: int) -> None:  # frames alternate, so Python does not fold them into "repeated N times"
+    recurse(n)
+
+
+def test_a_long_traceback_is_cut_in_the_middle_and_says_so() -> None:
+    error = ErrorInfo.from_exception(caught(lambda: recurse(400)))
+    assert error.traceback is not None
+    assert len(error.traceback) <= MAX_TRACEBACK_CHARS
+    assert MAX_TRACEBACK_CHARS - len(error.traceback) < 1_000  # the bound is used, not just respected
+    assert error.traceback.startswith("Traceback (most recent call last):\n")
+    assert "in <lambda>" in error.traceback  # the outermost frames are kept...
+    assert error.traceback.endswith('raise ValueError("at the bottom")\nValueError: at the bottom\n')  # ...the newest
+    [note] = [line for line in error.traceback.splitlines() if f"cut to keep it under {MAX_TRACEBACK_CHARS:,}" in line]
+    cut = int(note.split("[... ")[1].split(" traceback entries")[0])
+    assert cut > 600  # most of the 800 frames of recurse() and recurse_again()
+
+
+def test_a_huge_message_is_cut_in_the_message_and_in_the_traceback() -> None:
+    message = "start " + "x" * 10_000_000 + " end"
+    error = ErrorInfo.from_exception(raised(ValueError(message)))
+    assert len(error.message) == MAX_MESSAGE_CHARS
+    assert error.message.startswith("start xxx")
+    assert error.message.endswith("xxx end")
+    assert "10,000,010 characters, cut to 8,000" in error.message
+    assert error.traceback is not None
+    assert len(error.traceback) <= MAX_TRACEBACK_CHARS
+    assert "ValueError: start xxx" in error.traceback
+    assert error.traceback.endswith("xxx end\n")
+
+
+def test_details_are_copied_into_plain_json_data() -> None:
+    class Remote(Exception):
+        def __init__(self, details: Any) -> None:
+            super().__init__("remote failure")
+            self.details = details
+
+    class Opaque:
+        def __repr__(self) -> str:
+            return "<opaque>"
+
+    source = {"code": 7, "retry": (1, 2), "at": dt.date(2026, 1, 2), "obj": Opaque(), 3: "int key"}
+    error = ErrorInfo.from_exception(Remote(MappingProxyType(source)))
+    assert error.details == {"code": 7, "retry": [1, 2], "at": "2026-01-02", "obj": "<opaque>", "3": "int key"}
+    assert type(error.details) is dict
+    source["code"] = 8
+    assert error.details["code"] == 7  # a copy, not a view of the exception's mapping
+    assert ErrorInfo.from_exception(Remote(["not", "a", "mapping"])).details is None
+    assert ErrorInfo.from_exception(ValueError("no details attribute")).details is None
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+class UnprintableEverywhere(Unprintable):
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+class HoldsALock(Exception):
+    def __init__(self) -> None:
+        super().__init__("holds a lock")
+        self.lock = threading.Lock()
+        self.details = {"lock": self.lock, "code": 1}
+
+
+class HostileDetails(Exception):
+    @property
+    def details(self) -> Any:
+        raise RuntimeError("no details")
+
+
+class HostileNotes(Exception):
+    @property
+    def __notes__(self) -> Any:  # type: ignore[override]
+        raise RuntimeError("no notes")
+
+
+def cyclic() -> BaseException:
+    first, second = ValueError("first"), KeyError("second")
+    first.__cause__, second.__cause__ = second, first
+    return first
+
+
+def cyclic_details() -> BaseException:
+    details: dict[str, Any] = {"code": 1}
+    details["self"] = details
+    return ToolError("cyclic details", details=details)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (Unprintable, "<unprintable Unprintable: __str__ raised RuntimeError>"),
+        (UnprintableEverywhere, "<unprintable UnprintableEverywhere: __str__ raised RuntimeError>"),
+        (lambda: ValueError("y" * 10_000_000), "y" * 100),
+        (cyclic, "first"),
+        (HoldsALock, "holds a lock"),
+        (HostileDetails, ""),
+        (HostileNotes, ""),
+        (cyclic_details, "cyclic details"),
+    ],
+    ids=["raising-str", "raising-str-and-repr", "10MB-message", "cyclic-cause", "unpicklable-attributes",
+         "raising-details", "raising-notes", "cyclic-details"],
+)  # fmt: skip
+def test_hostile_exceptions_still_become_error_records(make: Callable[[], BaseException], message: str) -> None:
+    exc = raised(make())
+    error = ErrorInfo.from_exception(exc, ErrorKind.TOOL).for_step("s")
+    assert error.message.startswith(message)
+    assert len(error.message) <= MAX_MESSAGE_CHARS
+    assert error.type.endswith(type(exc).__qualname__)
+    assert error.traceback is not None
+    assert len(error.traceback) <= MAX_TRACEBACK_CHARS
+    assert ", in throw\n" in error.traceback  # the frames are there
+    back = pickle.loads(pickle.dumps(error))  # as the journal stores it, and as Dask ships it
+    assert (back, back.traceback, back.details) == (error, error.traceback, error.details)
+    record = ExecutionResult("r", "f", "1", RunStatus.FAILED, steps=(StepRecord("s", StepStatus.FAILED, error=error),))
+    assert ExecutionResult.from_json(record.to_json()).step("s").error == error
+
+
+def test_hostile_details_are_kept_as_far_as_they_can_be() -> None:
+    lock = ErrorInfo.from_exception(HoldsALock())
+    assert lock.details is not None
+    assert lock.details["code"] == 1
+    assert lock.details["lock"].startswith("<unlocked _thread.lock object")
+    assert ErrorInfo.from_exception(HostileDetails()).details is None
+    cycle = ErrorInfo.from_exception(cyclic_details())
+    assert cycle.details is not None
+    assert cycle.details["code"] == 1
+    assert cycle.details["self"].startswith("{'code': 1, 'self': {...}}")
+    tb = ErrorInfo.from_exception(raised(HostileNotes("noted"))).traceback
+    assert tb is not None
+    assert tb.endswith(f"{__name__}.HostileNotes: noted\n")  # formatted without the notes that raise
+
+
+def test_equality_and_hashing_ignore_traceback_and_details() -> None:
+    plain = ErrorInfo(ErrorKind.TOOL, "ValueError", "boom", "s")
+    rich = ErrorInfo(ErrorKind.TOOL, "ValueError", "boom", "s", "Traceback ...", {"code": 1})
+    assert plain == rich
+    assert hash(plain) == hash(rich)
+    assert plain != ErrorInfo(ErrorKind.TOOL, "ValueError", "other", "s")
+    assert "Traceback" not in repr(rich)  # kept out of reprs (and so of assertion messages)
+    assert "'code': 1" in repr(rich)
+
+
+def test_for_step_keeps_traceback_and_details() -> None:
+    error = ErrorInfo.from_exception(caught(raise_from_a_helper))
+    moved = error.for_step("s")
+    assert moved.step == "s"
+    assert moved.traceback == error.traceback
+    assert moved.details == error.details
+
+
+def failed_result(error: ErrorInfo) -> ExecutionResult:
+    attempt = AttemptRecord(1, AttemptStatus.FAILED, 1.0, 2.0, error)
+    step = StepRecord("s", StepStatus.FAILED, {}, None, error, (attempt,))
+    return ExecutionResult("r", "f", "1", RunStatus.FAILED, steps=(step,))
+
+
+def test_canonical_leaves_out_traceback_and_details_and_json_keeps_them() -> None:
+    error = ErrorInfo.from_exception(caught(raise_from_a_helper)).for_step("s")
+    result = failed_result(error)
+    expected = {"kind": "tool", "type": "flowkernel.errors.ToolError", "message": error.message, "step": "s"}
+    canonical = result.canonical()
+    assert canonical["steps"][0]["error"] == expected
+    assert canonical["steps"][0]["attempts"][0]["error"] == expected
+    assert result.to_dict(timing=False)["steps"][0]["error"].keys() == expected.keys()
+    written = json.loads(result.to_json())
+    for where in (written["steps"][0]["error"], written["steps"][0]["attempts"][0]["error"]):
+        assert where == {**expected, "traceback": error.traceback, "details": error.details}
+    back = ExecutionResult.from_json(result.to_json())
+    for read in (back.step("s").error, back.step("s").attempts[0].error):
+        assert read is not None
+        assert (read.traceback, read.details) == (error.traceback, {"code": -32602, "data": {"field": "q"}})
+
+
+def test_canonical_is_equal_whatever_the_traceback() -> None:
+    one = failed_result(ErrorInfo(ErrorKind.TOOL, "E", "m", "s", "Traceback: driver one", {"code": 1}))
+    two = failed_result(ErrorInfo(ErrorKind.TOOL, "E", "m", "s", "Traceback: driver two", None))
+    assert one == two
+    assert one.canonical() == two.canonical()
+    assert one.to_json() != two.to_json()
+
+
+def test_details_json_cannot_hold_are_written_as_their_repr() -> None:
+    class Opaque:
+        def __repr__(self) -> str:
+            return "<opaque>"
+
+    result = failed_result(ErrorInfo(ErrorKind.TOOL, "E", "m", "s", None, {"obj": Opaque(), "n": 1}))
+    assert json.loads(result.to_json())["steps"][0]["error"]["details"] == {"obj": "<opaque>", "n": 1}
+    back = ExecutionResult.from_json(result.to_json()).step("s").error
+    assert back is not None
+    assert back.details == {"obj": "<opaque>", "n": 1}
+
+
+def test_records_pickled_before_traceback_and_details_existed_still_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    error = ErrorInfo(ErrorKind.TOOL, "ValueError", "boom", "s", "Traceback ...", {"code": 1})
+    monkeypatch.setattr(ErrorInfo, "__getstate__", lambda self: [self.kind, self.type, self.message, self.step])
+    old = pickle.dumps(error)  # the four fields an older journal holds
+    monkeypatch.undo()
+    back = pickle.loads(old)
+    assert back == error
+    assert (back.traceback, back.details) == (None, None)
+    assert pickle.loads(pickle.dumps(error)).details == {"code": 1}
+
+
+def test_a_failing_tool_on_the_sync_driver_has_its_traceback_on_the_step_record() -> None:
+    @tool
+    def refuse_politely(x: int) -> int:
+        raise ToolError(f"no {x}", details={"code": 429})
+
+    flow = Flow(name="f", steps=[Step(id="a", tool=refuse_politely, arguments={"x": 1})])
+    result = SyncDriver().run(flow)
+    error = result.step("a").error
+    assert error is not None
+    assert error.traceback is not None
+    assert ", in refuse_politely\n" in error.traceback
+    assert error.traceback.endswith("flowkernel.errors.ToolError: no 1\n")
+    assert error.details == {"code": 429}
+    attempt_error = result.step("a").attempts[0].error
+    assert attempt_error is not None
+    assert attempt_error.traceback == error.traceback

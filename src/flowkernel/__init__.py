@@ -10,6 +10,7 @@ from .errors import (
     FlowValidationError,
     Problem,
     ProtocolError,
+    ToolError,
 )
 from .kernel import RunOptions, run_flow
 from .model import (
@@ -21,6 +22,7 @@ from .model import (
     Input,
     Item,
     Ref,
+    Resource,
     RetryPolicy,
     Step,
     Tool,
@@ -77,6 +79,7 @@ __all__ = (
     "ProtocolError",
     "Raised",
     "Ref",
+    "Resource",
     "Returned",
     "RetryPolicy",
     "RunOptions",
@@ -88,6 +91,7 @@ __all__ = (
     "StopRun",
     "TimerFired",
     "Tool",
+    "ToolError",
     "run_flow",
     "tool",
 )

@@ -2,12 +2,15 @@
 
 Errors *raised* here are about misuse: a malformed flow, bad run inputs, a driver that breaks the
 protocol. Errors that happen *inside* a run (a tool raising, a schema violation) never raise: they
-become :class:`~flowkernel.result.ErrorInfo` records in the result.
+become :class:`~flowkernel.result.ErrorInfo` records in the result. :class:`ToolError` is the one
+exception here for tools to raise, to give such a record structured ``details``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = (
     "CorruptJournalError",
@@ -21,14 +24,38 @@ __all__ = (
     "JournalWriteError",
     "NonDeterminismError",
     "Problem",
+    "MiddlewareError",
     "ProtocolError",
+    "ResourceError",
     "RunExistsError",
     "RunNotFoundError",
+    "ToolError",
 )
 
 
 class FlowKernelError(Exception):
     """Base class of every error flowkernel raises."""
+
+
+class ToolError(Exception):
+    """Raised by a tool to fail its call with a message and structured ``details`` (a remote error code).
+
+    The step's error record (:class:`~flowkernel.result.ErrorInfo`) keeps ``details`` next to the
+    message and traceback, in the result's JSON, the journal and ``flowkernel show``. Any exception
+    with a ``details`` mapping does the same; this one only spares tools defining their own::
+
+        raise ToolError("the server refused the call", details={"code": -32602, "data": {"field": "q"}})
+
+    Not a :class:`FlowKernelError`: those are flowkernel's own errors about misuse (``except
+    FlowKernelError`` must not catch what a tool raised), while this is raised by tools, inside a run,
+    and becomes an error record like any other exception a tool raises (a retry policy names it like
+    any other type: ``retry_on=("ToolError",)``, or a subclass's name).
+    """
+
+    def __init__(self, message: str, *, details: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] | None = None if details is None else dict(details)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,3 +168,13 @@ class NonDeterminismError(JournalError):
             f"run {run_id!r} is not deterministic: replaying journal entry {entry}, command {first} of the batch "
             f"is {ours!r} where the journal recorded {theirs!r} (recorded {list(recorded)}, replayed {list(replayed)})"
         )
+
+
+class ResourceError(FlowKernelError):
+    """A run's resource could not be opened (the run does not start), or a tool asked for one that is
+    not open in its run."""
+
+
+class MiddlewareError(FlowKernelError):
+    """A call middleware broke its contract (yielded something that is not a call, or yielded twice);
+    the call fails with this error."""

@@ -1,12 +1,15 @@
 """Results: plain, immutable, serializable records of what a run did.
 
-``ExecutionResult.canonical()`` drops the timing fields; by the determinism contract what remains is a
-pure function of (flow, inputs, run id, the outcome of each tool call), whatever the driver.
+``ExecutionResult.canonical()`` drops the timing fields, and errors' tracebacks and details; by the
+determinism contract what remains is a pure function of (flow, inputs, run id, the outcome of each tool
+call), whatever the driver.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import traceback as _traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from functools import cache
 from typing import Any, NamedTuple
@@ -17,6 +20,8 @@ from pydantic_core import to_json, to_jsonable_python
 from ._immutable import typed_equality
 
 __all__ = (
+    "MAX_MESSAGE_CHARS",
+    "MAX_TRACEBACK_CHARS",
     "AttemptRecord",
     "AttemptStatus",
     "ErrorInfo",
@@ -72,25 +77,47 @@ class ErrorKind(StrEnum):
     """A sub-flow (or a map step's elements) ended without succeeding, and without an error of its own."""
 
 
+MAX_TRACEBACK_CHARS = 8_000
+"""The most characters :meth:`ErrorInfo.from_exception` keeps of a traceback (the middle is cut, and says so)."""
+MAX_MESSAGE_CHARS = 8_000
+"""The most characters :meth:`ErrorInfo.from_exception` keeps of an exception's message."""
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
-    """A serializable description of an error: its kind, type name, message and step."""
+    """A serializable description of an error: its kind, type name, message and step.
+
+    ``traceback`` is the formatted traceback of the exception, as Python prints it (bounded to
+    :data:`MAX_TRACEBACK_CHARS`), and ``details`` structured data about the error (for example a remote
+    error code; see :class:`~flowkernel.errors.ToolError`). Both are diagnostics: equality ignores them
+    (frames differ between drivers), and :meth:`ExecutionResult.canonical` leaves them out.
+    """
 
     kind: ErrorKind
     type: str
     message: str
     step: str | None = None
+    traceback: str | None = field(default=None, compare=False, repr=False)
+    details: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def for_step(self, step: str) -> ErrorInfo:
         """The same error, attributed to ``step``."""
-        return ErrorInfo(self.kind, self.type, self.message, step)
+        return ErrorInfo(self.kind, self.type, self.message, step, self.traceback, self.details)
 
     @classmethod
     def from_exception(cls, exc: BaseException, kind: ErrorKind = ErrorKind.TOOL) -> ErrorInfo:
-        """Describe an exception: builtins by their name, others by ``module.QualName``."""
+        """Describe an exception: builtins by their name, others by ``module.QualName``.
+
+        ``traceback`` is the exception formatted as Python prints it, with its causes, and ``details``
+        the exception's ``details`` attribute when that is a mapping, copied into plain JSON data (values
+        JSON cannot hold as their ``repr``), so the record always pickles (journal, Dask) and survives a
+        JSON round trip. Never raises: an exception that cannot be printed gets a placeholder message,
+        and the message and traceback are cut to :data:`MAX_MESSAGE_CHARS` and :data:`MAX_TRACEBACK_CHARS`.
+        """
         t = type(exc)
         name = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
-        return cls(kind, name, str(exc))
+        message = _cut_middle(_message_of(exc, t.__qualname__), MAX_MESSAGE_CHARS)
+        return cls(kind, name, message, None, _traceback_of(exc, name, message), _details_of(exc))
 
     @classmethod
     def from_validation_error(cls, kind: ErrorKind, exc: ValidationError, step: str | None = None) -> ErrorInfo:
@@ -99,6 +126,111 @@ class ErrorInfo:
             f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors(include_url=False)
         )
         return cls(kind, "ValidationError", f"{exc.title}: {details}", step)
+
+    def __setstate__(self, state: Sequence[Any]) -> None:
+        # Records pickled before ``traceback`` and ``details`` existed (older journals) hold four values.
+        names = [f.name for f in fields(self)]
+        for name, value in zip(names, (*state, *(None,) * (len(names) - len(state))), strict=True):
+            object.__setattr__(self, name, value)
+
+
+def _cut_middle(text: str, limit: int) -> str:
+    """``text``, or its start and end around a note saying how much was cut, in at most ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    note = f"\n[... {len(text):,} characters, cut to {limit:,}: the middle is left out ...]\n"
+    keep = max(limit - len(note), 0)
+    head = keep // 2
+    return text[:head] + note + text[len(text) - (keep - head) :]
+
+
+def _message_of(exc: BaseException, type_name: str) -> str:
+    try:
+        return str(exc)
+    except Exception as failure:
+        return f"<unprintable {type_name}: __str__ raised {type(failure).__qualname__}>"
+
+
+def _traceback_of(exc: BaseException, name: str, message: str) -> str:
+    """``exc`` formatted as Python prints it, with its causes, bounded to :data:`MAX_TRACEBACK_CHARS`."""
+    try:
+        entries = _traceback.format_exception(exc)
+    except Exception:  # a hostile exception (its __notes__ raise, ...): its frames and its message alone
+        try:
+            entries = ["Traceback (most recent call last):\n", *_traceback.format_tb(exc.__traceback__)]
+        except Exception:
+            entries = []
+        entries.append(f"{name}: {message}\n")
+    return _bounded(entries, MAX_TRACEBACK_CHARS)
+
+
+def _bounded(entries: list[str], limit: int) -> str:
+    """Join ``entries`` (frames, exception lines) in at most ``limit`` characters.
+
+    Each entry is cut to a quarter of the limit (a huge message); then, if they are still too long, the
+    first entries (the outermost frames or the first cause) fill up to a quarter and the last ones (the
+    frames nearest the error and the exception itself) the rest, around a note of what was left out.
+    """
+    entries = [_cut_middle(entry, limit // 4) for entry in entries]
+    total = sum(map(len, entries))
+    if total <= limit:
+        return "".join(entries)
+    note_room = 120
+    head: list[str] = []
+    used = 0
+    for entry in entries:
+        if used + len(entry) > limit // 4:
+            break
+        head.append(entry)
+        used += len(entry)
+    tail: list[str] = []
+    for entry in reversed(entries[len(head) :]):
+        if used + len(entry) > limit - note_room:
+            break
+        tail.append(entry)
+        used += len(entry)
+    tail.reverse()
+    left_out = entries[len(head) : len(entries) - len(tail)]
+    cut = sum(map(len, left_out))
+    note = f"  [... {len(left_out)} traceback entries ({cut:,} characters) cut to keep it under {limit:,} ...]\n"
+    return "".join((*head, note, *tail))
+
+
+def _details_of(exc: BaseException) -> dict[str, Any] | None:
+    """The exception's ``details`` mapping as plain JSON data; ``None`` if it has none."""
+    try:
+        details = getattr(exc, "details", None)
+        if not isinstance(details, Mapping):
+            return None
+        items = list(details.items())
+    except Exception:
+        return None
+    try:
+        plain = to_jsonable_python(dict(items), fallback=_safe_repr)
+    except Exception:  # a cycle, keys that cannot be made strings: each value on its own
+        plain = {_safe_str(key): _plain_value(value) for key, value in items}
+    return plain if isinstance(plain, dict) else None
+
+
+def _plain_value(value: Any) -> Any:
+    try:
+        return to_jsonable_python(value, fallback=_safe_repr)
+    except Exception:
+        return _safe_repr(value)
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return _cut_middle(repr(value), MAX_MESSAGE_CHARS)
+    except Exception as failure:
+        return f"<unrepresentable {type(value).__qualname__}: __repr__ raised {type(failure).__qualname__}>"
+
+
+def _safe_str(value: Any) -> str:
+    try:
+        return value if isinstance(value, str) else _cut_middle(str(value), MAX_MESSAGE_CHARS)
+    except Exception:
+        return _safe_repr(value)
 
 
 @typed_equality
@@ -164,7 +296,11 @@ class ExecutionResult:
         raise KeyError(step_id)
 
     def to_dict(self, *, timing: bool = True) -> dict[str, Any]:
-        """The result as nested dicts and lists (values left as they are)."""
+        """The result as nested dicts and lists (values left as they are).
+
+        ``timing=False`` leaves out what differs from driver to driver: the attempts' timestamps, and the
+        errors' ``traceback`` and ``details``.
+        """
         return {
             "run_id": self.run_id,
             "flow_name": self.flow_name,
@@ -176,11 +312,13 @@ class ExecutionResult:
         }
 
     def canonical(self) -> dict[str, Any]:
-        """JSON-compatible form without timing: equal for any two runs the contract says are equal."""
+        """JSON-compatible form without timing (nor errors' tracebacks and details): equal for any two runs
+        the contract says are equal."""
         return to_jsonable_python(self.to_dict(timing=False), fallback=repr)  # type: ignore[no-any-return]
 
     def to_json(self, *, indent: int | None = None) -> str:
-        """Serialize, timing included; values JSON cannot hold are written as their ``repr``."""
+        """Serialize, timing and errors' tracebacks and details included; values JSON cannot hold are
+        written as their ``repr``."""
         return to_json(self.to_dict(), indent=indent, fallback=repr).decode()
 
     @classmethod
@@ -191,7 +329,7 @@ class ExecutionResult:
 
 def _step_dict(step: StepRecord, timing: bool) -> dict[str, Any]:
     data = step._asdict()
-    data["error"] = step.error and _error_dict(step.error)
+    data["error"] = step.error and _error_dict(step.error, timing)
     data["attempts"] = [_attempt_dict(attempt, timing) for attempt in step.attempts]
     data["subflow"] = step.subflow and step.subflow.to_dict(timing=timing)
     return data
@@ -199,14 +337,18 @@ def _step_dict(step: StepRecord, timing: bool) -> dict[str, Any]:
 
 def _attempt_dict(attempt: AttemptRecord, timing: bool) -> dict[str, Any]:
     data = attempt._asdict()
-    data["error"] = attempt.error and _error_dict(attempt.error)
+    data["error"] = attempt.error and _error_dict(attempt.error, timing)
     if not timing:
         del data["started"], data["finished"]
     return data
 
 
-def _error_dict(error: ErrorInfo) -> dict[str, Any]:
-    return {"kind": error.kind, "type": error.type, "message": error.message, "step": error.step}
+def _error_dict(error: ErrorInfo, timing: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {"kind": error.kind, "type": error.type, "message": error.message, "step": error.step}
+    if timing:  # like timestamps, tracebacks differ between drivers: not in the canonical form
+        data["traceback"] = error.traceback
+        data["details"] = error.details
+    return data
 
 
 @cache

@@ -6,14 +6,22 @@ from .context import current_invoke
 from .driver import Driver
 from .invoke import Clock, Passthrough, call_async, call_sync, raised
 from .loops import UnsupportedToolError, check_tools_fit
+from .middleware import Middleware, through_chain
 from .registry import ENTRY_POINT_GROUP, installed_drivers, load_driver, load_driver_class
 from .session import KernelSession, idempotency_key, new_run_id, partial_result
 from .settings import RunSettings
 from .streams import EventIterator, EventStream
 from .threads import DaemonThreadPool, ThreadCall
+from .world import NO_WORLD, CallWorld, declared_resources, opened_resources
 
 __all__ = (
     "NOT_CANCELLABLE",
+    "NO_WORLD",
+    "CallWorld",
+    "Middleware",
+    "declared_resources",
+    "opened_resources",
+    "through_chain",
     "ENTRY_POINT_GROUP",
     "AsyncDriver",
     "AsyncWaiter",

@@ -140,7 +140,7 @@ class AsyncDriver(ABC):
     ) -> ExecutionResult:
         """The run loop inside ``group`` (a task group or nursery) that ``attach`` hands to the backend."""
         try:
-            async with group as opened:
+            async with session.opened_world(), group as opened:  # resources close after the last call
                 attach(opened)
                 with session.guard():
                     session.start()

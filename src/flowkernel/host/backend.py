@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..protocol import Cancel, Cancelled, Completion, Invoke, StartTimer
+from .world import NO_WORLD, CallWorld
 
 __all__ = ("NOT_CANCELLABLE", "Backend", "Cancellable")
 
@@ -39,6 +40,8 @@ class Backend(ABC):
     def __init__(self) -> None:
         self._live: dict[str, Cancellable] = {}
         self._clock: Callable[[], float] = time.monotonic
+        self.world: CallWorld = NO_WORLD
+        """What the run's tool calls get: its open resources and middleware (set by the driver)."""
 
     @property
     def clock(self) -> Callable[[], float]:

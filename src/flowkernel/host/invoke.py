@@ -9,11 +9,16 @@ means the user's Ctrl-C (in the caller's thread, never in a worker thread).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from ..errors import MiddlewareError
+from ..model.resource import open_resources
 from ..protocol import Invoke, Raised, Returned
 from ..result import ErrorInfo, ErrorKind
 from .context import invoke_context
 from .loops import foreign_loop_error
+from .middleware import CallChain, through_chain
+from .world import NO_WORLD, CallWorld
 
 __all__ = ("Clock", "Passthrough", "call_async", "call_sync", "raised")
 
@@ -29,27 +34,57 @@ def raised(command: Invoke, exc: BaseException, started: float, clock: Clock) ->
     return Raised(command.call_id, error, started, clock())
 
 
-def call_sync(command: Invoke, clock: Clock, passthrough: Passthrough = ()) -> Returned | Raised:
-    """Call a sync tool and describe the outcome."""
+def call_sync(
+    command: Invoke, clock: Clock, passthrough: Passthrough = (), world: CallWorld = NO_WORLD
+) -> Returned | Raised:
+    """Call a sync tool (through the run's middleware, with its resources reachable) and describe the outcome."""
     token = invoke_context.set(command)
+    opened = open_resources.set(world.resources)
     started = clock()
     try:
-        value = command.tool.fn(**command.arguments)
+        if world.middleware:
+            chain = through_chain(world.middleware, command)
+            try:
+                call = next(chain)
+            except StopIteration as answered:
+                value = answered.value
+            else:
+                value = _finish(chain, passthrough, _call_sync, call)
+        else:
+            value = command.tool.fn(**command.arguments)
     except BaseException as exc:
         if isinstance(exc, passthrough):
             raise
         return raised(command, exc, started, clock)
     finally:
+        open_resources.reset(opened)
         invoke_context.reset(token)
     return Returned(command.call_id, value, started, clock())
 
 
-async def call_async(command: Invoke, clock: Clock, loop: str, passthrough: Passthrough) -> Returned | Raised:
+async def call_async(
+    command: Invoke, clock: Clock, loop: str, passthrough: Passthrough, world: CallWorld = NO_WORLD
+) -> Returned | Raised:
     """Await an async tool on event loop ``loop``; errors that say it needs another loop are named so."""
     token = invoke_context.set(command)
+    opened = open_resources.set(world.resources)
     started = clock()
     try:
-        value = await command.tool.fn(**command.arguments)
+        if world.middleware:
+            chain = through_chain(world.middleware, command)
+            try:
+                call = next(chain)
+            except StopIteration as answered:
+                value = answered.value
+            else:
+                try:
+                    outcome = await call.tool.fn(**call.arguments)
+                except BaseException as exc:
+                    value = _finish(chain, passthrough, _reraise, exc)
+                else:
+                    value = _finish(chain, passthrough, _given, outcome)
+        else:
+            value = await command.tool.fn(**command.arguments)
     except BaseException as exc:
         if isinstance(exc, passthrough):
             raise
@@ -58,5 +93,46 @@ async def call_async(command: Invoke, clock: Clock, loop: str, passthrough: Pass
             return Raised(command.call_id, foreign.for_step(command.step_id), started, clock())
         return raised(command, exc, started, clock)
     finally:
+        open_resources.reset(opened)
         invoke_context.reset(token)
     return Returned(command.call_id, value, started, clock())
+
+
+def _finish(chain: CallChain, passthrough: Passthrough, outcome: Callable[[Any], Any], argument: Any) -> Any:
+    """Hand the call's outcome (``outcome(argument)``: a value, or raising) to the chain; its result.
+
+    A driver's cancellation (``passthrough``) still runs the middleware's cleanup, then goes on up.
+    """
+    try:
+        value = outcome(argument)
+    except BaseException as exc:
+        try:
+            chain.throw(exc)
+        except StopIteration as stop:
+            if isinstance(exc, passthrough):
+                raise exc from None
+            return stop.value
+        except BaseException as final:
+            if isinstance(exc, passthrough) and final is not exc:
+                raise exc from final
+            raise
+        chain.close()
+        raise MiddlewareError("the middleware chain yielded a second call") from exc
+    try:
+        chain.send(value)
+    except StopIteration as stop:
+        return stop.value
+    chain.close()
+    raise MiddlewareError("the middleware chain yielded a second call")
+
+
+def _call_sync(call: Invoke) -> Any:
+    return call.tool.fn(**call.arguments)
+
+
+def _reraise(exc: BaseException) -> Any:
+    raise exc
+
+
+def _given(value: Any) -> Any:
+    return value

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, Unpack
 
 from ..errors import ProtocolError
@@ -37,6 +37,7 @@ from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, StartTime
 from ..result import ExecutionResult
 from .backend import Backend
 from .settings import RunSettings
+from .world import CallWorld, declared_resources, opened_resources
 
 if TYPE_CHECKING:
     from .journal.recorder import RunRecorder
@@ -92,6 +93,11 @@ class KernelSession:
             events=self.on_event is not None,
         )
         self.backend = backend
+        self.resources = declared_resources(flow, settings.get("resources") or ())
+        """The resources the driver opens for the run (the flow's, its sub-flows', the run's own)."""
+        self.middleware = tuple(settings.get("middleware") or ())
+        if self.middleware:
+            self.enter_world({})
         self.result: ExecutionResult | None = None
         self.stopped_by: BaseException | None = None
         self._state = RunState(flow, prepare_inputs(flow, inputs), self.options)
@@ -100,6 +106,20 @@ class KernelSession:
         self._kernel_failed = False
         self._not_started: list[str] = []  # calls the kernel issued that the backend never started
         self._unconsumed: Sequence[Completion] = ()  # recorded (or being recorded), not yet consumed
+
+    def enter_world(self, resources: Mapping[str, Any]) -> None:
+        """The run's resources are open: every call from now on gets them, and the run's middleware."""
+        self.backend.world = CallWorld(resources, self.middleware)
+
+    @asynccontextmanager
+    async def opened_world(self) -> AsyncIterator[None]:
+        """Open the run's resources in the current task for the block (nothing to do without any)."""
+        if not self.resources:
+            yield
+            return
+        async with opened_resources(self.resources) as values:
+            self.enter_world(values)
+            yield
 
     @property
     def running(self) -> bool:

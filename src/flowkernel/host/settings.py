@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypedDict
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     from ..events import Event
+    from ..model.resource import Resource
     from .journal.base import Journal
+    from .middleware import Middleware
 
 __all__ = ("RunSettings",)
 
@@ -22,6 +24,10 @@ class RunSettings(TypedDict, total=False):
     fail_fast: bool
     on_event: Callable[[Event], object] | None
     """Called with every progress event, in the driver's own thread or loop; ends with ``RunFinished``."""
+    middleware: Sequence[Middleware]
+    """Wrappers around every tool call, outermost first (see :mod:`flowkernel.host.middleware`)."""
+    resources: Sequence[Resource[Any]]
+    """Resources opened for this run, besides the flow's own (see :class:`~flowkernel.model.Resource`)."""
     journal: Journal | None
     """Record every completion here before the kernel consumes it, so the run can be resumed."""
     resume: bool

@@ -7,6 +7,7 @@ least does not hold the process hostage. Threads start lazily, up to ``max_worke
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Callable
@@ -36,10 +37,11 @@ class DaemonThreadPool(Executor):
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         future: Future[T] = Future()
+        context = contextvars.copy_context()  # the tool sees the submitter's contextvars, as on trio
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot submit to a pool that was shut down")
-            self._work.put((future, fn, args, kwargs))
+            self._work.put((future, context.run, (fn, *args), kwargs))
             if self._idle == 0 and len(self._threads) < self._max_workers:
                 thread = threading.Thread(target=self._worker, name=f"{self._name}-{len(self._threads)}", daemon=True)
                 self._threads.append(thread)

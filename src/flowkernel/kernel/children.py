@@ -2,12 +2,14 @@
 
 A child run is a :class:`RunState` of its own, driven by its parent: the parent prefixes the child's
 call ids with the step id (``"enrich/fetch@1"``), passes its commands out, and routes completions back.
+Events of a child run go to its root's list with the child's paths (see :mod:`.place`).
 A map step becomes a flow of steps ``item0 .. itemN-1``, each calling the step's tool (or sub-flow) with
 its element, and each carrying the step's retry, timeout and error policies.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ..model.flow import Flow
@@ -58,7 +60,7 @@ def _with_item(value: Any, k: int) -> Any:
 
 
 def prefixed(prefix: str, commands: list[Command]) -> list[Command]:
-    """A child's commands as its parent yields them: call ids under the step's id; events stay inside."""
+    """A child's commands as its parent yields them: call ids under the step's id."""
     out: list[Command] = []
     for command in commands:
         kind = type(command)
@@ -87,5 +89,5 @@ def child_outcome(step: Step, result: ExecutionResult, elements: int | None) -> 
     if failed is None or failed.error is None:
         return None, ErrorInfo(ErrorKind.SUBFLOW, "SubflowFailed", f"the sub-run ended {result.status}", step.id)
     where = f"element {failed.id.removeprefix('item')}" if elements is not None else f"step {failed.id!r}"
-    error = failed.error
-    return None, ErrorInfo(error.kind, error.type, f"{where} failed: {error.message}", step.id)
+    error = failed.error  # keeps the inner error's traceback and details
+    return None, replace(error, message=f"{where} failed: {error.message}", step=step.id)

@@ -3,6 +3,7 @@
 from .flow import Flow
 from .policies import ContextPolicy, ErrorPolicy, Fallback
 from .refs import Context, Input, Item, Ref
+from .resource import Resource
 from .retry import RetryPolicy
 from .step import Step
 from .tool import Tool, tool
@@ -16,6 +17,7 @@ __all__ = (
     "Input",
     "Item",
     "Ref",
+    "Resource",
     "RetryPolicy",
     "Step",
     "Tool",

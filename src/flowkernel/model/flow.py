@@ -11,6 +11,7 @@ from ..errors import FlowValidationError
 from .plan import FlowPlan, compile_plan
 from .policies import ContextPolicy, Fallback
 from .refs import Ref
+from .resource import Resource
 from .step import Step
 from .tool import Tool
 from .validation import find_problems
@@ -35,6 +36,8 @@ class Flow(BaseModel):
     input_model: type[BaseModel] | None = None
     outputs: dict[str, Ref] | None = None
     context: ContextPolicy | None = None
+    resources: tuple[Resource[Any], ...] = ()
+    """Resources the run opens when it starts and closes when it ends (see :class:`Resource`)."""
     _plan: FlowPlan = PrivateAttr()
 
     @model_validator(mode="after")

@@ -10,9 +10,9 @@ import pytest
 from pydantic import BaseModel
 
 from flowkernel import Flow, Input, Raised, Returned, Step, tool
-from flowkernel.errors import RunNotFoundError
+from flowkernel.errors import RunNotFoundError, ToolError
 from flowkernel.host import load_driver
-from flowkernel.host.journal import Entry, RunHeader, SqliteJournal
+from flowkernel.host.journal import Entry, RunHeader, SqliteJournal, replay
 from flowkernel.result import ErrorInfo, ErrorKind
 
 
@@ -103,3 +103,26 @@ def test_an_in_memory_journal_serves_one_process() -> None:
         load_driver("sync").run(flow, {"v": "x"}, journal=journal, run_id="r")
         resumed = load_driver("sync").run(flow, journal=journal, run_id="r", resume=True)
         assert (resumed.outputs, [run.status for run in journal.runs()]) == ({"a": "x"}, ["succeeded"])
+
+
+@tool
+def refuse(code: int) -> int:
+    raise ToolError("the server refused the call", details={"code": code, "data": {"field": "q"}})
+
+
+def test_error_records_keep_their_traceback_and_details_in_the_journal(tmp_path: Path) -> None:
+    flow = Flow(name="refusing", steps=[Step(id="a", tool=refuse, arguments={"code": Input("code")})])
+    with SqliteJournal(tmp_path / "j.db") as journal:
+        ran = load_driver("sync").run(flow, {"code": -32602}, journal=journal, run_id="r")
+    with SqliteJournal(tmp_path / "j.db") as reopened:
+        [raised] = [c for entry in reopened.load("r").entries for c in entry.completions if isinstance(c, Raised)]
+        replayed = replay(flow, reopened, "r")
+    original = ran.step("a").error
+    assert original is not None
+    assert original.traceback is not None
+    assert ", in refuse\n" in original.traceback
+    for error in (raised.error, replayed.step("a").error, replayed.step("a").attempts[0].error):
+        assert error == original
+        assert error is not None
+        assert error.traceback == original.traceback
+        assert error.details == {"code": -32602, "data": {"field": "q"}}

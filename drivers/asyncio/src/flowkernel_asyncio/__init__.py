@@ -107,7 +107,7 @@ class AsyncioBackend(Backend, AsyncWaiter):
     def start_invoke(self, command: Invoke) -> None:
         if self._inline and not command.tool.is_async:
             self.track(command.call_id, NOT_CANCELLABLE)
-            self.complete(call_sync(command, self._clock, (KeyboardInterrupt,)))
+            self.complete(call_sync(command, self._clock, (KeyboardInterrupt,), self.world))
         else:
             assert self._group is not None
             self.track(command.call_id, self._group.create_task(self._invoke(command)))
@@ -115,11 +115,13 @@ class AsyncioBackend(Backend, AsyncWaiter):
     async def _invoke(self, command: Invoke) -> None:
         try:
             if command.tool.is_async:
-                completion = await call_async(command, self._clock, "asyncio", _PASSTHROUGH)
+                completion = await call_async(command, self._clock, "asyncio", _PASSTHROUGH, self.world)
             else:
                 if self._pool is None:
                     self._pool = DaemonThreadPool(self._max_workers)
-                completion = await self._loop.run_in_executor(self._pool, call_sync, command, self._clock)
+                completion = await self._loop.run_in_executor(
+                    self._pool, call_sync, command, self._clock, (), self.world
+                )
         except asyncio.CancelledError as exc:
             if not self.is_live(command.call_id):
                 if not command.tool.is_async and self._pool is not None:

@@ -101,6 +101,8 @@ class DaskBackend(AsyncioBackend):
             [c.step_id for c in commands],
             [c.arguments for c in commands],
             [c.attempt for c in commands],
+            [c.run_id for c in commands],
+            [self.world.middleware] * len(commands),
             key=[call.key() for call in batch],
             pure=False,
         )

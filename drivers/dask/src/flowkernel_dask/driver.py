@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any, Unpack
 
 from distributed import Client, LocalCluster
 from distributed.utils import LoopRunner
 
 from flowkernel import ExecutionResult, Flow
+from flowkernel.errors import ResourceError
 from flowkernel.host import KernelSession, RunSettings, check_tools_fit, partial_result
 from flowkernel_asyncio import AsyncioDriver
 
 from .backend import DaskBackend
 from .hosting import Hosted
 from .shipping import ToolShipper
+from .worker import close_on_worker, open_on_worker
 
 __all__ = ("DEFAULT_THREADS", "DaskDriver")
 
@@ -171,9 +174,30 @@ class DaskDriver(AsyncioDriver):
         backend = DaskBackend(self._client, self._shipper)
         session = KernelSession(flow, opened.inputs, backend, recorder=opened.recorder, **opened.settings)
         try:
-            return await self.drive(session, backend, asyncio.TaskGroup(), backend.attach)
+            async with self._resources_on_workers(session):
+                return await self.drive(session, backend, asyncio.TaskGroup(), backend.attach)
         finally:
             backend.close()
+
+    @asynccontextmanager
+    async def _resources_on_workers(self, session: KernelSession) -> AsyncIterator[None]:
+        """Open the run's resources on every worker for the run (tools find them there by run id); the
+        session itself opens none here, on the client's side."""
+        declared, session.resources = session.resources, ()
+        if not declared:
+            yield
+            return
+        assert self._client is not None
+        run_id = session.options.run_id
+        try:
+            await self._client.run(open_on_worker, run_id, declared)
+        except Exception as exc:
+            await self._client.run(close_on_worker, run_id)
+            raise ResourceError(f"the run's resources could not be opened on the Dask workers: {exc}") from exc
+        try:
+            yield
+        finally:
+            await asyncio.shield(self._client.run(close_on_worker, run_id))
 
     def start_loop(self, main: Callable[[], Awaitable[None]]) -> None:
         """Run ``main`` on the client's loop (not a new one: the client is bound to its loop) and wait.

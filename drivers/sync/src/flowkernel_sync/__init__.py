@@ -13,6 +13,7 @@ import queue
 import time
 from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import Future
+from contextlib import nullcontext
 from typing import Any, Unpack
 
 from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, StopRun, TimerFired
@@ -34,7 +35,7 @@ from flowkernel.host import (
 from flowkernel.host.journal import open_run
 
 from .interrupt import ctrl_c_stops
-from .loop_thread import shared_loop_thread
+from .loop_thread import held_on_loop_thread, shared_loop_thread
 
 __all__ = ("SyncDriver",)
 
@@ -118,8 +119,9 @@ class SyncDriver:
         inline = limit == 1 and flow.runs_inline_safely and settings.get("deadline") is None
         backend = _SyncBackend(inline=inline, max_workers=workers)
         session = KernelSession(flow, opened.inputs, backend, recorder=opened.recorder, **settings)
+        world = held_on_loop_thread(session.opened_world()) if session.resources else nullcontext()
         try:
-            with session.guard(), ctrl_c_stops(backend):
+            with world, session.guard(), ctrl_c_stops(backend):
                 session.start()
                 if pause:
                     yield
@@ -158,18 +160,18 @@ class _SyncBackend(Backend):
 
     def start_invoke(self, command: Invoke) -> None:
         if command.tool.is_async:
-            coroutine = call_async(command, self._clock, "asyncio", (asyncio.CancelledError,))
+            coroutine = call_async(command, self._clock, "asyncio", (asyncio.CancelledError,), self.world)
             self._watch(command, shared_loop_thread().submit(coroutine))
         elif self._inline:  # in the caller's thread, where KeyboardInterrupt is the user's Ctrl-C
             self.in_inline_tool = True
             try:
-                self._local.append(call_sync(command, self._clock, (KeyboardInterrupt,)))
+                self._local.append(call_sync(command, self._clock, (KeyboardInterrupt,), self.world))
             finally:
                 self.in_inline_tool = False
         else:
             if self._pool is None:
                 self._pool = DaemonThreadPool(self._max_workers)
-            future = self._pool.submit(call_sync, command, self._clock)
+            future = self._pool.submit(call_sync, command, self._clock, (), self.world)
             self._watch(command, future, ThreadCall(future, self._pool))
 
     def _watch(self, command: Invoke, future: Future[Any], handle: Cancellable | None = None) -> None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
-from concurrent.futures import Future
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any, TypeVar
 
-__all__ = ("shared_loop_thread",)
+__all__ = ("held_on_loop_thread", "shared_loop_thread")
 
 T = TypeVar("T")
 
@@ -45,3 +46,28 @@ def shared_loop_thread() -> LoopThread:
         if _shared is None or not _shared.is_alive():
             _shared = LoopThread()
         return _shared
+
+
+@contextmanager
+def held_on_loop_thread(manager: AbstractAsyncContextManager[Any]) -> Iterator[None]:
+    """Enter ``manager`` on the loop thread for the block, entering and exiting it in one task there
+    (as anyio-based clients require), so async resources live on the loop that runs async tools."""
+    entered: Future[None] = Future()
+    release: list[asyncio.Event] = []
+
+    async def hold() -> None:
+        release.append(asyncio.Event())
+        async with manager:
+            entered.set_result(None)
+            await release[0].wait()
+
+    thread = shared_loop_thread()
+    task = thread.submit(hold())
+    wait([entered, task], return_when=FIRST_COMPLETED)
+    if not entered.done():
+        task.result()  # it failed to open: raise why
+    try:
+        yield
+    finally:
+        thread.loop.call_soon_threadsafe(release[0].set)
+        task.result()  # wait until everything is closed

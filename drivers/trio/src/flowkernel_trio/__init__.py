@@ -109,17 +109,19 @@ class _TrioBackend(Backend, AsyncWaiter):
     def start_invoke(self, command: Invoke) -> None:
         if self._inline and not command.tool.is_async:
             self.track(command.call_id, NOT_CANCELLABLE)
-            self.complete(call_sync(command, self._clock, (KeyboardInterrupt,)))
+            self.complete(call_sync(command, self._clock, (KeyboardInterrupt,), self.world))
         else:
             self._start(command.call_id, lambda scope: self._invoke(command, scope))
 
     async def _invoke(self, command: Invoke, scope: trio.CancelScope) -> None:
         with scope:
             if command.tool.is_async:
-                completion = await call_async(command, self._clock, "trio", _PASSTHROUGH)
+                completion = await call_async(command, self._clock, "trio", _PASSTHROUGH, self.world)
             else:  # trio's clock cannot be read from a worker thread: time the call from here
                 started = self._clock()
-                completion = await trio.to_thread.run_sync(call_sync, command, time.monotonic, abandon_on_cancel=True)
+                completion = await trio.to_thread.run_sync(
+                    call_sync, command, time.monotonic, (), self.world, abandon_on_cancel=True
+                )
                 completion = completion._replace(started=started, finished=self._clock())
             self.complete(completion)
 

@@ -1,0 +1,72 @@
+"""A run's world: what every tool call gets from its run (open resources, the middleware chain), and
+opening the run's resources for as long as it lasts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, NamedTuple
+
+from ..errors import ResourceError
+from ..model.flow import Flow
+from ..model.resource import Resource
+from .middleware import Middleware
+
+__all__ = ("NO_WORLD", "CallWorld", "declared_resources", "opened_resources")
+
+
+class CallWorld(NamedTuple):
+    """What each tool call of a run sees: the run's open resources and its call middleware."""
+
+    resources: Mapping[str, Any] = {}
+    middleware: tuple[Middleware, ...] = ()
+
+
+NO_WORLD = CallWorld()
+
+
+def declared_resources(flow: Flow, extra: Iterable[Resource[Any]] = ()) -> tuple[Resource[Any], ...]:
+    """The resources a run opens: the flow's and its sub-flows', then the run's own; one per name."""
+    found: dict[str, Resource[Any]] = {}
+    for resource in (*_flow_resources(flow), *extra):
+        if not isinstance(resource, Resource):
+            raise ResourceError(f"resources must be Resource declarations, got {type(resource).__name__}")
+        other = found.setdefault(resource.name, resource)
+        if other is not resource and other.factory is not resource.factory:
+            raise ResourceError(f"two different resources are named {resource.name!r}")
+    return tuple(found.values())
+
+
+def _flow_resources(flow: Flow) -> Iterable[Resource[Any]]:
+    yield from flow.resources
+    for step in flow.steps:
+        if step.flow is not None:
+            yield from _flow_resources(step.flow)
+
+
+@asynccontextmanager
+async def opened_resources(declared: Sequence[Resource[Any]]) -> AsyncIterator[dict[str, Any]]:
+    """Open ``declared`` in order, in the current task (sync context managers too); close them in
+    reverse order when the block ends, however it ends, shielded from cancellation so each closes."""
+    stack = AsyncExitStack()
+    values: dict[str, Any] = {}
+    try:
+        for resource in declared:
+            try:
+                manager = resource.factory()
+                if hasattr(manager, "__aenter__"):
+                    values[resource.name] = await stack.enter_async_context(manager)  # type: ignore[arg-type]
+                elif hasattr(manager, "__enter__"):
+                    values[resource.name] = stack.enter_context(manager)
+                else:
+                    raise TypeError(f"its factory returned {type(manager).__name__}, not a context manager")
+            except Exception as exc:
+                raise ResourceError(
+                    f"resource {resource.name!r} could not be opened: {type(exc).__name__}: {exc}"
+                ) from exc
+        yield values
+    finally:
+        import anyio  # here: importing flowkernel stays light for runs without resources
+
+        with anyio.CancelScope(shield=True):
+            await stack.aclose()

@@ -1,0 +1,60 @@
+"""Resources: named clients a run's tools share (an HTTP client, a database pool, an MCP session).
+
+A :class:`Resource` is a declaration: a name and a factory of a context manager (sync or async). It
+connects to nothing; the driver opens it when a run starts (on its own loop or thread) and closes it
+when the run ends, whatever the ending. A tool reaches the open value with :meth:`Resource.get`::
+
+    http = Resource("http", lambda: httpx.AsyncClient())
+    flow = Flow(name="f", steps=[...], resources=[http])
+
+    @tool
+    async def fetch(url: str) -> str:
+        return (await http.get().get(url)).text
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from contextvars import ContextVar
+from typing import Any, Generic, TypeVar
+
+from ..errors import ResourceError
+
+__all__ = ("Resource", "ResourceFactory", "open_resources")
+
+T = TypeVar("T")
+
+ResourceFactory = Callable[[], AbstractContextManager[T] | AbstractAsyncContextManager[T]]
+"""Called once per run (per worker, on Dask); what its context manager enters to is the resource."""
+
+open_resources: ContextVar[Mapping[str, Any] | None] = ContextVar("flowkernel_resources", default=None)
+"""The open resources of the run whose tool is executing (set by the driver around every tool call)."""
+
+
+class Resource(Generic[T]):
+    """A named resource, opened per run; ``get()`` inside a tool gives its open value, typed."""
+
+    __slots__ = ("factory", "name")
+
+    def __init__(self, name: str, factory: ResourceFactory[T]) -> None:
+        if not name or not isinstance(name, str):
+            raise ValueError(f"a resource needs a non-empty name, got {name!r}")
+        if not callable(factory):
+            raise TypeError(f"resource {name!r}: the factory must be callable, got {type(factory).__name__}")
+        self.name = name
+        self.factory = factory
+
+    def get(self) -> T:
+        """The open value in the run whose tool calls this; :class:`ResourceError` outside one or if the
+        run did not declare it."""
+        try:
+            return (open_resources.get() or {})[self.name]  # type: ignore[no-any-return]
+        except KeyError:
+            raise ResourceError(
+                f"resource {self.name!r} is not open here: call get() inside a tool of a run that declares it "
+                "(Flow(resources=[...]) or the run's resources= setting)"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"Resource({self.name!r})"
