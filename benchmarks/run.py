@@ -4,6 +4,7 @@
     python benchmarks/run.py --quick         # smoke mode: tiny sizes, 1-2 repeats, a few seconds
     python benchmarks/run.py --only chain    # one benchmark (repeat --only for several)
     python benchmarks/run.py --only journal  # the journal's cost per step (about 2.5 minutes)
+    python benchmarks/run.py --only otel     # OpenTelemetry tracing's cost per step
 
 Every figure is a median over repeated samples; every ratio compares against a baseline measured in the
 same run. Results go to stdout as a table and to ``benchmarks/results/latest.json`` (or ``--json PATH``).
@@ -34,6 +35,7 @@ import bench_dask  # noqa: E402
 import bench_fanout  # noqa: E402
 import bench_journal  # noqa: E402
 import bench_many_runs  # noqa: E402
+import bench_otel  # noqa: E402
 from _harness import Config, Row, format_table, log  # noqa: E402
 
 BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
@@ -43,6 +45,7 @@ BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
     bench_dask.NAME: bench_dask.run,
     bench_many_runs.NAME: bench_many_runs.run,
     bench_journal.NAME: bench_journal.run,
+    bench_otel.NAME: bench_otel.run,
 }
 DEFAULT_JSON = HERE / "results" / "latest.json"
 

@@ -44,3 +44,21 @@ def test_every_example_on_the_durability_page_runs() -> None:
     for block in blocks:
         exec(compile(block, str(page), "exec"), namespace)
     assert namespace["paid"].outputs == {"charge": "order-7/charge"}  # type: ignore[attr-defined]
+
+
+def test_the_example_on_the_otel_page_runs_and_prints_the_span_tree() -> None:
+    import contextlib
+    import io
+
+    import pytest
+
+    pytest.importorskip("opentelemetry.sdk.trace", reason="opentelemetry-sdk is not installed")
+    page = ROOT / "docs" / "otel.md"
+    (block,) = python_blocks(page)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(block, str(page), "exec"), {})
+    expected = re.search(r"```text\n(.*?)```", page.read_text(), re.S)
+    assert expected is not None
+    assert sorted(printed.getvalue().splitlines()) == sorted(expected.group(1).splitlines())
+    assert printed.getvalue().splitlines()[0] == "flowkernel.run nightly"

@@ -254,7 +254,8 @@ def test_inputs_json_inline_file_and_stdin_with_input_overriding(tmp_path: Path)
 
 def test_failed_run_exits_1_and_shows_errors_and_skips(tmp_path: Path, driver: str) -> None:
     path = write_flow(tmp_path, "failing.py", FAILING_FLOW)
-    result = invoke("run", f"{path}:flow", "-d", driver, "-i", "n=3", "-i", "names=x", env={"COLUMNS": "120"})
+    args = ("run", f"{path}:flow", "-d", driver, "-i", "n=3", "-i", "names=x")
+    result = invoke(*args, "--table", env={"COLUMNS": "120"})
     assert result.exit_code == 1
     rows = {
         cells[0]: cells
@@ -271,6 +272,13 @@ def test_failed_run_exits_1_and_shows_errors_and_skips(tmp_path: Path, driver: s
     assert rows["independent"][1] == "succeeded"
     assert "run failed (2 succeeded, 1 failed, 1 skipped)" in result.stdout
     assert "error in boom: [tool] RuntimeError: no good: [bold]3[/bold]" in result.stdout
+
+    summary = invoke(*args, env={"COLUMNS": "120"})  # without --table: a summary instead of the rows
+    assert summary.exit_code == 1
+    assert not any(line.startswith("│") for line in summary.stdout.splitlines())
+    assert "  skipped: after_boom" in summary.stdout.splitlines()
+    assert "run failed (2 succeeded, 1 failed, 1 skipped)" in summary.stdout
+    assert "error in boom: [tool] RuntimeError: no good: [bold]3[/bold]" in summary.stdout
 
     as_json = invoke("run", f"{path}:make_flow", "-d", driver, "-i", "n=3", "-i", "names=x", "--json")
     assert as_json.exit_code == 1
@@ -513,8 +521,7 @@ def test_ctrl_c_shows_the_partial_result(tmp_path: Path, driver: str) -> None:
         stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 1, stderr
     assert "interrupted: showing the partial result" in stderr
-    assert re.search(r"│ quick +│ succeeded", stdout)
-    assert re.search(r"│ slow +│ cancelled +│ +1 │ +- │ cancelled while running", stdout)
+    assert "  cancelled while running: slow" in stdout.splitlines()  # a summary, not every row
     assert "run cancelled (1 succeeded, 1 cancelled)" in stdout
 
 

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from flowkernel import ExecutionResult, RunStatus
+from flowkernel import ErrorInfo, ErrorKind, ExecutionResult, RunStatus
 from flowkernel.cli import common
 from flowkernel.cli.app import cli
 from flowkernel.cli.loading import flow_source, load_flow
+from flowkernel.cli.render import error_lines
 from flowkernel.host.journal import SqliteJournal
 from flowkernel_sync import SyncDriver
 
@@ -31,7 +32,7 @@ FLOWS = """
     import os
     from pathlib import Path
 
-    from flowkernel import Flow, Input, Ref, Step, tool
+    from flowkernel import Flow, Input, Ref, Step, ToolError, tool
 
     CALLS = Path(__file__).with_name("calls.log")
     CRASH = Path(__file__).with_name("crash-in-b")
@@ -80,6 +81,15 @@ FLOWS = """
     version_two = chain(version="2")
     other_first_tool = chain(first=twice)
     failing = Flow(name="failing", steps=(Step(id="a", tool=boom, arguments={"x": Input("n")}),))
+
+    def call_the_server(x):
+        raise ToolError(f"refused {x}", details={"code": -32602, "data": {"n": x}})
+
+    @tool
+    def refuse(x: int) -> int:
+        return call_the_server(x)
+
+    refusing = Flow(name="refusing", steps=(Step(id="a", tool=refuse, arguments={"x": Input("n")}),))
 """
 
 
@@ -161,6 +171,54 @@ def test_journaled_run_is_listed_and_shown_as_run_showed_it(flows: Path, tmp_pat
     assert shown_failed.exit_code == 1
     assert "error in a: [tool] ValueError: no good: 7" in shown_failed.stdout
     assert "run failed (1 failed)" in shown_failed.stdout
+
+
+def test_show_prints_a_failed_steps_details_and_where_it_raised(flows: Path, tmp_path: Path) -> None:
+    journal = tmp_path / "runs.db"
+    ran = invoke("run", f"{flows}:refusing", "-i", "n=7", "--journal", journal, "--run-id", "r1")
+    assert ran.exit_code == 1
+    shown = invoke("show", journal, "r1")
+    assert shown.exit_code == 1
+    source = flows.read_text().splitlines()
+    raise_line = next(n for n, line in enumerate(source, 1) if "raise ToolError" in line)
+    call_line = next(n for n, line in enumerate(source, 1) if "return call_the_server(x)" in line)
+    lines = shown.stdout.splitlines()
+    start = lines.index("  error in a: [tool] flowkernel.errors.ToolError: refused 7")
+    error_section = lines[start : start + 6]
+    assert error_section[1:3] == [
+        '    details: {"code":-32602,"data":{"n":7}}',
+        "    raised at (--traceback shows all of it):",
+    ]
+    assert error_section[3] == f'      File "{flows}", line {raise_line}, in call_the_server'
+    assert error_section[4].strip().startswith('raise ToolError(f"refused {x}"')
+    assert error_section[5] == "    flowkernel.errors.ToolError: refused 7"
+    assert "in refuse" not in shown.stdout  # only the frame that raised, without --traceback
+    ran_lines = ran.stdout.splitlines()
+    assert ran_lines[ran_lines.index(error_section[0]) :][:6] == error_section  # as run showed it
+
+    full = invoke("show", journal, "r1", "--traceback")
+    assert full.exit_code == 1
+    tail = full.stdout.splitlines()[start + 2 :]
+    assert tail[:2] == ["    traceback:", "    Traceback (most recent call last):"]
+    assert f'      File "{flows}", line {call_line}, in refuse' in tail
+    assert f'      File "{flows}", line {raise_line}, in call_the_server' in tail
+
+    as_json = invoke("show", journal, "r1", "--json")
+    assert as_json.exit_code == 1
+    error = json.loads(as_json.stdout)["steps"][0]["error"]
+    assert error["details"] == {"code": -32602, "data": {"n": 7}}
+    with SqliteJournal(journal) as opened:
+        [raised] = [c for entry in opened.load("r1").entries for c in entry.completions]
+    assert error["traceback"] == raised.error.traceback  # type: ignore[union-attr]  # in full, as recorded
+    assert error["traceback"].startswith("Traceback (most recent call last):\n")
+    assert error["traceback"].endswith("flowkernel.errors.ToolError: refused 7\n")
+
+
+def test_errors_made_by_the_kernel_show_no_traceback() -> None:
+    timeout = ErrorInfo(ErrorKind.TIMEOUT, "TimeoutError", "attempt 1 timed out after 5 s", "s")
+    assert error_lines(timeout) == []
+    assert error_lines(timeout, full_traceback=True) == []
+    assert error_lines(ErrorInfo(ErrorKind.TOOL, "E", "m", "s", details={"code": 1})) == ['details: {"code":1}']
 
 
 def test_run_records_where_the_flow_came_from_as_an_absolute_reference(
@@ -413,7 +471,7 @@ def test_a_timed_out_run_is_shown_as_a_table(tmp_path: Path) -> None:
         "flow = Flow(name='slow', steps=[Step(id='stuck', tool=stuck)])\n"
     )
     journal = tmp_path / "runs.db"
-    timed = invoke("run", f"{flows}:flow", "--deadline", "0.05", "--journal", journal, "--run-id", "r1")
+    timed = invoke("run", f"{flows}:flow", "--deadline", "0.05", "--journal", journal, "--run-id", "r1", "--table")
     assert timed.exit_code == 1, timed.output
     assert "run timed_out (1 cancelled)" in timed.stdout
-    assert invoke("show", journal, "r1").stdout == timed.stdout
+    assert invoke("show", journal, "r1").stdout == timed.stdout  # show prints every row, as run --table does

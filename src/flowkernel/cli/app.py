@@ -24,7 +24,10 @@ from .common import (
     EXIT_FAILED,
     EXIT_SUCCEEDED,
     EXIT_USAGE,
+    QUIET_HELP,
     SCHEDULER_HELP,
+    TABLE_HELP,
+    TRACEBACK_HELP,
     CannotRunError,
     driver_named,
     exit_with,
@@ -35,6 +38,7 @@ from .common import (
 )
 from .journal_commands import resume, runs, show
 from .loading import InputSyntaxError, flow_source, parse_input_pairs, parse_inputs_json
+from .progress import live_progress
 
 __all__ = ("EXIT_FAILED", "EXIT_SUCCEEDED", "EXIT_USAGE", "CannotRunError", "cli")
 
@@ -78,7 +82,9 @@ def cli() -> None:
 )
 @click.option("--durability", type=click.Choice(["process", "power"]), help=DURABILITY_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON instead of a table.")
-@click.option("--traceback", "show_traceback", is_flag=True, help="Show the traceback when the flow's code raises.")
+@click.option("--traceback", "show_traceback", is_flag=True, help=TRACEBACK_HELP)
+@click.option("--table", "full_table", is_flag=True, help=TABLE_HELP)
+@click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
 def run(
     reference: str,
     driver: str,
@@ -93,12 +99,15 @@ def run(
     durability: Durability | None,
     as_json: bool,
     show_traceback: bool,
+    full_table: bool,
+    quiet: bool,
 ) -> None:
     """Run the flow MODULE:FLOW and show its result.
 
     MODULE is a dotted module name or a path to a .py file; FLOW names a Flow in it, or a function of
     no arguments that returns one (default: flow). With --journal the run is recorded as it goes, with
     where its flow came from: resume it after a crash or Ctrl-C with `flowkernel resume JOURNAL RUN_ID`.
+    On a terminal, a live display on stderr shows the run's progress while it lasts (--quiet: none).
     Exits 0 if the run succeeded, 1 if it failed or was cancelled, 2 if it could not start.
     """
     runner = driver_named(driver, scheduler)
@@ -110,29 +119,38 @@ def run(
     flow = load(reference, show_traceback)
     if journal_path is None:
         try:
-            result = runner.run_blocking(
-                flow, inputs, run_id=run_id, max_concurrency=concurrency, deadline=deadline, fail_fast=fail_fast
-            )
+            with live_progress(flow, enabled=not (quiet or as_json)) as on_event:
+                result = runner.run_blocking(
+                    flow,
+                    inputs,
+                    run_id=run_id,
+                    max_concurrency=concurrency,
+                    deadline=deadline,
+                    fail_fast=fail_fast,
+                    on_event=on_event,
+                )
         except BaseException as exc:
             result = handle_run_error(exc)
-        exit_with(result, as_json)
+        exit_with(result, as_json, full_tracebacks=show_traceback, table=full_table)
     run_id = run_id or new_run_id()  # chosen here, so that it can be shown before the run starts
     with open_journal(journal_path, durability or "process") as journal:
         click.echo(f"recording run {run_id} in {journal_path}", err=True)
         try:
-            result = runner.run_blocking(
-                flow,
-                inputs,
-                run_id=run_id,
-                max_concurrency=concurrency,
-                deadline=deadline,
-                fail_fast=fail_fast,
-                journal=journal,
-                flow_source=flow_source(reference),
-            )
+            with live_progress(flow, enabled=not (quiet or as_json)) as on_event:
+                result = runner.run_blocking(
+                    flow,
+                    inputs,
+                    run_id=run_id,
+                    max_concurrency=concurrency,
+                    deadline=deadline,
+                    fail_fast=fail_fast,
+                    journal=journal,
+                    flow_source=flow_source(reference),
+                    on_event=on_event,
+                )
         except BaseException as exc:
             result = handle_run_error(exc, resume_hint=resume_command(journal_path, run_id))
-    exit_with(result, as_json)
+    exit_with(result, as_json, full_tracebacks=show_traceback, table=full_table)
 
 
 def _read_inputs(pairs: tuple[str, ...], inputs_json: str | None) -> dict[str, Any]:

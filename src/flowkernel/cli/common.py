@@ -29,7 +29,10 @@ __all__ = (
     "EXIT_FAILED",
     "EXIT_SUCCEEDED",
     "EXIT_USAGE",
+    "QUIET_HELP",
     "SCHEDULER_HELP",
+    "TABLE_HELP",
+    "TRACEBACK_HELP",
     "CannotRunError",
     "driver_named",
     "exit_with",
@@ -59,6 +62,15 @@ SCHEDULER_HELP = (
     "With --driver dask: the address of the Dask scheduler to send calls to (tcp://host:8786); "
     "without it, the flow runs on an in-process cluster."
 )
+TRACEBACK_HELP = (
+    "Show tracebacks in full: the flow module's when loading it raises, and each failed step's "
+    "(without it, only where the step's error was raised)."
+)
+TABLE_HELP = (
+    "Show every step's row even when the run did not succeed (a failed, cancelled or timed-out run "
+    "otherwise ends with a summary: counts, the failed steps and their errors)."
+)
+QUIET_HELP = "Show no live progress while the run goes (shown only on a terminal, on stderr, after half a second)."
 EXISTING_JOURNAL = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -76,12 +88,14 @@ def driver_named(name: str, scheduler: str | None = None) -> Driver:
     return driver
 
 
-def exit_with(result: ExecutionResult, as_json: bool) -> NoReturn:
-    """Print ``result`` (a table, or JSON) and exit 0 if the run succeeded, else 1."""
+def exit_with(result: ExecutionResult, as_json: bool, *, full_tracebacks: bool = False, table: bool = True) -> NoReturn:
+    """Print ``result`` (a table, or JSON: complete, every traceback in full) and exit 0 if the run
+    succeeded, else 1. Without ``table``, a run that did not succeed gets a summary instead of its table."""
     if as_json:
         click.echo(result.to_json(indent=2))
     else:
-        render_result(result, Console(highlight=False))
+        full = table or result.status is RunStatus.SUCCEEDED
+        render_result(result, Console(highlight=False), full_tracebacks=full_tracebacks, table=full)
     sys.exit(EXIT_SUCCEEDED if result.status is RunStatus.SUCCEEDED else EXIT_FAILED)
 
 

@@ -21,7 +21,10 @@ from .common import (
     DURABILITY_HELP,
     EXISTING_JOURNAL,
     EXIT_FAILED,
+    QUIET_HELP,
     SCHEDULER_HELP,
+    TABLE_HELP,
+    TRACEBACK_HELP,
     CannotRunError,
     driver_named,
     exit_with,
@@ -31,6 +34,7 @@ from .common import (
     open_journal,
     resume_command,
 )
+from .progress import live_progress
 from .render import INCOMPLETE, render_runs, run_summary_dict
 
 __all__ = ("resume", "runs", "show")
@@ -60,7 +64,9 @@ def _flow_help(purpose: str) -> str:
 )
 @click.option("--durability", type=click.Choice(["process", "power"]), default="process", help=DURABILITY_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON instead of a table.")
-@click.option("--traceback", "show_traceback", is_flag=True, help="Show the traceback when the flow's code raises.")
+@click.option("--traceback", "show_traceback", is_flag=True, help=TRACEBACK_HELP)
+@click.option("--table", "full_table", is_flag=True, help=TABLE_HELP)
+@click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
 def resume(
     journal_path: Path,
     run_id: str,
@@ -71,13 +77,16 @@ def resume(
     durability: Durability,
     as_json: bool,
     show_traceback: bool,
+    full_table: bool,
+    quiet: bool,
 ) -> None:
     """Resume run RUN_ID from JOURNAL and show its result.
 
     The journal's record is replayed (completed calls are not made again, and the replay must issue
     the same calls as the record: a flow that changed is refused), then the run goes on from where it
     stopped, with the inputs and options it started with. A run that had finished is shown as it is.
-    Exits like run: 0 succeeded, 1 failed or cancelled, 2 could not resume.
+    Shows its progress and its result like run. Exits like run: 0 succeeded, 1 failed or cancelled,
+    2 could not resume.
     """
     runner = driver_named(driver, scheduler)
     with open_journal(journal_path, durability) as journal:
@@ -85,12 +94,18 @@ def resume(
         if summary_of(journal, run_id).status != INCOMPLETE:
             click.echo(f"run {run_id} had already finished: nothing to resume (its record is replayed)", err=True)
         try:
-            result = runner.run_blocking(
-                flow, journal=journal, run_id=run_id, resume=True, allow_flow_change=allow_flow_change
-            )
+            with live_progress(flow, enabled=not (quiet or as_json)) as on_event:
+                result = runner.run_blocking(
+                    flow,
+                    journal=journal,
+                    run_id=run_id,
+                    resume=True,
+                    allow_flow_change=allow_flow_change,
+                    on_event=on_event,
+                )
         except BaseException as exc:
             result = handle_run_error(exc, resume_hint=resume_command(journal_path, run_id))
-    exit_with(result, as_json)
+    exit_with(result, as_json, full_tracebacks=show_traceback, table=full_table)
 
 
 def summary_of(journal: SqliteJournal, run_id: str) -> RunSummary:
@@ -137,9 +152,9 @@ def runs(journal_path: Path, as_json: bool) -> None:
 @a_recorded_run
 @click.option("--flow", "reference", metavar="MODULE:FLOW", help=_flow_help("replay the record with"))
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON instead of a table.")
-@click.option("--traceback", "show_traceback", is_flag=True, help="Show the traceback when the flow's code raises.")
+@click.option("--traceback", "show_traceback", is_flag=True, help=TRACEBACK_HELP)
 def show(journal_path: Path, run_id: str, reference: str | None, as_json: bool, show_traceback: bool) -> None:
-    """Show the result of run RUN_ID from JOURNAL, as run showed it.
+    """Show the result of run RUN_ID from JOURNAL, as run --table showed it (every step's row).
 
     The result is rebuilt from the journal's record by replaying it with the run's flow (no tool is
     called). Exits 0 if the run succeeded, 1 if it failed, was cancelled or has not finished (then it
@@ -151,7 +166,7 @@ def show(journal_path: Path, run_id: str, reference: str | None, as_json: bool, 
             flow = recorded_flow(journal, run_id, reference, show_traceback)
             with journal_errors():
                 result = replay(flow, journal, run_id, allow_flow_change=reference is not None)
-            exit_with(result, as_json)
+            exit_with(result, as_json, full_tracebacks=show_traceback)
     if as_json:
         click.echo(json.dumps(run_summary_dict(summary), indent=2))
     else:

@@ -18,17 +18,19 @@ from rich.table import Table
 from rich.text import Text
 
 from ..host.journal.base import RunSummary
-from ..result import ExecutionResult, RunStatus, StepRecord, StepStatus
+from ..result import ErrorInfo, ExecutionResult, RunStatus, StepRecord, StepStatus
 
 __all__ = (
     "DETAIL_WIDTH",
     "INCOMPLETE",
+    "error_lines",
     "format_duration",
     "render_result",
     "render_runs",
     "run_summary_dict",
     "step_detail",
     "step_duration",
+    "summary_head",
 )
 
 DETAIL_WIDTH = 60
@@ -116,9 +118,27 @@ def _table(result: ExecutionResult, width: int) -> Table:
     return table
 
 
-def render_result(result: ExecutionResult, console: Console) -> None:
-    """Print the step table, the run's status with a count per step status, errors in full, and outputs."""
-    console.print(_table(result, console.width))
+def error_lines(error: ErrorInfo, *, full_traceback: bool = False) -> list[str]:
+    """What is shown under a failed step's error: its details, and its traceback (else only where it was raised:
+    the innermost frame and the exception, unless ``full_traceback``)."""
+    lines = [f"details: {_compact(error.details)}"] if error.details else []
+    if error.traceback:
+        frames = error.traceback.rstrip("\n").splitlines()
+        if full_traceback:
+            lines += ["traceback:", *frames]
+        else:
+            last = max((k for k, line in enumerate(frames) if line.startswith('  File "')), default=0)
+            lines += ["raised at (--traceback shows all of it):", *frames[last:]]
+    return lines
+
+
+def render_result(
+    result: ExecutionResult, console: Console, *, full_tracebacks: bool = False, table: bool = True
+) -> None:
+    """Print the step table, the run's status with a count per step status, errors in full (with details and
+    where they were raised, or their whole traceback), and outputs. Without ``table``, a short summary
+    (:func:`summary_head`) takes the table's place."""
+    console.print(_table(result, console.width) if table else summary_head(result))
     counts = Counter(record.status for record in result.steps)
     tally = ", ".join(f"{counts[status]} {status.value}" for status in StepStatus if counts[status])
     line = Text("run ")
@@ -129,11 +149,35 @@ def render_result(result: ExecutionResult, console: Console) -> None:
     console.print(line)
     for error in result.errors:
         console.print(Text(f"  error in {error.step}: [{error.kind.value}] {error.type}: {error.message}", style="red"))
+        for detail in error_lines(error, full_traceback=full_tracebacks):
+            console.print(Text(f"    {detail}"), soft_wrap=True)
     if result.outputs:
         console.print(Text("outputs:", style="bold"))
         console.print(Pretty(to_jsonable_python(result.outputs, fallback=repr), indent_guides=False))
     else:
         console.print(Text("outputs: none", style="bold"))
+
+
+_SUMMARY_NAMES = 5
+"""How many steps of each kind a summary names before it counts the rest."""
+
+
+def summary_head(result: ExecutionResult) -> Text:
+    """What a run that did not succeed shows instead of its table: its title, and which steps were skipped
+    and cancelled (the failed ones follow with their errors), a few names each, so a stopped 200-step run
+    is a few lines, not 200 rows."""
+    head = Text(f"{result.flow_name} v{result.flow_version}, run {result.run_id} (a summary: --table lists every step)")
+    groups = (
+        ("skipped", [r for r in result.steps if r.status is StepStatus.SKIPPED]),
+        ("cancelled while running", [r for r in result.steps if r.status is StepStatus.CANCELLED and r.attempts]),
+        ("cancelled before starting", [r for r in result.steps if r.status is StepStatus.CANCELLED and not r.attempts]),
+    )
+    for label, records in groups:
+        if records:
+            names = ", ".join(record.id for record in records[:_SUMMARY_NAMES])
+            more = f" and {len(records) - _SUMMARY_NAMES} more" if len(records) > _SUMMARY_NAMES else ""
+            head.append(f"\n  {label}: {names}{more}", style=_STATUS_STYLE[records[0].status])
+    return head
 
 
 def run_summary_dict(summary: RunSummary) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .events import assert_event_parity, kernel_events, runs_in_sequence
 from .oracle import oracle_result
 from .parity import DEFAULT_LIMITS, ParityError, assert_parity, run_canonical
 from .replay import assert_replay_parity
@@ -22,10 +23,13 @@ __all__ = (
     "Script",
     "ScriptedFailure",
     "ScriptedOutput",
+    "assert_event_parity",
     "assert_parity",
     "assert_replay_parity",
+    "kernel_events",
     "oracle_result",
     "run_canonical",
+    "runs_in_sequence",
     "scenarios",
     "scripted_tool",
 )
