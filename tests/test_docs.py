@@ -62,3 +62,13 @@ def test_the_example_on_the_otel_page_runs_and_prints_the_span_tree() -> None:
     assert expected is not None
     assert sorted(printed.getvalue().splitlines()) == sorted(expected.group(1).splitlines())
     assert printed.getvalue().splitlines()[0] == "flowkernel.run nightly"
+
+
+def test_every_example_on_the_world_page_runs() -> None:
+    page = ROOT / "docs" / "world.md"
+    blocks = python_blocks(page)
+    assert len(blocks) >= 3
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), namespace)
+    assert namespace["events_log"] == ["open counter", "open session", "close session", "close counter"]

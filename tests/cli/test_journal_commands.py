@@ -30,9 +30,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 FLOWS = """
     import os
+    from contextlib import contextmanager
     from pathlib import Path
 
-    from flowkernel import Flow, Input, Ref, Step, ToolError, tool
+    from flowkernel import Flow, Input, Ref, Resource, Step, ToolError, tool
 
     CALLS = Path(__file__).with_name("calls.log")
     CRASH = Path(__file__).with_name("crash-in-b")
@@ -90,6 +91,30 @@ FLOWS = """
         return call_the_server(x)
 
     refusing = Flow(name="refusing", steps=(Step(id="a", tool=refuse, arguments={"x": Input("n")}),))
+
+    @contextmanager
+    def open_offset():
+        note("open")
+        try:
+            yield 1000
+        finally:
+            note("close")
+
+    offset = Resource("offset", open_offset)
+
+    @tool
+    def shifted(x: int) -> int:
+        return x + offset.get()
+
+    with_resources = Flow(
+        name="with_resources",
+        steps=(
+            Step(id="a", tool=add, arguments={"x": Input("n")}),
+            Step(id="b", tool=times_ten, arguments={"x": Ref("a")}),
+            Step(id="c", tool=shifted, arguments={"x": Ref("b")}),
+        ),
+        resources=[offset],
+    )
 """
 
 
@@ -324,6 +349,21 @@ def test_ctrl_c_leaves_a_journaled_run_resumable_and_says_how(flows: Path, tmp_p
     assert resumed.exit_code == 0, resumed.output
     assert "run succeeded (3 succeeded)" in resumed.stdout
     assert calls(flows) == ["add", "times_ten", "times_ten", "add"]
+
+
+def test_a_flow_module_with_resources_runs_and_resumes_through_the_cli(flows: Path, tmp_path: Path) -> None:
+    journal = tmp_path / "runs.db"
+    flows.with_name("interrupt-in-b").touch()
+    interrupted = invoke(
+        "run", f"{flows}:with_resources", "-i", "n=2", "-c", "1", "--journal", journal, "--run-id", "r1"
+    )
+    assert interrupted.exit_code == 1
+    assert calls(flows) == ["open", "add", "times_ten", "close"]  # closed once, on Ctrl-C too
+
+    resumed = invoke("resume", journal, "r1", "--json")
+    assert resumed.exit_code == 0, resumed.output
+    assert outputs(resumed).outputs == {"c": 1030}
+    assert calls(flows) == ["open", "add", "times_ten", "close", "open", "times_ten", "close"]
 
 
 def test_resume_with_another_flow_source(flows: Path, tmp_path: Path) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import AsyncIterator, Generator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import pytest
 from pydantic import BaseModel
 
-from flowkernel import ErrorKind, ExecutionResult, Flow, Input, Ref, RunStatus, Step, StepStatus, tool
+from flowkernel import ErrorKind, ExecutionResult, Flow, Input, Invoke, Ref, Resource, RunStatus, Step, StepStatus, tool
 from flowkernel.host import AsyncDriver, UnsupportedToolError
 from flowkernel_asyncio import AsyncioDriver
 from flowkernel_trio import TrioDriver
@@ -200,3 +202,45 @@ def test_where_sync_tools_run(driver_class: type[AsyncDriver], sync_tools: str, 
     loop_thread = in_thread(main)
     assert len(seen) == 2
     assert all((ident == loop_thread) is same_thread for ident in seen)
+
+
+def test_cancelling_the_caller_closes_resources_once_after_the_calls_and_runs_middleware_cleanup(
+    driver_class: type[AsyncDriver],
+) -> None:
+    """The caller's cancellation (an asyncio task cancelled, a trio scope cancelled) cancels the async tool,
+    whose middleware's ``finally`` runs, and closes the run's async resource exactly once, after that."""
+    trail: list[str] = []
+
+    @asynccontextmanager
+    async def open_client() -> AsyncIterator[str]:
+        trail.append("open")
+        try:
+            yield "client"
+        finally:
+            await anyio.sleep(0)  # a real await while the run is being cancelled: shielded
+            trail.append("close")
+
+    client = Resource("client", open_client)
+
+    @tool
+    async def hangs(x: int) -> int:
+        trail.append(f"call with {client.get()}")
+        await anyio.sleep(60)
+        return x
+
+    def watch(call: Invoke) -> Generator[Invoke, Any, Any]:
+        try:
+            return (yield call)
+        finally:
+            trail.append("middleware cleanup")
+
+    flow = Flow(name="hanging", steps=[Step(id="h", tool=hangs, arguments={"x": 1})], resources=[client])
+    driver = driver_class()
+
+    async def main() -> Any:
+        with anyio.move_on_after(0.2):
+            return await driver.run(flow, middleware=[watch])
+        return None
+
+    assert in_thread(lambda: anyio.run(main, backend=driver.name)) is None  # the run was cancelled
+    assert trail == ["open", "call with client", "middleware cleanup", "close"]
