@@ -12,8 +12,21 @@ import anyio
 import pytest
 from pydantic import BaseModel
 
-from flowkernel import ErrorKind, ExecutionResult, Flow, Input, Invoke, Ref, Resource, RunStatus, Step, StepStatus, tool
-from flowkernel.host import AsyncDriver, UnsupportedToolError
+from flowkernel import (
+    ErrorKind,
+    ExecutionResult,
+    Flow,
+    Input,
+    Invoke,
+    Ref,
+    Resource,
+    RetryPolicy,
+    RunStatus,
+    Step,
+    StepStatus,
+    tool,
+)
+from flowkernel.host import AsyncDriver, UnsupportedToolError, partial_result
 from flowkernel_asyncio import AsyncioDriver
 from flowkernel_trio import TrioDriver
 
@@ -244,3 +257,57 @@ def test_cancelling_the_caller_closes_resources_once_after_the_calls_and_runs_mi
 
     assert in_thread(lambda: anyio.run(main, backend=driver.name)) is None  # the run was cancelled
     assert trail == ["open", "call with client", "middleware cleanup", "close"]
+
+
+def test_a_caller_stop_while_a_retryable_failure_waits_gives_the_partial_result(
+    driver_class: type[AsyncDriver],
+) -> None:
+    """Issue 10.1: the failure and the stop reach the kernel in one batch; the backoff timer the kernel
+    starts and cancels at once must not leave the abort waiting for an answer (it raised ProtocolError)."""
+    stop: list[Any] = []
+
+    @tool(retry=RetryPolicy(max_attempts=3, initial_delay=30))
+    async def fails_and_stops(x: int) -> int:
+        stop[0]()  # the caller cancels the run as the failure is reported
+        raise ValueError("flaky")
+
+    flow = Flow(name="flaky", steps=[Step(id="f", tool=fails_and_stops, arguments={"x": 1})])
+    driver = driver_class()
+
+    async def main() -> Any:
+        with anyio.CancelScope() as scope:
+            stop.append(scope.cancel)
+            try:
+                await driver.run(flow)
+            except driver.cancellation as exc:
+                return partial_result(exc)
+        return None
+
+    partial = in_thread(lambda: anyio.run(main, backend=driver.name))
+    assert partial is not None
+    assert partial.status == RunStatus.CANCELLED
+    (attempt,) = partial.step("f").attempts
+    assert attempt.error is not None and attempt.error.message == "flaky"
+
+
+def test_a_tool_raising_keyboard_interrupt_itself_stops_the_run_with_the_partial_result(
+    driver_class: type[AsyncDriver],
+) -> None:
+    """Issue 10.3: in the caller's thread a KeyboardInterrupt is the user's Ctrl-C, wherever it is raised;
+    trio used to give a BaseExceptionGroup with no partial result."""
+
+    @tool
+    async def interrupts(x: str) -> int:
+        raise KeyboardInterrupt
+
+    flow = Flow(
+        name="interrupted",
+        steps=[Step(id="ok", tool=ok), Step(id="i", tool=interrupts, arguments={"x": Ref("ok")})],
+    )
+    driver = driver_class()
+    with pytest.raises(KeyboardInterrupt) as raised:
+        in_thread(lambda: driver.run_blocking(flow, max_concurrency=1))
+    partial = partial_result(raised.value)
+    assert partial is not None
+    assert partial.status == RunStatus.CANCELLED
+    assert partial.step("ok").status == StepStatus.SUCCEEDED

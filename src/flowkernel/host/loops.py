@@ -42,7 +42,12 @@ def check_tools_fit(flow: Flow, loop: str) -> None:
 
 def foreign_loop_error(exc: BaseException, loop: str, tool: str) -> ErrorInfo | None:
     """A ``driver`` error if ``exc`` says the tool needs another event loop than ``loop``."""
-    text = str(exc)
+    if not isinstance(exc, RuntimeError | TypeError | AttributeError):  # what a foreign loop raises
+        return None
+    try:
+        text = str(exc)[:2000]
+    except Exception:  # a hostile __str__: not a message about event loops
+        return None
     if not any(marker in text for marker in _FOREIGN_LOOP_MARKERS.get(loop, ())):
         return None
     other = "asyncio" if loop == "trio" else "trio"

@@ -270,7 +270,9 @@ class KernelSession:
 
         Async drivers run inside a task group or nursery, which wraps what the body raised; the caller
         should see the ``Cancelled``/``KeyboardInterrupt``/``ProtocolError`` itself (with the partial
-        result on it), not a group. Anything else in the group keeps the group.
+        result on it), not a group. One other exception (a ``KeyboardInterrupt`` a task raised, which
+        cancelled the body) is what stopped the run: it is raised, with the partial result. More keep
+        the group, which carries the partial result too.
         """
         primary = self.stopped_by
         if primary is None:
@@ -278,10 +280,21 @@ class KernelSession:
         rest = group.subgroup(
             lambda e: not isinstance(e, BaseExceptionGroup) and e is not primary and not isinstance(e, cancellation)
         )
-        return group if rest is not None else primary
+        if rest is None:
+            return primary
+        leaves = _leaves(rest)
+        chosen: BaseException = leaves[0] if len(leaves) == 1 else group
+        if self.result is not None and partial_result(chosen) is None:
+            chosen.partial_result = self.result  # type: ignore[attr-defined]
+        return chosen
 
     def _abort(self, reason: str) -> None:
-        """Finish the run synchronously: stop the kernel, cancel every live call, feed the answers."""
+        """Finish the run synchronously: stop the kernel, cancel every live call, feed the answers.
+
+        Nothing the kernel issues from here on is started: a call or timer it starts while stopping (a
+        retry's backoff, when a failure arrives in the same batch as the stop) is answered ``Cancelled``
+        at once, so every driver's abort ends with the partial result, never waiting for an answer.
+        """
         never_started = [Cancelled(call_id) for call_id in self._not_started]
         if not self._started:  # prime the generator; its first commands are answered as cancelled
             never_started = [Cancelled(c.call_id) for c in _calls_started_by(self._prime())]
@@ -290,6 +303,7 @@ class KernelSession:
             for command in commands:
                 if isinstance(command, Cancel):
                     self.backend.cancel(command)
+            never_started += [Cancelled(c.call_id) for c in _calls_started_by(commands)]
             answers = [*self.backend.take(), *never_started]
             never_started = []
             if not answers:
@@ -297,6 +311,14 @@ class KernelSession:
                     f"backend {type(self.backend).__name__} did not answer the cancellation of {commands}"
                 )
             commands = self._send(answers)
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    """The exceptions in a group and its nested groups."""
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return found
 
 
 def _calls_started_by(commands: list[Command]) -> list[Invoke | StartTimer]:
