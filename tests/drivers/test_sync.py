@@ -463,6 +463,30 @@ def test_ctrl_c_cancels_the_run_and_releases_the_caller_promptly(release: thread
     assert result.step("after_slow").reason == "dependency 'slow' was cancelled"
 
 
+def test_ctrl_c_whose_signal_reaches_a_tool_thread_still_stops_the_run_at_once(release: threading.Event) -> None:
+    """Issue 10.4: the OS may deliver SIGINT to any thread; Python runs the handler in the caller's thread
+    only when that thread next runs bytecode, which it did not while it slept in a queue with no timeout:
+    the stop waited for the tool, and the step was recorded succeeded in a cancelled run."""
+
+    @tool
+    def signals_itself() -> str:
+        time.sleep(0.05)  # the caller is asleep waiting for completions by now
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # lands in this (the tool's) thread
+        release.wait(TIMEOUT)
+        return "too late"
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt) as excinfo:
+            SyncDriver().run(Flow(name="f", steps=[Step(id="t", tool=signals_itself)]))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert not release.is_set()  # the run ended while the tool still waited
+    result = partial_result(excinfo.value)
+    assert result is not None
+    assert result.step("t").status is StepStatus.CANCELLED
+
+
 def test_ctrl_c_during_an_inline_tool_gives_a_partial_result() -> None:
     @tool
     def fast() -> int:

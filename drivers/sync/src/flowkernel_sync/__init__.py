@@ -40,6 +40,8 @@ from .loop_thread import held_on_loop_thread, shared_loop_thread
 __all__ = ("SyncDriver",)
 
 DEFAULT_MAX_WORKERS = 32
+SIGNAL_POLL = 0.05
+"""The longest the caller's thread sleeps waiting for completions before it looks for a pending Ctrl-C."""
 
 
 class SyncDriver:
@@ -209,7 +211,9 @@ class _SyncBackend(Backend):
             batch = self.take()
             if batch:
                 return batch
-            timeout = max(0.0, self._timers[0][0] - self._clock()) if self._timers else None
+            # Never sleep long: a Ctrl-C the OS delivered to a tool's thread runs its handler here only
+            # when this thread next runs Python code (a lock wait is not interrupted by it).
+            timeout = min(max(0.0, self._timers[0][0] - self._clock()), SIGNAL_POLL) if self._timers else SIGNAL_POLL
             try:
                 batch.append(self._queue.get(timeout=timeout))
             except queue.Empty:
