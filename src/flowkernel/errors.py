@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = (
+    "AsyncResultError",
     "CorruptJournalError",
+    "DefinitionError",
     "DriverNotFoundError",
     "FlowChangedError",
     "FlowInputError",
@@ -27,8 +29,10 @@ __all__ = (
     "MiddlewareError",
     "ProtocolError",
     "ResourceError",
+    "ResumeError",
     "RunExistsError",
     "RunNotFoundError",
+    "RunOptionsError",
     "ToolError",
 )
 
@@ -178,3 +182,52 @@ class ResourceError(FlowKernelError):
 class MiddlewareError(FlowKernelError):
     """A call middleware broke its contract (yielded something that is not a call, or yielded twice);
     the call fails with this error."""
+
+
+class DefinitionError(_ProblemListError, ValueError):
+    """A building block of a flow (a step, a tool, a retry or error policy) was given values it cannot
+    take: a bad step id, both or neither of ``tool=``/``flow=``, ``timeout=nan``, an unknown field.
+    ``kind`` says what was being built (``"step"``), ``name`` which one (its id or name, if it had one),
+    and ``problems`` lists every problem found, each at its field (``retry.max_attempts``).
+
+    Also a :class:`ValueError`, as pydantic's ``ValidationError`` (raised here before) is, so existing
+    ``except ValueError`` handlers keep working. A whole flow's problems are a :class:`FlowValidationError`.
+    """
+
+    def __init__(self, kind: str, name: str | None, problems: tuple[Problem, ...]) -> None:
+        self.kind = kind
+        self.name = name  # type: ignore[assignment]  # None: the object had no name (a policy)
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        count = len(problems)
+        what = f"{kind} {name!r}" if name is not None else kind
+        ValueError.__init__(self, f"invalid {what}: {count} problem{'s' * (count != 1)}\n{lines}")
+
+
+class RunOptionsError(_ProblemListError, ValueError):
+    """The keyword arguments given to a driver's ``run`` (``max_concurrency``, ``deadline``, ...) are
+    wrong: an unknown name (with "did you mean"), a value of the wrong type, out of range, or two
+    options that do not go together. ``problems`` lists each; raised before anything runs or is recorded.
+    ``name`` is the flow's name. Also a :class:`ValueError`, as the errors raised here before were."""
+
+    subject = "bad run options for flow"
+
+
+class ResumeError(JournalError, ValueError):
+    """A resume was asked for in a way that cannot work: ``resume=True`` without a journal or a run id,
+    inputs passed to a resumed run, or an option that decides what runs (``max_concurrency``,
+    ``deadline``, ``fail_fast``) different from the one the run started with. ``problems`` lists each
+    (each a :class:`Problem`). Also a :class:`ValueError`, as the errors raised here before were."""
+
+    def __init__(self, run_id: str | None, problems: tuple[Problem, ...]) -> None:
+        self.run_id = run_id
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        count = len(problems)
+        what = f"run {run_id!r}" if run_id else "a run"
+        super().__init__(f"cannot resume {what}: {count} problem{'s' * (count != 1)}\n{lines}")
+
+
+class AsyncResultError(FlowKernelError, TypeError):
+    """A tool declared sync returned a coroutine or an async generator: it should be declared async.
+    Recorded as the call's error (the coroutine is closed, never run)."""

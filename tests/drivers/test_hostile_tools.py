@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from flowkernel import Flow, RunStatus, Step, tool
-from flowkernel.host import Driver, partial_result
+from flowkernel.host import Driver
 
 
 class RaisingStr(Exception):
@@ -94,3 +94,59 @@ def test_any_exception_a_tool_raises_becomes_its_steps_error_record(flowkernel_d
         assert len(step.error.message) <= 10_000, step.id
     assert "unprintable" in result.step("str").error.message  # type: ignore[union-attr]
     assert result.step("unpicklable").error.message == "holds a lock"  # type: ignore[union-attr]
+
+
+@tool
+def returns_a_coroutine() -> Any:
+    return asyncio.sleep(0)
+
+
+async def _numbers() -> Any:
+    yield 1
+
+
+@tool
+def returns_an_async_generator() -> Any:
+    return _numbers()
+
+
+@tool
+async def cancels_itself() -> None:
+    raise asyncio.CancelledError("gave up")
+
+
+LYING = Flow(
+    name="lying",
+    steps=[
+        Step(id="coroutine", tool=returns_a_coroutine),
+        Step(id="agen", tool=returns_an_async_generator),
+        Step(id="cancels", tool=cancels_itself),
+    ],
+)
+
+
+@pytest.mark.parametrize("limit", [1, None])
+def test_sync_tools_returning_coroutines_and_tools_cancelling_themselves_are_one_record_everywhere(
+    flowkernel_driver: Driver, limit: Any
+) -> None:
+    """Issue 10.8 and 10.10."""
+    result = flowkernel_driver.run_blocking(LYING, max_concurrency=limit)
+    assert result.status == RunStatus.FAILED
+    for step_id, kind in (("coroutine", "coroutine"), ("agen", "async_generator")):
+        error = result.step(step_id).error
+        assert error is not None
+        assert error.type == "flowkernel.errors.AsyncResultError"
+        assert (
+            error.message
+            == f"sync tool {step_id_tool(step_id)!r} returned {kind}: declare it async (async def, or is_async=True)"
+        )
+    cancelled = result.step("cancels").error
+    assert cancelled is not None
+    assert (cancelled.type, cancelled.message) == (
+        "CancelledError",
+        "the tool raised CancelledError itself (it was not cancelled): gave up",
+    )
+
+
+def step_id_tool(step_id: str) -> str:
+    return {"coroutine": "returns_a_coroutine", "agen": "returns_an_async_generator"}[step_id]

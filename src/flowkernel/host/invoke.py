@@ -8,10 +8,13 @@ means the user's Ctrl-C (in the caller's thread, never in a worker thread).
 
 from __future__ import annotations
 
+import asyncio
+import types
 from collections.abc import Callable
+from concurrent import futures
 from typing import Any
 
-from ..errors import MiddlewareError
+from ..errors import AsyncResultError, MiddlewareError
 from ..model.resource import open_resources
 from ..protocol import Invoke, Raised, Returned
 from ..result import ErrorInfo, ErrorKind
@@ -29,9 +32,50 @@ Passthrough = tuple[type[BaseException], ...]
 
 
 def raised(command: Invoke, exc: BaseException, started: float, clock: Clock) -> Raised:
-    """The completion of a call whose tool raised ``exc``."""
-    error = ErrorInfo.from_exception(exc, ErrorKind.TOOL).for_step(command.step_id)
+    """The completion of a call whose tool raised ``exc``.
+
+    A ``CancelledError`` the tool raised itself (nobody cancelled it) is one record on every driver,
+    whichever class reached the driver (asyncio's, or the one a cancelled future gives).
+    """
+    if isinstance(exc, asyncio.CancelledError | futures.CancelledError):
+        detail = _message(exc)
+        message = "the tool raised CancelledError itself (it was not cancelled)" + (f": {detail}" if detail else "")
+        error = ErrorInfo(ErrorKind.TOOL, "CancelledError", message, command.step_id)
+    else:
+        error = ErrorInfo.from_exception(exc, ErrorKind.TOOL).for_step(command.step_id)
     return Raised(command.call_id, error, started, clock())
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)[:1000]
+    except Exception:
+        return ""
+
+
+def _cancelled_by_the_driver(exc: BaseException) -> bool:
+    """Whether an asyncio ``CancelledError`` is the task's cancellation, not one the tool raised itself."""
+    if not isinstance(exc, asyncio.CancelledError):
+        return True
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # not on asyncio (trio): asyncio's CancelledError is the tool's own
+        return False
+    return task is None or task.cancelling() > 0
+
+
+def _not_async(value: Any, tool: str) -> None:
+    """A sync tool must not hand back a coroutine or an async generator as its output."""
+    if type(value) in _ASYNC_RESULTS:
+        close = getattr(value, "close", None)
+        if close is not None:
+            close()  # no "never awaited" warning: it is reported here
+        raise AsyncResultError(
+            f"sync tool {tool!r} returned {type(value).__name__}: declare it async (async def, or is_async=True)"
+        )
+
+
+_ASYNC_RESULTS = frozenset({types.CoroutineType, types.AsyncGeneratorType})
 
 
 def call_sync(
@@ -52,6 +96,8 @@ def call_sync(
                 value = _finish(chain, passthrough, _call_sync, call)
         else:
             value = command.tool.fn(**command.arguments)
+        if type(value) in _ASYNC_RESULTS:
+            _not_async(value, command.tool.name)
     except BaseException as exc:
         if isinstance(exc, passthrough):
             raise
@@ -86,7 +132,7 @@ async def call_async(
         else:
             value = await command.tool.fn(**command.arguments)
     except BaseException as exc:
-        if isinstance(exc, passthrough):
+        if isinstance(exc, passthrough) and _cancelled_by_the_driver(exc):
             raise
         foreign = foreign_loop_error(exc, loop, command.tool.name) if loop else None
         if foreign is not None:
