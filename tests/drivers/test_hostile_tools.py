@@ -4,6 +4,7 @@ run ends with its result, and the record names the real exception type (issue 10
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -150,3 +151,18 @@ def test_sync_tools_returning_coroutines_and_tools_cancelling_themselves_are_one
 
 def step_id_tool(step_id: str) -> str:
     return {"coroutine": "returns_a_coroutine", "agen": "returns_an_async_generator"}[step_id]
+
+
+@tool
+async def blocks_its_loop() -> str:
+    time.sleep(0.4)  # no await: the event loop stops for as long
+    return "late"
+
+
+def test_a_call_that_blocks_past_its_timeout_is_a_timeout_on_every_driver(flowkernel_driver: Driver) -> None:
+    """Issue 10.6: it was `succeeded` on asyncio and trio (the timer could not fire) and timed out elsewhere."""
+    flow = Flow(name="blocking", steps=[Step(id="b", tool=blocks_its_loop, timeout=0.1)])
+    result = flowkernel_driver.run_blocking(flow)
+    error = result.step("b").error
+    assert error is not None
+    assert (error.kind, error.message) == ("timeout", "attempt 1 timed out after 0.1 s")

@@ -263,7 +263,7 @@ def test_a_timed_out_attempt_is_retried_when_the_policy_allows() -> None:
     assert kernel.send([TimerFired("s@1/backoff")]) == [invoke("s@2"), StartTimer("s@2/timeout", 0.5)]
     assert kernel.send([TimerFired("s@2/timeout")]) == [Cancel("s@2"), StartTimer("s@2/backoff", 4)]
     kernel.send([TimerFired("s@2/backoff"), Cancelled("s@2")])
-    assert kernel.send([ok("s@3", "made it")]) == [Cancel("s@3/timeout")]
+    assert kernel.send([ok("s@3", "made it", 0.0, 0.2)]) == [Cancel("s@3/timeout")]
     result = finish(kernel, [Cancelled("s@3/timeout")])
     record = result.step("s")
     assert record.status == StepStatus.SUCCEEDED
@@ -274,6 +274,19 @@ def test_a_timed_out_attempt_is_retried_when_the_policy_allows() -> None:
         None,
     ]
     assert [a.retry_in for a in record.attempts] == [2, 4, None]
+
+
+def test_a_call_that_outlasted_its_timeout_is_a_timeout_even_if_its_timer_never_fired() -> None:
+    """Issue 10.6: an async tool blocking the event loop returns before its timer can fire."""
+    flow = Flow(name="f", steps=[step("s", timeout=0.2)])
+    kernel, _ = start(flow)
+    assert kernel.send([ok("s@1", "late", 10.0, 13.0)]) == [Cancel("s@1/timeout")]
+    result = finish(kernel, [Cancelled("s@1/timeout")])
+    record = result.step("s")
+    assert record.status == StepStatus.FAILED
+    assert record.error is not None
+    assert (record.error.kind, record.error.message) == ("timeout", "attempt 1 timed out after 0.2 s")
+    assert (record.attempts[0].started, record.attempts[0].finished) == (10.0, 13.0)
 
 
 def test_a_timed_out_attempt_is_not_retried_without_retry_on_timeout() -> None:

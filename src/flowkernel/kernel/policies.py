@@ -62,11 +62,13 @@ class PolicyTable(StepTable):
             del self._calls[invoke_id]
             self._ignored.add(invoke_id)
             commands.append(Cancel(invoke_id))
-            seconds = self._plan.timeouts[i]
-            attempt = len(self._attempts[i]) + 1
-            message = f"attempt {attempt} timed out after {seconds:g} s"
-            error = ErrorInfo(ErrorKind.TIMEOUT, "TimeoutError", message, self._plan.step_ids[i])
-            self._attempt_failed(i, error, None, None, commands)
+            self._attempt_failed(i, self._timeout_error(i), None, None, commands)
+
+    def _timeout_error(self, i: int) -> ErrorInfo:
+        """The error of step ``i``'s current attempt running past its timeout."""
+        attempt = len(self._attempts[i]) + 1
+        message = f"attempt {attempt} timed out after {self._plan.timeouts[i]:g} s"
+        return ErrorInfo(ErrorKind.TIMEOUT, "TimeoutError", message, self._plan.step_ids[i])
 
     def _on_fallback_done(self, i: int, call_id: str, completion: Completion, commands: list[Command]) -> None:
         policy = self._plan.on_error[i]

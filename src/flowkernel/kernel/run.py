@@ -311,6 +311,12 @@ class RunState(PolicyTable):
             self._ignored.add(timer)
             commands.append(Cancel(timer))
         kind = type(completion)
+        seconds = self._plan.timeouts[i]
+        if seconds is not None and (kind is Returned or kind is Raised):
+            started, finished = completion.started, completion.finished  # type: ignore[union-attr]
+            if finished - started > seconds:  # it outlasted its timeout, whose timer could not fire first
+                self._attempt_failed(i, self._timeout_error(i), started, finished, commands)  # (a blocked loop)
+                return
         if kind is Returned:
             self._on_returned(i, completion, commands)  # type: ignore[arg-type]
         elif kind is Raised:

@@ -46,6 +46,11 @@ class Script:
     """Calls that take ``hang_seconds``: far past any timeout the scenario sets."""
     delays: Mapping[CallKey, float] = field(default_factory=dict)
     hang_seconds: float = 3.0
+    blocking: frozenset[CallKey] = frozenset()
+    """Hanging calls of async tools that block their thread and event loop (``time.sleep``) for
+    ``block_seconds`` instead of sleeping cooperatively: they return late, past their timeout, on
+    every driver a timeout all the same."""
+    block_seconds: float = 0.6
 
     def outcome(self, step: str, attempt: int, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """The value the call returns; raises :class:`ScriptedFailure` if the script says it fails."""
@@ -68,7 +73,7 @@ def scripted_tool(
         except ScriptedFailure as exc:
             value = exc
         if (step, invoke.attempt) in script.hangs:
-            return script.hang_seconds, value
+            return (script.block_seconds if (step, invoke.attempt) in script.blocking else script.hang_seconds), value
         return script.delays.get((step, invoke.attempt), 0.0), value
 
     def sync_fn(**arguments: Any) -> dict[str, Any]:
@@ -81,7 +86,10 @@ def scripted_tool(
 
     async def async_fn(**arguments: Any) -> dict[str, Any]:
         delay, value = call(arguments)
-        await anyio.sleep(delay)
+        if (step, current_invoke().attempt) in script.blocking:
+            time.sleep(delay)  # the event loop stops with it
+        else:
+            await anyio.sleep(delay)
         if isinstance(value, BaseException):
             raise value
         return value

@@ -54,6 +54,7 @@ def scenarios(
     failures: set[tuple[str, int]] = set()
     bad_outputs: set[tuple[str, int]] = set()
     hangs: set[tuple[str, int]] = set()
+    blocking: set[tuple[str, int]] = set()
     delays: dict[tuple[str, int], float] = {}
     specs: list[_StepSpec] = []
     context = None
@@ -84,11 +85,13 @@ def scenarios(
                 bad_outputs.add(key)
             elif "timeout" in spec.extra and timeouts_fire and draw(st.booleans()):
                 hangs.add(key)
+                if spec.is_async and draw(st.integers(0, 2)) == 0:
+                    blocking.add(key)  # blocks its event loop: its timer cannot fire before it returns
             delays[key] = draw(st.sampled_from(_DELAYS))
         if spec.extra.get("on_error") == "fallback-tool" and draw(st.integers(0, 2)) == 0:
             failures.add((f"{step_id}-fallback", 1))
         specs.append(spec)
-    script = Script(frozenset(failures), frozenset(bad_outputs), frozenset(hangs), delays)
+    script = Script(frozenset(failures), frozenset(bad_outputs), frozenset(hangs), delays, blocking=frozenset(blocking))
     order = draw(st.permutations(range(n)))
     steps = [_build_step(specs[k], script) for k in order]
     outputs = None
