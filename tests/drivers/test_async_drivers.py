@@ -287,7 +287,8 @@ def test_a_caller_stop_while_a_retryable_failure_waits_gives_the_partial_result(
     assert partial is not None
     assert partial.status == RunStatus.CANCELLED
     (attempt,) = partial.step("f").attempts
-    assert attempt.error is not None and attempt.error.message == "flaky"
+    assert attempt.error is not None
+    assert attempt.error.message == "flaky"
 
 
 def test_a_tool_raising_keyboard_interrupt_itself_stops_the_run_with_the_partial_result(
