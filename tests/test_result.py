@@ -11,6 +11,8 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from flowkernel import (
@@ -34,7 +36,7 @@ from flowkernel import (
     run_flow,
     tool,
 )
-from flowkernel.result import MAX_MESSAGE_CHARS, MAX_TRACEBACK_CHARS
+from flowkernel.result import MAX_MESSAGE_CHARS, MAX_TRACEBACK_CHARS, json_ready
 from flowkernel_sync import SyncDriver
 
 
@@ -513,3 +515,185 @@ def test_a_failing_tool_on_the_sync_driver_has_its_traceback_on_the_step_record(
     attempt_error = result.step("a").attempts[0].error
     assert attempt_error is not None
     assert attempt_error.traceback == error.traceback
+
+
+# ---- any value a tool returns: strict JSON, canonical forms equal for equal runs ---------------------
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"not strict JSON: {name}")
+
+
+def strict_json(text: str) -> Any:
+    """``json.loads`` that refuses ``NaN``, ``Infinity`` and ``-Infinity``."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def pass_through_flow() -> Flow:
+    return Flow(name="f", steps=[Step(id="a", tool=src), Step(id="b", tool=use, arguments={"v": Ref("a")})])
+
+
+def run_returning(value: Any, again: Any) -> ExecutionResult:
+    """A run whose step ``a`` returns ``value`` and step ``b`` (given ``a``'s output) returns ``again``."""
+    return drive(pass_through_flow(), {"a": value, "b": again}, clock=[0.0, 1.0, 2.0, 3.0])
+
+
+def rebuilt(value: Any) -> Any:
+    """An equal value made of new objects (a new nan, sets and dicts filled in another order)."""
+    if isinstance(value, float):
+        return float(repr(value))
+    if isinstance(value, bytes):
+        return bytes(bytearray(value))
+    if isinstance(value, str):
+        return "".join(list(value))
+    if isinstance(value, list):
+        return [rebuilt(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(rebuilt(item) for item in value)
+    if isinstance(value, dict):
+        return dict(reversed([(key, rebuilt(item)) for key, item in value.items()]))
+    if isinstance(value, set | frozenset):
+        return type(value)(reversed([rebuilt(item) for item in value]))
+    return value
+
+
+def test_non_utf8_bytes_become_base64_in_canonical_and_in_json() -> None:
+    result = run_returning(b"\xff\xfe\x00", {"raw": b"\x80", b"\xff": 1})
+    canonical = result.canonical()  # raised UnicodeDecodeError
+    assert canonical["steps"][0]["output"] == "__4A"  # URL-safe base64, as pydantic's bytes_mode="base64"
+    assert canonical["steps"][1]["input"] == {"v": "__4A"}
+    assert canonical["outputs"] == {"b": {"raw": "gA==", "_w==": 1}}
+    written = strict_json(result.to_json())
+    assert written["steps"][0]["output"] == "__4A"
+    assert written["outputs"] == canonical["outputs"]
+    assert result.canonical() == run_returning(b"\xff\xfe\x00", {b"\xff": 1, "raw": b"\x80"}).canonical()
+
+
+def test_nan_and_infinities_are_strings_so_equal_runs_have_equal_canonical_forms() -> None:
+    values = [float("nan"), float("inf"), -float("inf"), 1.5]
+    one, two = run_returning(values, None), run_returning(rebuilt(values), None)
+    assert one.steps[0].output[0] is not two.steps[0].output[0]  # two nan objects: nan != nan
+    assert one.canonical() == two.canonical()  # were unequal
+    assert one.canonical()["steps"][0]["output"] == ["NaN", "Infinity", "-Infinity", 1.5]
+    text = one.to_json()
+    assert "NaN" not in text.replace('"NaN"', "")  # no bare NaN token (was written)
+    assert strict_json(text)["steps"][0]["output"] == ["NaN", "Infinity", "-Infinity", 1.5]
+    assert strict_json(one.to_json(indent=2)) == strict_json(text)
+
+
+class Hostile:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
+class Plain:
+    pass
+
+
+class Measures(BaseModel):
+    ratio: float
+    raw: bytes
+    tags: set[str]
+
+
+def test_any_value_becomes_strict_json_the_same_way_every_time() -> None:
+    deep: list[Any] = []
+    cursor = deep
+    for _ in range(5_000):
+        cursor.append([])
+        cursor = cursor[0]
+    looped: list[Any] = [1]
+    looped.append(looped)
+    numbers = iter([1, 2, 3])
+
+    def value() -> dict[str, Any]:
+        return {
+            "set": {"b", "a", "c", "d", "e"},
+            "frozen": frozenset({3, 1, 2}),
+            "tuple": (1, (2, 3)),
+            "hostile": Hostile(),
+            "plain": Plain(),
+            "model": Measures(ratio=float("nan"), raw=b"\xff", tags={"y", "x"}),
+            "when": dt.datetime(2026, 1, 2, 3, 4, 5),
+            "surrogate": "a\udc80b",
+            "keys": {1: "int", None: "none", (1, 2): "tuple"},
+            "iterator": numbers,
+            "deep": deep,
+            "looped": looped,
+            "huge": 7**20_000,
+        }
+
+    one, two = run_returning(value(), None), run_returning(value(), None)
+    canonical = one.canonical()
+    assert canonical == two.canonical()
+    output = canonical["steps"][0]["output"]
+    assert output["set"] == ["a", "b", "c", "d", "e"]
+    assert output["frozen"] == [1, 2, 3]
+    assert output["tuple"] == [1, [2, 3]]
+    assert output["hostile"] == "<unrepresentable Hostile: __repr__ raised RuntimeError>"
+    assert output["plain"] == f"<{__name__}.Plain object>"  # no memory address: it differs from run to run
+    assert output["model"] == {"ratio": "NaN", "raw": "_w==", "tags": ["x", "y"]}
+    assert output["when"] == "2026-01-02T03:04:05"
+    assert output["surrogate"] == "a\ufffdb"  # a lone surrogate is not UTF-8
+    assert output["keys"] == {"1": "int", "null": "none", "[1,2]": "tuple"}
+    assert output["iterator"] == "<list_iterator object>"
+    assert list(numbers) == [1, 2, 3]  # not used up
+    assert output["looped"] == [1, "<recursive list>"]
+    assert output["huge"].startswith("0x")
+    depth, inner = 0, output["deep"]
+    while isinstance(inner, list) and inner:
+        depth, inner = depth + 1, inner[0]
+    assert inner == "<list nested too deep>"
+    assert depth < 100
+    json.dumps(canonical, allow_nan=False)
+    assert strict_json(one.to_json())["outputs"]["b"] is None
+    one.to_json().encode("utf-8")  # valid UTF-8: no lone surrogate was written
+
+
+def test_keys_that_become_the_same_string_do_not_make_the_order_matter() -> None:
+    one = run_returning({1: "int", "1": "str"}, None).canonical()
+    two = run_returning({"1": "str", 1: "int"}, None).canonical()
+    assert one == two
+    assert one["steps"][0]["output"] == {"1": "str"}
+
+
+def test_json_ready_is_public_and_leaves_plain_json_as_it_is() -> None:
+    plain = {"a": [1, 2.5, "ünï", None, True, {"b": []}]}
+    assert json_ready(plain) == plain
+    assert json_ready(RunStatus.FAILED) == "failed"
+    assert type(json_ready(RunStatus.FAILED)) is str
+
+
+json_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()  # nan and the infinities included
+    | st.text(st.characters(codec=None, exclude_categories=()))  # lone surrogates included
+    | st.binary()
+)
+hashable_leaves = st.integers() | st.text() | st.binary()
+json_ish = st.recursive(
+    json_leaves,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=4), children, max_size=4)
+        | st.sets(hashable_leaves, max_size=5)
+        | st.frozensets(hashable_leaves, max_size=5)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=json_ish)
+def test_property_json_is_strict_and_equal_runs_give_equal_canonical_forms(value: Any) -> None:
+    one = run_returning(value, rebuilt(value))
+    two = run_returning(rebuilt(value), rebuilt(value))
+    text = one.to_json()
+    written = strict_json(text)
+    text.encode("utf-8")
+    assert one.canonical() == two.canonical()
+    assert strict_json(two.to_json()) == written
+    assert json.loads(json.dumps(one.canonical(), allow_nan=False)) == one.canonical()

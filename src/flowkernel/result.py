@@ -2,24 +2,29 @@
 
 ``ExecutionResult.canonical()`` drops the timing fields, and errors' tracebacks and details; by the
 determinism contract what remains is a pure function of (flow, inputs, run id, the outcome of each tool
-call), whatever the driver.
+call), whatever the driver. :func:`json_ready` turns any value a tool returns into strict JSON data, the
+same way every time (the canonical form and ``to_json()`` are built with it).
 """
 
 from __future__ import annotations
 
+import json
+import math
+import re
 import traceback as _traceback
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import StrEnum
 from functools import cache
 from typing import Any, NamedTuple
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import to_json, to_jsonable_python
 
 from ._immutable import typed_equality
 
 __all__ = (
+    "MAX_JSON_DEPTH",
     "MAX_MESSAGE_CHARS",
     "MAX_TRACEBACK_CHARS",
     "AttemptRecord",
@@ -30,6 +35,7 @@ __all__ = (
     "RunStatus",
     "StepRecord",
     "StepStatus",
+    "json_ready",
 )
 
 
@@ -301,25 +307,29 @@ class ExecutionResult:
         ``timing=False`` leaves out what differs from driver to driver: the attempts' timestamps, and the
         errors' ``traceback`` and ``details``.
         """
-        return {
-            "run_id": self.run_id,
-            "flow_name": self.flow_name,
-            "flow_version": self.flow_version,
-            "status": self.status,
-            "reason": self.reason,
-            "outputs": self.outputs,
-            "steps": [_step_dict(step, timing) for step in self.steps],
-        }
+        return self._data(timing, _as_it_is)
 
     def canonical(self) -> dict[str, Any]:
-        """JSON-compatible form without timing (nor errors' tracebacks and details): equal for any two runs
-        the contract says are equal."""
-        return to_jsonable_python(self.to_dict(timing=False), fallback=repr)  # type: ignore[no-any-return]
+        """Strict JSON data without timing (nor errors' tracebacks and details): equal for any two runs the
+        contract says are equal, whatever the tools returned (values made JSON by :func:`json_ready`)."""
+        return self._data(False, json_ready)
 
     def to_json(self, *, indent: int | None = None) -> str:
-        """Serialize, timing and errors' tracebacks and details included; values JSON cannot hold are
-        written as their ``repr``."""
-        return to_json(self.to_dict(), indent=indent, fallback=repr).decode()
+        """Serialize as strict JSON, timing and errors' tracebacks and details included; values JSON cannot
+        hold are written as :func:`json_ready` says (bytes in base64, ``"NaN"``, a ``repr``...)."""
+        return to_json(self._data(True, json_ready), indent=indent).decode()
+
+    def _data(self, timing: bool, value: Callable[[Any], Any]) -> dict[str, Any]:
+        """:meth:`to_dict`, every field passed through ``value`` (the keys are plain already)."""
+        return {
+            "run_id": value(self.run_id),
+            "flow_name": value(self.flow_name),
+            "flow_version": value(self.flow_version),
+            "status": value(self.status),
+            "reason": value(self.reason),
+            "outputs": value(self.outputs),
+            "steps": [_step_dict(step, timing, value) for step in self.steps],
+        }
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ExecutionResult:
@@ -327,30 +337,183 @@ class ExecutionResult:
         return _adapter().validate_json(text)
 
 
-def _step_dict(step: StepRecord, timing: bool) -> dict[str, Any]:
-    data = step._asdict()
-    data["error"] = step.error and _error_dict(step.error, timing)
-    data["attempts"] = [_attempt_dict(attempt, timing) for attempt in step.attempts]
-    data["subflow"] = step.subflow and step.subflow.to_dict(timing=timing)
+def _as_it_is(value: Any) -> Any:
+    return value
+
+
+def _step_dict(step: StepRecord, timing: bool, value: Callable[[Any], Any]) -> dict[str, Any]:
+    return {
+        "id": value(step.id),
+        "status": value(step.status),
+        "input": value(step.input),
+        "output": value(step.output),
+        "error": step.error and _error_dict(step.error, timing, value),
+        "attempts": [_attempt_dict(attempt, timing, value) for attempt in step.attempts],
+        "reason": value(step.reason),
+        "fallback": step.fallback,
+        "tolerated": step.tolerated,
+        "subflow": step.subflow and step.subflow._data(timing, value),
+        "warnings": value(step.warnings),
+    }
+
+
+def _attempt_dict(attempt: AttemptRecord, timing: bool, value: Callable[[Any], Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {"attempt": attempt.attempt, "status": value(attempt.status)}
+    if timing:
+        data["started"] = value(attempt.started)
+        data["finished"] = value(attempt.finished)
+    data["error"] = attempt.error and _error_dict(attempt.error, timing, value)
+    data["retry_in"] = value(attempt.retry_in)
     return data
 
 
-def _attempt_dict(attempt: AttemptRecord, timing: bool) -> dict[str, Any]:
-    data = attempt._asdict()
-    data["error"] = attempt.error and _error_dict(attempt.error, timing)
-    if not timing:
-        del data["started"], data["finished"]
-    return data
-
-
-def _error_dict(error: ErrorInfo, timing: bool) -> dict[str, Any]:
-    data: dict[str, Any] = {"kind": error.kind, "type": error.type, "message": error.message, "step": error.step}
+def _error_dict(error: ErrorInfo, timing: bool, value: Callable[[Any], Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "kind": value(error.kind),
+        "type": value(error.type),
+        "message": value(error.message),
+        "step": value(error.step),
+    }
     if timing:  # like timestamps, tracebacks differ between drivers: not in the canonical form
-        data["traceback"] = error.traceback
-        data["details"] = error.details
+        data["traceback"] = value(error.traceback)
+        data["details"] = value(error.details)
     return data
 
 
 @cache
 def _adapter() -> TypeAdapter[ExecutionResult]:
     return TypeAdapter(ExecutionResult)
+
+
+# ---- any value as strict JSON data ------------------------------------------------------------------
+
+MAX_JSON_DEPTH = 100
+"""How deep :func:`json_ready` follows nested containers; anything deeper becomes a placeholder string."""
+
+_FLOAT_NAMES = {math.inf: "Infinity", -math.inf: "-Infinity"}
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+_MAX_INT_BITS = 13_000
+"""Beyond this, an int is written in hex (Python refuses to print ints of more than 4,300 digits)."""
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` as strict JSON data (dicts with string keys, lists, strings, finite floats, ints, booleans,
+    ``None``), the same for equal values, whatever they are; never raises.
+
+    - ``float('nan')``, ``inf`` and ``-inf`` become the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``
+      and bytes their base64 (URL-safe alphabet, padded): what pydantic writes with
+      ``ser_json_inf_nan="strings"`` and ``ser_json_bytes="base64"``, and reads back with the same settings.
+    - tuples become lists; sets and frozensets lists sorted by their elements' JSON text (their iteration
+      order varies from process to process); pydantic models, dataclasses, datetimes, decimals, UUIDs,
+      enums, paths whatever pydantic makes of them (``to_jsonable_python``), then the same rules.
+    - dict keys become strings: ``1`` is ``"1"``, ``None`` ``"null"``, others like values; two keys that
+      become the same string (``1`` and ``"1"``) keep the value that sorts last, so the outcome does not
+      depend on the dict's order.
+    - strings keep every character but lone surrogates (``"\\udc80"``: not UTF-8), which become U+FFFD;
+      ints too long to print in decimal are written in hex (``"0x..."``).
+    - anything else (iterators included, which would be used up) becomes its ``repr`` without memory
+      addresses (``<app.Client object>``), or a placeholder naming its type if the repr raises; a
+      container inside itself ``"<recursive list>"``; nesting deeper than :data:`MAX_JSON_DEPTH`
+      ``"<list nested too deep>"``.
+    """
+    t = type(value)
+    if (t is str and value.isascii()) or value is None or t is bool:  # the commonest fields, at once
+        return value
+    return _plain(value, 0, set())
+
+
+def _plain(value: Any, depth: int, open_ids: set[int]) -> Any:
+    t = type(value)
+    if t is str:
+        return value if value.isascii() else _valid_text(value)
+    if t is int:
+        return value if value.bit_length() <= _MAX_INT_BITS else hex(value)
+    if t is float:
+        return value if math.isfinite(value) else _FLOAT_NAMES.get(value, "NaN")
+    if value is None or t is bool:
+        return value
+    if t is dict:  # the common containers, without the ABC checks below
+        return _container(value, depth, open_ids, True)
+    if t is list or t is tuple:
+        return _container(value, depth, open_ids, False)
+    return _other(value, t, depth, open_ids)
+
+
+def _other(value: Any, t: type, depth: int, open_ids: set[int]) -> Any:
+    if isinstance(value, str):  # subclasses (StrEnum...): their plain value, whatever they override
+        return _plain(str.__str__(value), depth, open_ids)
+    if isinstance(value, int):
+        return _plain(int.__int__(value), depth, open_ids)
+    if isinstance(value, float):
+        return _plain(float.__float__(value), depth, open_ids)
+    if t is bytes:
+        return to_jsonable_python(value, bytes_mode="base64")
+    if isinstance(value, Mapping):
+        return _container(value, depth, open_ids, True)
+    if isinstance(value, list | tuple | set | frozenset):
+        return _container(value, depth, open_ids, False)
+    if isinstance(value, Iterator):  # pydantic would use it up
+        return _repr_of(value)
+    try:
+        if isinstance(value, BaseModel):  # its fields as Python values, so the rules here apply to them
+            converted = value.model_dump()
+        elif is_dataclass(value) and not isinstance(value, type):
+            converted = {f.name: getattr(value, f.name) for f in fields(value)}
+        else:  # datetimes, decimals, UUIDs, enums, paths...: pydantic's JSON form
+            converted = to_jsonable_python(value, bytes_mode="base64", fallback=_repr_of)
+    except Exception:
+        return _repr_of(value)
+    return _plain(converted, depth, open_ids)
+
+
+def _container(value: Any, depth: int, open_ids: set[int], mapping: bool) -> Any:
+    if depth >= MAX_JSON_DEPTH:
+        return f"<{type(value).__qualname__} nested too deep>"
+    key = id(value)
+    if key in open_ids:
+        return f"<recursive {type(value).__qualname__}>"
+    open_ids.add(key)
+    depth += 1
+    try:
+        if not mapping:
+            items = [_plain(item, depth, open_ids) for item in value]
+            if isinstance(value, set | frozenset):  # their order varies from process to process
+                items.sort(key=_text)
+            return items
+        plain = {
+            k if type(k) is str and k.isascii() else _key(k, depth, open_ids): _plain(item, depth, open_ids)
+            for k, item in value.items()
+        }
+        if len(plain) < len(value):  # keys that became the same string: an order that does not depend on the dict's
+            pairs = [(_key(k, depth, open_ids), _plain(item, depth, open_ids)) for k, item in value.items()]
+            plain = dict(sorted(pairs, key=lambda pair: (pair[0], _text(pair[1]))))
+        return plain
+    except Exception:  # a hostile mapping, a container changed while read
+        return _repr_of(value)
+    finally:
+        open_ids.discard(key)
+
+
+def _key(key: Any, depth: int, open_ids: set[int]) -> str:
+    if isinstance(key, str):
+        return _plain(key, depth, open_ids)  # type: ignore[no-any-return]
+    plain = _plain(key, depth, open_ids)
+    return plain if isinstance(plain, str) else _text(plain)
+
+
+def _text(plain: Any) -> str:
+    """JSON text of data :func:`_plain` made, keys sorted: a sort key for sets."""
+    return json.dumps(plain, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _valid_text(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates (a pair is joined into its character)
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def _repr_of(value: Any) -> str:
+    """``repr(value)`` without memory addresses (equal runs make equal objects at different addresses)."""
+    return _valid_text(_ADDRESS.sub("", _safe_repr(value)))

@@ -198,6 +198,38 @@ def test_flow_factory_and_default_attribute(tmp_path: Path) -> None:
     )
 
 
+HOSTILE_VALUES_FLOW = """
+    from flowkernel import Flow, Ref, Step, tool
+
+    @tool
+    def raw() -> object:
+        return {"bytes": b"\\xff\\xfe", "nan": float("nan"), "inf": float("inf"), "set": {"b", "a"}}
+
+    @tool
+    def echo(value: object) -> object:
+        return value
+
+    steps = [Step(id="raw", tool=raw), Step(id="echo", tool=echo, arguments={"value": Ref("raw")})]
+    flow = Flow(name="hostile", steps=steps)
+"""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"not strict JSON: {name}")
+
+
+def test_bytes_nan_and_sets_in_outputs_print_as_strict_json_and_in_the_table(tmp_path: Path) -> None:
+    path = write_flow(tmp_path, "hostile_values.py", HOSTILE_VALUES_FLOW)
+    as_json = invoke("run", f"{path}:flow", "--json")
+    assert as_json.exit_code == 0, as_json.output  # was 1, with a UnicodeDecodeError traceback
+    data = json.loads(as_json.stdout, parse_constant=_refuse_constant)
+    assert data["outputs"]["echo"] == {"bytes": "__4=", "nan": "NaN", "inf": "Infinity", "set": ["a", "b"]}
+    table = invoke("run", f"{path}:flow", env={"COLUMNS": "160"})
+    assert table.exit_code == 0, table.output
+    assert "'bytes': '__4='" in table.stdout
+    assert "'nan': 'NaN'" in table.stdout
+
+
 # ---- inputs --------------------------------------------------------------------------------------
 
 

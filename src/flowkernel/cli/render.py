@@ -11,14 +11,14 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic_core import to_json, to_jsonable_python
+from pydantic_core import to_json
 from rich.console import Console
 from rich.pretty import Pretty
 from rich.table import Table
 from rich.text import Text
 
 from ..host.journal.base import RunSummary
-from ..result import ErrorInfo, ExecutionResult, RunStatus, StepRecord, StepStatus
+from ..result import ErrorInfo, ExecutionResult, RunStatus, StepRecord, StepStatus, json_ready
 
 __all__ = (
     "DETAIL_WIDTH",
@@ -73,7 +73,7 @@ def format_duration(seconds: float | None) -> str:
 
 
 def _compact(value: Any) -> str:
-    return to_json(value, fallback=repr).decode() if not isinstance(value, str) else value
+    return to_json(json_ready(value)).decode() if not isinstance(value, str) else value
 
 
 def _shorten(text: str, width: int = DETAIL_WIDTH) -> str:
@@ -153,7 +153,7 @@ def render_result(
             console.print(Text(f"    {detail}"), soft_wrap=True)
     if result.outputs:
         console.print(Text("outputs:", style="bold"))
-        console.print(Pretty(to_jsonable_python(result.outputs, fallback=repr), indent_guides=False))
+        console.print(Pretty(json_ready(result.outputs), indent_guides=False))
     else:
         console.print(Text("outputs: none", style="bold"))
 
