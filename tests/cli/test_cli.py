@@ -397,8 +397,7 @@ def test_invalid_flows(tmp_path: Path) -> None:
     result = invoke("run", f"{invalid}:flow")
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        "Error: invalid flow 'broken': 1 problem",
-        "  - steps[1] (b).after[0]: waits for unknown step 'nope'",
+        "Error: invalid flow 'broken': 1 problem: steps[1] (b).after[0]: waits for unknown step 'nope'",
     ]
 
     bad_step = write_flow(tmp_path, "invalid_step.py", INVALID_STEP)
@@ -430,6 +429,119 @@ def test_dotted_module_is_found_from_the_working_directory(tmp_path: Path, monke
     monkeypatch.chdir(tmp_path)
     result = invoke("run", "myflows.failing_flow:make_flow", "-i", "n=1", "-i", "names=[]", "--json")
     assert ExecutionResult.from_json(result.stdout).flow_name == "failing"
+
+
+INPUT_MODEL_FLOW = """
+    from pydantic import BaseModel
+
+    from flowkernel import Flow, Input, Step, tool
+
+    class Numbers(BaseModel):
+        n: int
+        m: int
+
+    @tool
+    def add(n: int, m: int) -> int:
+        return n + m
+
+    arguments = {"n": Input("n"), "m": Input("m")}
+    flow = Flow(name="adder", steps=[Step(id="add", tool=add, arguments=arguments)], input_model=Numbers)
+    changed = Flow(
+        name="adder",
+        steps=[Step(id="add", tool=add, arguments=arguments), Step(id="more", tool=add, arguments={"n": 1, "m": 2})],
+        input_model=Numbers,
+    )
+    not_a_flow = 42
+"""
+
+
+def assert_one_line_error(result: Result, message: str) -> None:
+    """Exit 2 and exactly one line on stderr, ``Error: ...`` with ``message`` in it; nothing on stdout."""
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("Error: "), result.stderr
+    assert message in result.stderr
+    assert "Usage:" not in result.stderr
+    assert "--help' for help" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run", "{example}", "--driver", "nope"), "no driver named 'nope' is installed"),
+        (("run", "{tmp}/no_such_file.py:flow"), "no such file"),
+        (("run", "no_such_module_xyz:flow"), "no module named 'no_such_module_xyz'"),
+        (("run", "{flows}:nope"), "has no attribute 'nope' (flows in it: changed, flow)"),
+        (("run", "{flows}:not_a_flow"), "is of type 'int', not a Flow"),
+        (("run", "{flows}", "--input", "nonsense"), "'nonsense' is not NAME=VALUE"),
+        (("run", "{flows}", "--input", "n=x", "--input", "m=y"), "2 problems: inputs.n: Input should be"),
+        (("run", "{flows}", "--inputs-json", "[1]"), "must hold a JSON object of inputs"),
+        (("run", "{flows}", "--concurrency", "0"), "0 is not in the range x>=1"),
+        (("run", "{flows}", "--scheduler", "tcp://x:1"), "only applies to --driver dask"),
+        (("run", "{flows}", "--run-id", ""), "must not be empty"),
+        (("run", "{flows}", "--durability", "power"), "only applies to a journaled run"),
+        (("run", "{flows}", "--no-such-option"), "No such option '--no-such-option'"),
+        (("run",), "Missing argument 'MODULE:FLOW'"),
+        (("no-such-command",), "No such command 'no-such-command'"),
+        (("runs", "{tmp}/missing.db"), "File '{tmp}/missing.db' does not exist"),
+        (("show", "{tmp}/missing.db", "r1"), "File '{tmp}/missing.db' does not exist"),
+        (("resume", "{tmp}/missing.db", "r1"), "File '{tmp}/missing.db' does not exist"),
+        (("graph", "{tmp}/no_such_file.py"), "no such file"),
+        (("graph", "{flows}:not_a_flow"), "is of type 'int', not a Flow"),
+        (("run", "{invalid}"), "invalid flow 'broken': 1 problem: steps[1] (b).after[0]: waits for unknown step"),
+    ],
+)
+def test_every_error_that_keeps_a_command_from_running_is_one_line(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    places = {
+        "example": str(EXAMPLE),
+        "flows": str(write_flow(tmp_path, "adder.py", INPUT_MODEL_FLOW)),
+        "invalid": str(write_flow(tmp_path, "invalid_flow.py", INVALID_FLOW)),
+        "tmp": str(tmp_path),
+    }
+    assert_one_line_error(invoke(*(arg.format(**places) for arg in args)), message.format(**places))
+
+
+def test_journal_refusals_are_one_line_with_no_note_before_them(tmp_path: Path) -> None:
+    flows = write_flow(tmp_path, "adder.py", INPUT_MODEL_FLOW)
+    journal = tmp_path / "runs.db"
+    first = invoke("run", f"{flows}:flow", "-i", "n=1", "-i", "m=2", "--journal", str(journal), "--run-id", "r1")
+    assert first.exit_code == 0, first.output
+    assert first.stderr == f"recording run r1 in {journal}\n"  # a run that starts still says where it is recorded
+
+    taken = invoke("run", f"{flows}:flow", "-i", "n=1", "-i", "m=2", "--journal", str(journal), "--run-id", "r1")
+    assert_one_line_error(taken, "already holds a run 'r1'")  # "recording run r1" was printed first
+
+    changed = invoke("resume", str(journal), "r1", "--flow", f"{flows}:changed")
+    assert_one_line_error(changed, "the structure of flow 'adder' changed")  # "nothing to resume" was printed first
+
+    again = invoke("resume", str(journal), "r1")
+    assert again.exit_code == 0, again.output
+    assert again.stderr == "run r1 had already finished: nothing to resume (its record is replayed)\n"
+    assert_one_line_error(invoke("resume", str(journal), "nope"), "holds no run 'nope'")
+    assert_one_line_error(invoke("show", str(journal), "nope"), "holds no run 'nope'")
+
+
+def test_help_and_version_are_not_errors() -> None:
+    bare = invoke()
+    assert "Commands:" in bare.output  # no arguments: the help, as click shows it
+    assert invoke("--help").exit_code == 0
+    assert invoke("run", "--help").stdout.startswith("Usage: ")
+    assert invoke("--version").exit_code == 0
+
+
+def test_one_line_keeps_every_problem_of_a_list() -> None:
+    from flowkernel.cli.common import one_line
+
+    text = "invalid flow 'f': 2 problems\n  - steps[0] (a).after[0]: waits for unknown step 'x'\n  - outputs.y: nope"
+    assert (
+        one_line(text)
+        == "invalid flow 'f': 2 problems: steps[0] (a).after[0]: waits for unknown step 'x'; outputs.y: nope"
+    )
+    assert one_line("just one") == "just one"
+    assert one_line("") == ""
 
 
 def test_drivers_lists_every_installed_driver() -> None:
@@ -482,14 +594,17 @@ def test_errors_from_a_real_process_have_no_traceback(args: tuple[str, ...], mes
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) <= 4
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("Error: ")
 
 
 def test_invalid_flow_from_a_real_process(tmp_path: Path) -> None:
     path = write_flow(tmp_path, "invalid_flow.py", INVALID_FLOW)
     done = run_process(sys.executable, "-m", "flowkernel", "run", f"{path}:flow")
     assert done.returncode == 2
-    assert done.stderr.splitlines()[0] == "Error: invalid flow 'broken': 1 problem"
+    assert done.stderr.splitlines() == [
+        "Error: invalid flow 'broken': 1 problem: steps[1] (b).after[0]: waits for unknown step 'nope'"
+    ]
     assert "Traceback" not in done.stderr
 
 

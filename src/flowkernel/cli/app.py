@@ -29,6 +29,8 @@ from .common import (
     TABLE_HELP,
     TRACEBACK_HELP,
     CannotRunError,
+    OneLineGroup,
+    announce_on_start,
     driver_named,
     exit_with,
     handle_run_error,
@@ -43,7 +45,7 @@ from .progress import live_progress
 __all__ = ("EXIT_FAILED", "EXIT_SUCCEEDED", "EXIT_USAGE", "CannotRunError", "cli")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="flowkernel")
 def cli() -> None:
     """Run flowkernel flows: flows of tool calls, executed by a driver of your choice."""
@@ -134,9 +136,10 @@ def run(
         exit_with(result, as_json, full_tracebacks=show_traceback, table=full_table)
     run_id = run_id or new_run_id()  # chosen here, so that it can be shown before the run starts
     with open_journal(journal_path, durability or "process") as journal:
-        click.echo(f"recording run {run_id} in {journal_path}", err=True)
+        recording = f"recording run {run_id} in {journal_path}"  # once it has started: the id may be taken
         try:
-            with live_progress(flow, enabled=not (quiet or as_json)) as on_event:
+            with live_progress(flow, enabled=not (quiet or as_json)) as progress:
+                on_event = announce_on_start(recording, progress)
                 result = runner.run_blocking(
                     flow,
                     inputs,

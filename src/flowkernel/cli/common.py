@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import shlex
 import sys
+import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import IO, Any, NoReturn
 
 import click
+from click.exceptions import NoArgsIsHelpError
 from pydantic import ValidationError
 from rich.console import Console
 
 from ..errors import DriverNotFoundError, FlowInputError, FlowValidationError, JournalError
+from ..events import Event
 from ..host import Driver, UnsupportedToolError, load_driver, partial_result
 from ..host.journal import Durability, SqliteJournal
 from ..model.flow import Flow
@@ -34,11 +37,16 @@ __all__ = (
     "TABLE_HELP",
     "TRACEBACK_HELP",
     "CannotRunError",
+    "OneLineError",
+    "OneLineGroup",
+    "announce_on_start",
     "driver_named",
     "exit_with",
     "handle_run_error",
     "journal_errors",
     "load",
+    "one_line",
+    "one_line_errors",
     "open_journal",
     "resume_command",
 )
@@ -48,10 +56,75 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-class CannotRunError(click.ClickException):
+def one_line(message: str) -> str:
+    """``message`` on one line: a list under a heading (``invalid flow 'f': 2 problems`` then ``  - ...``
+    lines) becomes ``heading: item; item``."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else ""
+    items = "; ".join(line.removeprefix("- ") for line in lines[1:])
+    return f"{lines[0].rstrip(':')}: {items}"
+
+
+class OneLineError(click.ClickException):
+    """An error shown as one line on stderr, ``Error: message``, and nothing else (no usage, no hint)."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"Error: {one_line(self.format_message())}", file=file, err=file is None)
+
+
+class CannotRunError(OneLineError):
     """The run could not start for a reason that is not the command line's syntax (an invalid flow)."""
 
     exit_code = EXIT_USAGE
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Any click error raised in the block (a bad option, a missing file, an unknown command...) as a
+    :class:`OneLineError` with the same message and exit code (click would print its usage first)."""
+    try:
+        yield
+    except (OneLineError, NoArgsIsHelpError):  # the latter is a request for help, shown as such
+        raise
+    except click.ClickException as exc:
+        message = exc.format_message()
+        if isinstance(exc, click.UsageError) and not isinstance(exc, click.BadParameter) and exc.ctx is not None:
+            message = f"{one_line(message)} (see: {exc.ctx.command_path} --help)"  # the syntax itself is wrong
+        raise (CannotRunError if exc.exit_code == EXIT_USAGE else OneLineError)(message) from None
+
+
+class OneLineGroup(click.Group):
+    """The command group whose every error is one line on stderr (``Error: ...``): the README's promise,
+    kept in one place for every command, click's own usage errors included."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        with one_line_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with one_line_errors():
+            return super().invoke(ctx)
+
+
+def announce_on_start(message: str | None, on_event: Callable[[Event], None] | None) -> Callable[[Event], None] | None:
+    """An ``on_event`` that prints ``message`` on stderr once the run has started (its first event), then
+    passes every event to ``on_event``: a note about a run (``recording run ...``) is never printed before
+    an error that keeps the run from starting (a run id taken, a changed flow), which stays one line."""
+    if message is None:
+        return on_event
+    announced = threading.Event()
+
+    def listener(event: Event) -> None:
+        if not announced.is_set():
+            announced.set()
+            click.echo(message, err=True)
+        if on_event is not None:
+            on_event(event)
+
+    return listener
 
 
 DURABILITY_HELP = (
@@ -109,9 +182,10 @@ def journal_errors() -> Iterator[None]:
 
 
 @contextmanager
-def open_journal(path: Path, durability: Durability) -> Iterator[SqliteJournal]:
+def open_journal(path: Path, durability: Durability, *, trusted: bool = False) -> Iterator[SqliteJournal]:
+    """``trusted``: the journal may hold pickles, which can run code when read (``--trusted``)."""
     with journal_errors():
-        journal = SqliteJournal(path, durability=durability)
+        journal = SqliteJournal(path, durability=durability, trusted=trusted)
     try:
         yield journal
     finally:

@@ -26,6 +26,7 @@ from .common import (
     TABLE_HELP,
     TRACEBACK_HELP,
     CannotRunError,
+    announce_on_start,
     driver_named,
     exit_with,
     handle_run_error,
@@ -91,10 +92,11 @@ def resume(
     runner = driver_named(driver, scheduler)
     with open_journal(journal_path, durability) as journal:
         flow = recorded_flow(journal, run_id, reference, show_traceback)
-        if summary_of(journal, run_id).status != INCOMPLETE:
-            click.echo(f"run {run_id} had already finished: nothing to resume (its record is replayed)", err=True)
+        finished = summary_of(journal, run_id).status != INCOMPLETE
+        note = f"run {run_id} had already finished: nothing to resume (its record is replayed)" if finished else None
         try:
-            with live_progress(flow, enabled=not (quiet or as_json)) as on_event:
+            with live_progress(flow, enabled=not (quiet or as_json)) as progress:
+                on_event = announce_on_start(note, progress)  # printed once the replay starts, never before a refusal
                 result = runner.run_blocking(
                     flow,
                     journal=journal,
