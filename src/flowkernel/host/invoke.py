@@ -83,7 +83,7 @@ def call_sync(
 ) -> Returned | Raised:
     """Call a sync tool (through the run's middleware, with its resources reachable) and describe the outcome."""
     token = invoke_context.set(command)
-    opened = open_resources.set(world.resources)
+    opened = open_resources.set(world.resources) if world.resources else None
     started = clock()
     try:
         if world.middleware:
@@ -103,7 +103,8 @@ def call_sync(
             raise
         return raised(command, exc, started, clock)
     finally:
-        open_resources.reset(opened)
+        if opened is not None:
+            open_resources.reset(opened)
         invoke_context.reset(token)
     return Returned(command.call_id, value, started, clock())
 
@@ -113,7 +114,7 @@ async def call_async(
 ) -> Returned | Raised:
     """Await an async tool on event loop ``loop``; errors that say it needs another loop are named so."""
     token = invoke_context.set(command)
-    opened = open_resources.set(world.resources)
+    opened = open_resources.set(world.resources) if world.resources else None
     started = clock()
     try:
         if world.middleware:
@@ -139,7 +140,8 @@ async def call_async(
             return Raised(command.call_id, foreign.for_step(command.step_id), started, clock())
         return raised(command, exc, started, clock)
     finally:
-        open_resources.reset(opened)
+        if opened is not None:
+            open_resources.reset(opened)
         invoke_context.reset(token)
     return Returned(command.call_id, value, started, clock())
 
