@@ -44,12 +44,14 @@ class Config:
     repeats: int = 7
     min_sample_time: float = 0.05
     """Small cases loop until one sample takes at least this long (seconds), like ``timeit.autorange``."""
+    against: str | None = None
+    """A git revision to compare against, where a benchmark supports it (``bench_world``); none by default."""
 
     @classmethod
-    def make(cls, *, quick: bool, repeats: int | None = None) -> Config:
+    def make(cls, *, quick: bool, repeats: int | None = None, against: str | None = None) -> Config:
         if quick:
-            return cls(quick=True, repeats=repeats or 2, min_sample_time=0.002)
-        return cls(quick=False, repeats=repeats or 7, min_sample_time=0.05)
+            return cls(quick=True, repeats=repeats or 2, min_sample_time=0.002, against=against)
+        return cls(quick=False, repeats=repeats or 7, min_sample_time=0.05, against=against)
 
 
 @dataclass(frozen=True, slots=True)

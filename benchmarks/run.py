@@ -5,6 +5,7 @@
     python benchmarks/run.py --only chain    # one benchmark (repeat --only for several)
     python benchmarks/run.py --only journal  # the journal's cost per step (about 2.5 minutes)
     python benchmarks/run.py --only otel     # OpenTelemetry tracing's cost per step
+    python benchmarks/run.py --only world --against b363cf6   # events/middleware per step; plain chain vs a revision
 
 Every figure is a median over repeated samples; every ratio compares against a baseline measured in the
 same run. Results go to stdout as a table and to ``benchmarks/results/latest.json`` (or ``--json PATH``).
@@ -36,6 +37,7 @@ import bench_fanout  # noqa: E402
 import bench_journal  # noqa: E402
 import bench_many_runs  # noqa: E402
 import bench_otel  # noqa: E402
+import bench_world  # noqa: E402
 from _harness import Config, Row, format_table, log  # noqa: E402
 
 BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
@@ -46,6 +48,7 @@ BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
     bench_many_runs.NAME: bench_many_runs.run,
     bench_journal.NAME: bench_journal.run,
     bench_otel.NAME: bench_otel.run,
+    bench_world.NAME: bench_world.run,
 }
 DEFAULT_JSON = HERE / "results" / "latest.json"
 
@@ -60,6 +63,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=None, help="samples per measurement (default 7, quick 2)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write JSON (default {DEFAULT_JSON})")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument(
+        "--against", metavar="REV", default=None,
+        help="world: also time the plain chain on git revision REV (a temporary worktree), interleaved",
+    )  # fmt: skip
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target is not met")
     return parser.parse_args(argv)
 
@@ -87,7 +94,7 @@ def environment() -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    config = Config.make(quick=args.quick, repeats=args.repeats)
+    config = Config.make(quick=args.quick, repeats=args.repeats, against=args.against)
     names = args.only or list(BENCHMARKS)
     env = environment()
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -111,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     document = {
         "mode": "quick" if config.quick else "full",
         "repeats": config.repeats,
+        "against": config.against,
         "benchmarks": names,
         "started": started_at,
         "duration_s": duration,
