@@ -265,9 +265,9 @@ def test_durability_reaches_the_journal_and_needs_one(
     opened: list[str] = []
 
     class Recording(SqliteJournal):
-        def __init__(self, path: Path, *, durability: str = "process") -> None:
+        def __init__(self, path: Path, *, durability: str = "process", trusted: bool = False) -> None:
             opened.append(durability)
-            super().__init__(path, durability=durability)  # type: ignore[arg-type]
+            super().__init__(path, durability=durability, trusted=trusted)  # type: ignore[arg-type]
 
     monkeypatch.setattr(common, "SqliteJournal", Recording)
     journal = tmp_path / "runs.db"
