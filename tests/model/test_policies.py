@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from flowkernel import Flow, FlowValidationError, Input, Problem, Ref, Step, tool
+from flowkernel.errors import DefinitionError
 from flowkernel.model import Fallback, RetryPolicy
 from flowkernel.model.retry import jitter_unit
 
@@ -115,7 +116,7 @@ def test_a_long_retry_series_stays_at_max_delay_instead_of_overflowing() -> None
     ],
 )
 def test_invalid_retry_policies_are_refused(bad: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(DefinitionError):
         RetryPolicy(**bad)
 
 
@@ -203,14 +204,14 @@ def test_a_fallback_is_a_value_or_a_tool() -> None:
 
 
 def test_a_fallback_refuses_both_a_value_and_a_tool() -> None:
-    with pytest.raises(ValidationError, match="a fallback is a value or a tool, not both"):
+    with pytest.raises(DefinitionError, match="a fallback is a value or a tool, not both"):
         Fallback(value=1, tool=other)
-    with pytest.raises(ValidationError, match="not both"):
+    with pytest.raises(DefinitionError, match="not both"):
         Fallback(value=0, tool=other)
 
 
 def test_a_fallback_refuses_unknown_fields_and_is_frozen() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(DefinitionError):
         Fallback(default=1)  # type: ignore[call-arg]
     fallback = Fallback(value=1)
     with pytest.raises(ValidationError):
@@ -219,7 +220,7 @@ def test_a_fallback_refuses_unknown_fields_and_is_frozen() -> None:
 
 @pytest.mark.parametrize("bad", ["ignore", "retry", 3])
 def test_on_error_accepts_only_fail_continue_or_a_fallback(bad: Any) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(DefinitionError):
         Step(id="s", tool=echo, on_error=bad)
 
 
@@ -270,9 +271,9 @@ def test_the_plan_holds_the_policies_in_force() -> None:
 
 @pytest.mark.parametrize("bad", [0, -1])
 def test_timeouts_must_be_positive(bad: float) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(DefinitionError):
         Step(id="s", tool=echo, timeout=bad)
-    with pytest.raises(ValidationError):
+    with pytest.raises(DefinitionError):
         tool(lambda: None, name="t", timeout=bad)
 
 

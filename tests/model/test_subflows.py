@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from flowkernel import Flow, FlowValidationError, Input, Item, Ref, Step, tool
+from flowkernel.errors import DefinitionError
 from flowkernel.model import Fallback, RetryPolicy
 from flowkernel.model.validation import MAX_FLOW_DEPTH
 
@@ -89,12 +90,12 @@ def test_a_sub_flow_with_an_input_model_takes_its_fields_and_needs_only_the_requ
     ids=["neither", "both"],
 )
 def test_a_step_runs_exactly_one_of_a_tool_and_a_sub_flow(targets: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError, match="give exactly one of tool= and flow="):
+    with pytest.raises(DefinitionError, match="give exactly one of tool= and flow="):
         Step(id="s", **targets)
 
 
 def test_max_concurrency_must_be_positive() -> None:
-    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+    with pytest.raises(DefinitionError, match="greater than or equal to 1"):
         Step(id="m", tool=echo, map=Input("xs"), arguments={"x": Item()}, max_concurrency=0)
 
 

@@ -8,6 +8,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from flowkernel import Tool, tool
+from flowkernel.errors import DefinitionError
 
 
 class Query(BaseModel):
@@ -135,9 +136,9 @@ def test_tool_is_immutable_and_hashable() -> None:
 
 
 def test_tool_rejects_unknown_fields_and_empty_names() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(DefinitionError):
         Tool(name="t", fn=lambda: None, retries=3)  # type: ignore[call-arg]
-    with pytest.raises(ValidationError):
+    with pytest.raises(DefinitionError):
         Tool(name="", fn=lambda: None)
-    with pytest.raises(ValidationError):
+    with pytest.raises(DefinitionError):
         Tool(name="t", fn=lambda: None, async_backend="curio")  # type: ignore[arg-type]

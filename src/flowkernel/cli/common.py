@@ -17,7 +17,7 @@ from click.exceptions import NoArgsIsHelpError
 from pydantic import ValidationError
 from rich.console import Console
 
-from ..errors import DriverNotFoundError, FlowInputError, FlowValidationError, JournalError
+from ..errors import DefinitionError, DriverNotFoundError, FlowInputError, FlowValidationError, JournalError
 from ..events import Event
 from ..host import Driver, UnsupportedToolError, load_driver, partial_result
 from ..host.journal import Durability, SqliteJournal
@@ -182,9 +182,10 @@ def journal_errors() -> Iterator[None]:
 
 
 @contextmanager
-def open_journal(path: Path, durability: Durability) -> Iterator[SqliteJournal]:
+def open_journal(path: Path, durability: Durability, *, trusted: bool = False) -> Iterator[SqliteJournal]:
+    """``trusted``: the journal may hold pickles, which can run code when read (``--trusted``)."""
     with journal_errors():
-        journal = SqliteJournal(path, durability=durability)
+        journal = SqliteJournal(path, durability=durability, trusted=trusted)
     try:
         yield journal
     finally:
@@ -210,6 +211,8 @@ def load(
         raise click.BadParameter(str(exc), param_hint=param_hint) from None
     except FlowValidationError as exc:
         raise CannotRunError(str(exc)) from None
+    except DefinitionError as exc:
+        raise CannotRunError(f"invalid flow definition in {reference!r}: {exc}") from None
     except ValidationError as exc:
         raise CannotRunError(f"invalid flow definition in {reference!r}: {describe_validation_error(exc)}") from None
     except FlowLoadError as exc:

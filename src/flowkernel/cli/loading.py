@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import FlowValidationError
+from ..errors import DefinitionError, FlowValidationError
 from ..model.flow import Flow
 
 __all__ = (
@@ -156,7 +156,7 @@ def _run_user_code(what: str, fn: Any, *args: Any) -> Any:
     """Call into user code; errors building a flow pass as they are, any other error is wrapped."""
     try:
         return fn(*args)
-    except (FlowValidationError, ValidationError):
+    except (FlowValidationError, DefinitionError, ValidationError):
         raise
     except Exception as exc:
         raise FlowLoadError(f"{what} raised {type(exc).__name__}: {exc}") from exc

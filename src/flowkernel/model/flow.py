@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from ..errors import FlowValidationError
+from ..errors import FlowKernelError, FlowValidationError, Problem
+from .checked import CheckedModel
 from .plan import FlowPlan, compile_plan
 from .policies import ContextPolicy, Fallback
 from .refs import Ref
@@ -19,7 +20,7 @@ from .validation import find_problems
 __all__ = ("Flow",)
 
 
-class Flow(BaseModel):
+class Flow(CheckedModel):
     """A named, versioned flow of steps; dependencies come from references and ``after``.
 
     Building a flow validates it: every structural problem (duplicate ids, unknown references, cycles,
@@ -39,6 +40,11 @@ class Flow(BaseModel):
     resources: tuple[Resource[Any], ...] = ()
     """Resources the run opens when it starts and closes when it ends (see :class:`Resource`)."""
     _plan: FlowPlan = PrivateAttr()
+
+    @classmethod
+    def _error(cls, data: Mapping[str, Any], problems: tuple[Problem, ...]) -> FlowKernelError:
+        name = data.get("name")
+        return FlowValidationError(name if isinstance(name, str) else "?", problems)
 
     @model_validator(mode="after")
     def _validate_structure(self) -> Flow:

@@ -6,16 +6,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from .checked import CheckedModel
 from .tool import Tool
 
 __all__ = ("ContextPolicy", "ErrorPolicy", "Fallback")
 
 
-class Fallback(BaseModel):
+class Fallback(CheckedModel):
     """What takes a failed step's place: a literal ``value``, or the result of calling ``tool`` with the
     step's arguments. The step then counts as succeeded, marked ``fallback`` in its record."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+    _kind = "fallback"
 
     value: Any = None
     tool: Tool | None = None
@@ -32,7 +34,7 @@ ErrorPolicy = Literal["fail", "continue"] | Fallback
 dependents are skipped, but the run still succeeds. A :class:`Fallback`: a value takes the output's place."""
 
 
-class ContextPolicy(BaseModel):
+class ContextPolicy(CheckedModel):
     """Accumulated context, for chain-style flows where each step reads what the steps before it made.
 
     A step's context merges, in declaration order, the outputs of the steps it depends on, directly or
@@ -43,6 +45,7 @@ class ContextPolicy(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+    _kind = "context policy"
 
     collision: Literal["overwrite", "warn", "error"] = "overwrite"
     model: type[BaseModel] | None = None

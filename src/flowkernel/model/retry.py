@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from .checked import MAX_SECONDS, CheckedModel
 
 __all__ = ("RetryPolicy", "jitter_unit")
 
 
-class RetryPolicy(BaseModel):
+class RetryPolicy(CheckedModel):
     """Retry a failing call up to ``max_attempts`` times in all, waiting between attempts.
 
     The wait before attempt n+1 is ``min(max_delay, initial_delay * multiplier ** (n - 1))``, spread by
@@ -21,12 +23,13 @@ class RetryPolicy(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    _kind = "retry policy"
 
     max_attempts: int = Field(default=3, ge=1)
-    initial_delay: float = Field(default=0.1, ge=0)
-    multiplier: float = Field(default=2.0, ge=1)
-    max_delay: float = Field(default=30.0, ge=0)
-    jitter: float = Field(default=0.0, ge=0, le=1)
+    initial_delay: float = Field(default=0.1, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
+    multiplier: float = Field(default=2.0, ge=1, allow_inf_nan=False)
+    max_delay: float = Field(default=30.0, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
+    jitter: float = Field(default=0.0, ge=0, le=1, allow_inf_nan=False)
     retry_on: tuple[str, ...] = ()
     retry_on_timeout: bool = True
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from ..errors import Problem
+from .checked import MAX_SECONDS, WHOLE, CheckedModel
 from .policies import ErrorPolicy
 from .refs import Input, Item, Ref
 from .retry import RetryPolicy
@@ -21,7 +23,10 @@ STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
 """Step ids are identifiers (dots and dashes allowed), so call ids built from them stay unambiguous."""
 
 
-class Step(BaseModel):
+_ONE_TARGET = "a step runs a tool or a sub-flow: give exactly one of tool= and flow="
+
+
+class Step(CheckedModel):
     """One step of a flow: call ``tool`` (or run the sub-flow ``flow``) with ``arguments``.
 
     With ``map``, a list found at run time, the step calls its tool (or sub-flow) once per element, with
@@ -37,6 +42,8 @@ class Step(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+    _kind = "step"
+    _name_field = "id"
 
     id: str = Field(pattern=STEP_ID_PATTERN)
     tool: Tool | None = None
@@ -46,7 +53,7 @@ class Step(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
     after: tuple[str, ...] = ()
     retry: RetryPolicy | None = None
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
     on_error: ErrorPolicy = "fail"
     when: str | None = None
     join: Literal["all", "any"] = "all"
@@ -54,8 +61,13 @@ class Step(BaseModel):
     @model_validator(mode="after")
     def _one_target(self) -> Step:
         if (self.tool is None) == (self.flow is None):
-            raise ValueError("a step runs a tool or a sub-flow: give exactly one of tool= and flow=")
+            raise ValueError(_ONE_TARGET)
         return self
+
+    @classmethod
+    def _raw_problems(cls, data: Mapping[str, Any]) -> Iterable[Problem]:
+        if (data.get("tool") is None) == (data.get("flow") is None):
+            yield Problem(WHOLE, _ONE_TARGET)
 
     @property
     def retry_policy(self) -> RetryPolicy | None:

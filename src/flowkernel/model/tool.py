@@ -8,6 +8,7 @@ from typing import Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .checked import MAX_SECONDS, CheckedModel
 from .retry import RetryPolicy
 
 __all__ = ("IDEMPOTENCY_KEY", "AsyncBackend", "Tool", "tool")
@@ -20,7 +21,7 @@ AsyncBackend = Literal["any", "asyncio", "trio"]
 """Which event loop an async tool needs: ``any`` covers anyio-based and plain-``await`` tools."""
 
 
-class Tool(BaseModel):
+class Tool(CheckedModel):
     """A named callable with optional input and output schemas.
 
     With an ``input_model`` the kernel validates a step's arguments before invoking and calls the tool
@@ -32,6 +33,8 @@ class Tool(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+    _kind = "tool"
+    _name_field = "name"
 
     name: str = Field(min_length=1)
     fn: Callable[..., Any]
@@ -41,7 +44,7 @@ class Tool(BaseModel):
     is_async: bool = False
     async_backend: AsyncBackend = "any"
     retry: RetryPolicy | None = None
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
     idempotency_key: bool = False
 
     @model_validator(mode="before")
