@@ -182,10 +182,9 @@ def journal_errors() -> Iterator[None]:
 
 
 @contextmanager
-def open_journal(path: Path, durability: Durability, *, trusted: bool = False) -> Iterator[SqliteJournal]:
-    """``trusted``: the journal may hold pickles, which can run code when read (``--trusted``)."""
+def open_journal(path: Path, durability: Durability) -> Iterator[SqliteJournal]:
     with journal_errors():
-        journal = SqliteJournal(path, durability=durability, trusted=trusted)
+        journal = SqliteJournal(path, durability=durability)
     try:
         yield journal
     finally:
