@@ -182,9 +182,10 @@ def journal_errors() -> Iterator[None]:
 
 
 @contextmanager
-def open_journal(path: Path, durability: Durability) -> Iterator[SqliteJournal]:
+def open_journal(path: Path, durability: Durability, *, trusted: bool = False) -> Iterator[SqliteJournal]:
+    """``trusted``: the journal may hold pickles, which can run code when read (``--trusted``)."""
     with journal_errors():
-        journal = SqliteJournal(path, durability=durability)
+        journal = SqliteJournal(path, durability=durability, trusted=trusted)
     try:
         yield journal
     finally:

@@ -49,6 +49,13 @@ def a_recorded_run(command: Command) -> Command:
     return click.argument("journal_path", metavar="JOURNAL", type=EXISTING_JOURNAL)(command)
 
 
+TRUSTED_HELP = (
+    "Read a journal that stores pickles (written by an older flowkernel, or opened with codec='pickle'). "
+    "Reading a pickle can run any code it holds: only for files you trust."
+)
+trusted_option = click.option("--trusted", is_flag=True, help=TRUSTED_HELP)
+
+
 def _flow_help(purpose: str) -> str:
     return f"The flow to {purpose} (default: the one the run recorded, where it was started from)."
 
@@ -68,6 +75,7 @@ def _flow_help(purpose: str) -> str:
 @click.option("--traceback", "show_traceback", is_flag=True, help=TRACEBACK_HELP)
 @click.option("--table", "full_table", is_flag=True, help=TABLE_HELP)
 @click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
+@trusted_option
 def resume(
     journal_path: Path,
     run_id: str,
@@ -80,6 +88,7 @@ def resume(
     show_traceback: bool,
     full_table: bool,
     quiet: bool,
+    trusted: bool,
 ) -> None:
     """Resume run RUN_ID from JOURNAL and show its result.
 
@@ -90,7 +99,7 @@ def resume(
     2 could not resume.
     """
     runner = driver_named(driver, scheduler)
-    with open_journal(journal_path, durability) as journal:
+    with open_journal(journal_path, durability, trusted=trusted) as journal:
         flow = recorded_flow(journal, run_id, reference, show_traceback)
         finished = summary_of(journal, run_id).status != INCOMPLETE
         note = f"run {run_id} had already finished: nothing to resume (its record is replayed)" if finished else None
@@ -155,14 +164,17 @@ def runs(journal_path: Path, as_json: bool) -> None:
 @click.option("--flow", "reference", metavar="MODULE:FLOW", help=_flow_help("replay the record with"))
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON instead of a table.")
 @click.option("--traceback", "show_traceback", is_flag=True, help=TRACEBACK_HELP)
-def show(journal_path: Path, run_id: str, reference: str | None, as_json: bool, show_traceback: bool) -> None:
+@trusted_option
+def show(
+    journal_path: Path, run_id: str, reference: str | None, as_json: bool, show_traceback: bool, trusted: bool
+) -> None:
     """Show the result of run RUN_ID from JOURNAL, as run --table showed it (every step's row).
 
     The result is rebuilt from the journal's record by replaying it with the run's flow (no tool is
     called). Exits 0 if the run succeeded, 1 if it failed, was cancelled or has not finished (then it
     says how far it got and how to resume it), 2 if there is no such run or the journal cannot be read.
     """
-    with open_journal(journal_path, "process") as journal:
+    with open_journal(journal_path, "process", trusted=trusted) as journal:
         summary = summary_of(journal, run_id)
         if summary.status != INCOMPLETE:
             flow = recorded_flow(journal, run_id, reference, show_traceback)

@@ -37,6 +37,7 @@ from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, StartTime
 from ..result import ExecutionResult
 from .backend import Backend
 from .settings import RunSettings
+from .settings_check import check_run_settings
 from .world import CallWorld, declared_resources, opened_resources
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class KernelSession:
         recorder: RunRecorder | None = None,
         **settings: Unpack[RunSettings],
     ) -> None:
+        check_run_settings(settings, flow.name)  # RunOptionsError before anything runs, on every driver
         if settings.get("journal") is not None and recorder is None:
             raise ValueError("a journaled run must be opened first: pass open_run(...).recorder as recorder=")
         self.recorder = recorder
@@ -259,10 +261,16 @@ class KernelSession:
             yield
         except BaseException as exc:
             self.stopped_by = exc
-            if self.result is None and not self._kernel_failed:
-                self._abort(f"{type(exc).__name__} in the caller")
-                exc.partial_result = self.result  # type: ignore[attr-defined]
-                exc.add_note(f"flowkernel: run {self.options.run_id} stopped; its partial result is on .partial_result")
+            try:
+                if self.result is None and not self._kernel_failed:
+                    self._abort(f"{type(exc).__name__} in the caller")
+                    exc.partial_result = self.result  # type: ignore[attr-defined]
+                    exc.add_note(
+                        f"flowkernel: run {self.options.run_id} stopped; its partial result is on .partial_result"
+                    )
+            finally:
+                if self.recorder is not None:  # the run is no longer executed here: give up its lease
+                    self.recorder.release()
             raise
 
     def unwrap(self, group: BaseExceptionGroup[Any], cancellation: type[BaseException]) -> BaseException:

@@ -274,7 +274,7 @@ def test_another_applications_database_is_foreign_and_left_as_it_was(tmp_path: P
 @pytest.mark.parametrize(
     ("key", "value", "expected"),
     [
-        ("version", "2", "is a flowkernel journal of format version '2'; this flowkernel reads version 1"),
+        ("version", "3", "is a flowkernel journal of format version '3'; this flowkernel reads versions 2, 1"),
         ("format", "someone else's journal", 'is not a flowkernel journal (format "someone else\'s journal")'),
     ],
 )
@@ -362,7 +362,7 @@ LOCK_ONCE: list[bool] = []
 
 @tool
 def make_lock(value: int) -> Any:
-    """Returns a lock (which pickle refuses) the first time, a plain value after that."""
+    """Returns a lock (which no codec stores) the first time, a plain value after that."""
     if not LOCK_ONCE:
         LOCK_ONCE.append(True)
         return threading.Lock()
@@ -398,7 +398,8 @@ def test_a_value_that_cannot_be_recorded_stops_the_run_with_its_partial_result(
         with pytest.raises(JournalWriteError) as stopped:
             runner.run_blocking(LOCK_FLOW, journal=journal, run_id="r", max_concurrency=1)
         assert re.fullmatch(
-            r"run 'r': cannot record the completions of lock@1: \w+Error: cannot pickle '_thread.lock' object",
+            r"run 'r': cannot record the completions of lock@1: UnstorableValueError: cannot store entry \d+"
+            r" of run 'r': the value lock@1 returned: the journal's codec has no tag for a _thread.lock \(.*",
             str(stopped.value),
         )
         partial = partial_result(stopped.value)

@@ -288,6 +288,7 @@ def test_killed_runs_resume_without_rerunning_or_losing_calls(driver: str, tmp_p
         pool.close()
     with SqliteJournal(journal) as opened:
         listed = {s.run_id: s.status for s in opened.runs()}
+        assert not opened.pickles  # the crash trials run on the default codec: tagged JSON, not pickles
     assert listed == {run.run_id: "succeeded" for run in runs}, f"seed {seed}"
     # Without a kill that caught calls in flight, this test would prove nothing.
     assert interrupted > 0, f"seed {seed}: no kill landed while a call was in flight: " + runs[0].history()

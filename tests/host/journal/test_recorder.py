@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from flowkernel import Cancel, Cancelled, Flow, Invoke, Returned, StartTimer, Step, StopRun, TimerFired, tool
-from flowkernel.errors import JournalWriteError
-from flowkernel.host.journal import RunRecorder, SqliteJournal, digest, open_run
+from flowkernel.host.journal import RunRecorder, SqliteJournal, UnstorableValueError, digest, open_run
 
 
 @tool
@@ -53,8 +52,9 @@ def test_a_stop_ends_the_record_after_what_came_before_it_in_the_batch(tmp_path:
 def test_a_value_that_cannot_be_recorded_is_a_typed_error_naming_the_call(tmp_path: Path) -> None:
     run, journal = recorder(tmp_path)
     with pytest.raises(
-        JournalWriteError,
-        match=r"run 'r': cannot record the completions of a@1: AttributeError: Can't pickle local object",
+        UnstorableValueError,
+        match=r"run 'r': cannot record the completions of a@1: UnstorableValueError: cannot store entry 0 of run 'r':"
+        r" the value a@1 returned: the journal's codec has no tag for a function ",
     ):
         run.append([Returned("a@1", lambda: None, 0.0, 1.0)], 0)
     run.append([Returned("a@1", 1, 0.0, 1.0)], 0)  # nothing half-written: the next entry is entry 0

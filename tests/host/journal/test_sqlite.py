@@ -26,13 +26,13 @@ HEADER = RunHeader("r", "f", "1", "hash", {"when": dt.date(2026, 1, 2)}, 4, 10.0
 def test_values_come_back_exactly_as_recorded(tmp_path: Path) -> None:
     values = [(1, 2), {3, 4}, dt.datetime(2026, 11, 22, 10, 0), Point(x=1), b"\x00", float("inf"), None]
     error = ErrorInfo(ErrorKind.TOOL, "ValueError", "bad", "a")
-    with SqliteJournal(tmp_path / "j.db") as journal:
+    with SqliteJournal(tmp_path / "j.db", models=[Point]) as journal:
         journal.begin(HEADER)
         journal.append(
             "r", Entry(0, ("a@1 t",), tuple(Returned(f"a{k}@1", v, 0.5, 1.5) for k, v in enumerate(values))), 0
         )
         journal.append("r", Entry(1, (), (Raised("b@1", error, 2.0, 3.0),)), 1)
-    with SqliteJournal(tmp_path / "j.db") as reopened:
+    with SqliteJournal(tmp_path / "j.db", models=[Point]) as reopened:
         recorded = reopened.load("r")
     assert recorded.header == HEADER
     assert [c.value for c in recorded.entries[0].completions] == values  # type: ignore[union-attr]
@@ -93,7 +93,7 @@ def test_an_unknown_run_is_named_with_the_file(tmp_path: Path) -> None:
 def test_the_file_is_marked_as_a_flowkernel_journal(tmp_path: Path) -> None:
     SqliteJournal(tmp_path / "j.db").close()
     meta = dict(sqlite3.connect(tmp_path / "j.db").execute("SELECT key, value FROM flowkernel_journal"))
-    assert meta == {"format": "flowkernel journal", "version": "1"}
+    assert meta == {"format": "flowkernel journal", "version": "2", "codec": "json"}
 
 
 def test_an_in_memory_journal_serves_one_process() -> None:

@@ -6,23 +6,31 @@ that are safe to run again.
 """
 
 from .base import Entry, Journal, RecordedRun, RunHeader, RunSummary
+from .codec import JsonCodec, flow_classes
+from .errors import RunLeasedError, UnstorableValueError, UntrustedJournalError
 from .fingerprint import flow_fingerprint, flow_structure
 from .recorder import OpenedRun, RunRecorder, digest, open_run
 from .replay import Replayed, replay, replay_entries
-from .sqlite import Durability, SqliteJournal
+from .sqlite import Codec, Durability, SqliteJournal
 
 __all__ = (
+    "Codec",
     "Durability",
     "Entry",
     "Journal",
+    "JsonCodec",
     "OpenedRun",
     "RecordedRun",
     "Replayed",
     "RunHeader",
+    "RunLeasedError",
     "RunRecorder",
     "RunSummary",
     "SqliteJournal",
+    "UnstorableValueError",
+    "UntrustedJournalError",
     "digest",
+    "flow_classes",
     "flow_fingerprint",
     "flow_structure",
     "open_run",

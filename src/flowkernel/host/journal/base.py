@@ -8,7 +8,7 @@ Replaying the entries into a fresh kernel reproduces the run: that is the determ
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -96,6 +96,22 @@ class Journal(ABC):
     @abstractmethod
     def runs(self) -> list[RunSummary]:
         """Every run, oldest first."""
+
+    def allow(self, classes: Iterable[Any]) -> None:  # noqa: B027 - optional for stores
+        """Let the store keep values of these classes (pydantic models, enums); called with the models a
+        flow declares before its run is recorded or read. Stores that keep any value ignore it."""
+
+    def acquire(self, run_id: str) -> None:  # noqa: B027 - optional for stores
+        """Lease the run for this store's holder before resuming it, so no other process executes it at the
+        same time; :class:`~flowkernel.host.journal.RunLeasedError` if a live holder has it. ``begin``
+        leases a new run. Stores that are not shared between processes need not lease."""
+
+    def release(self, run_id: str) -> None:  # noqa: B027 - optional for stores
+        """Give up the run's lease (the run ended, however it ended)."""
+
+    def delete(self, run_id: str) -> None:
+        """Delete the run and its record, so its id can be used again."""
+        raise NotImplementedError(f"{type(self).__name__} cannot delete runs")
 
     def header(self, run_id: str) -> RunHeader:
         """A run's header alone. ``flowkernel resume`` and ``show`` read it to find the flow before importing

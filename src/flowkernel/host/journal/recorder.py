@@ -20,7 +20,10 @@ from ...protocol import Cancel, Command, Completion, Invoke, StartTimer, StopRun
 from ...result import ExecutionResult
 from ..session import new_run_id
 from ..settings import RunSettings
+from ..settings_check import check_run_settings
 from .base import Entry, Journal, RecordedRun, RunHeader
+from .codec import flow_classes
+from .errors import UnstorableValueError
 from .fingerprint import flow_fingerprint
 
 __all__ = ("OpenedRun", "RunRecorder", "check_flow", "digest", "fingerprint_of", "open_run", "options_of")
@@ -51,6 +54,7 @@ class RunRecorder:
         self.stopped = False
         self._seq = len(self.history)
         self._issued: list[str] = []
+        self._released = False
 
     def issued(self, commands: Sequence[Command]) -> None:
         """Note the commands the kernel just issued (recorded with the next batch)."""
@@ -72,17 +76,28 @@ class RunRecorder:
             self.journal.append(self.run_id, entry, steps_done)
         except Exception as exc:
             calls = ", ".join(getattr(c, "call_id", "?") for c in kept)
-            raise JournalWriteError(
+            kind = type(exc) if isinstance(exc, UnstorableValueError) else JournalWriteError
+            raise kind(
                 f"run {self.run_id!r}: cannot record the completions of {calls}: {type(exc).__name__}: {exc}"
             ) from exc
         self._seq += 1
         self._issued = []
 
     def finish(self, result: ExecutionResult) -> None:
-        """Record the result, unless the record was stopped (the run stays resumable) or already has one."""
-        if not self.stopped and not self.finished:
-            self.journal.finish(self.run_id, result)
-            self.finished = True
+        """Record the result, unless the record was stopped (the run stays resumable) or already has one;
+        the run's lease is released either way."""
+        try:
+            if not self.stopped and not self.finished:
+                self.journal.finish(self.run_id, result)
+                self.finished = True
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Give up the run's lease (once; the session calls it however the run ends)."""
+        if not self._released:
+            self._released = True
+            self.journal.release(self.run_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +131,14 @@ def fingerprint_of(flow: Flow) -> str:
 def open_run(flow: Flow, inputs: Mapping[str, Any] | None, settings: RunSettings) -> OpenedRun:
     """Start a journaled run (write its header) or load one to resume; blocking I/O, so async drivers
     call it in a worker thread. Without a journal it does nothing."""
+    check_run_settings(settings, flow.name)  # before anything is read from the settings or journaled
     journal = settings.get("journal")
     run_id = settings.get("run_id")
     if journal is None:
         if settings.get("resume"):
             raise ValueError("resume=True needs the journal to resume from: pass journal=")
         return OpenedRun(inputs, settings, None)
+    journal.allow(flow_classes(flow))
     if not settings.get("resume"):
         options = RunOptions(
             run_id=run_id or new_run_id(),
@@ -148,15 +165,20 @@ def open_run(flow: Flow, inputs: Mapping[str, Any] | None, settings: RunSettings
         raise ValueError("resume=True needs the run_id of the run to resume")
     if inputs is not None:
         raise ValueError(f"run {run_id!r} is resumed with the inputs it started with: do not pass inputs")
-    recorded = journal.load(run_id)
-    header = recorded.header
-    check_flow(flow, header, settings.get("allow_flow_change", False))
-    for name in _DECIDING:
-        if name in settings and settings[name] != getattr(header, name):  # type: ignore[literal-required]
-            raise ValueError(
-                f"run {run_id!r} started with {name}={getattr(header, name)!r}; a resumed run keeps the options "
-                f"that decide what runs (got {name}={settings[name]!r})"  # type: ignore[literal-required]
-            )
+    journal.acquire(run_id)  # before reading the record: no other process appends to it from here on
+    try:
+        recorded = journal.load(run_id)
+        header = recorded.header
+        check_flow(flow, header, settings.get("allow_flow_change", False))
+        for name in _DECIDING:
+            if name in settings and settings[name] != getattr(header, name):  # type: ignore[literal-required]
+                raise ValueError(
+                    f"run {run_id!r} started with {name}={getattr(header, name)!r}; a resumed run keeps the options "
+                    f"that decide what runs (got {name}={settings[name]!r})"  # type: ignore[literal-required]
+                )
+    except BaseException:
+        journal.release(run_id)
+        raise
     resumed: RunSettings = {**settings, **{name: getattr(header, name) for name in _DECIDING}}  # type: ignore[typeddict-item]
     return OpenedRun(header.inputs, resumed, RunRecorder(journal, run_id, recorded))
 

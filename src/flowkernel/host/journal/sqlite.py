@@ -5,19 +5,30 @@ consumes a batch once its row is committed), so recording costs the same at step
 Rows carry a CRC32 of their payload and consecutive sequence numbers; loading checks both, and the file
 itself, so a damaged journal is reported instead of being partly replayed.
 
-Values are pickled: results of any type come back exactly as the tool returned them. Open only
-journals you (or your own runs) wrote, as with any pickle.
+Values are stored as tagged JSON (:mod:`.codec`), which cannot run code when read: a journal from
+anywhere can be listed, shown and resumed. Pickles (any value, but reading one can run any code) only
+when the journal is opened ``trusted=True``: with ``codec="pickle"`` for a new file, and to read
+journals an older flowkernel wrote (format version 1, always pickles).
+
+A run being executed holds a **lease** on its row (holder, expiry), renewed in the background while it
+runs and released when it ends; a second process that tries to resume it gets :class:`RunLeasedError`
+at once. A lease whose holder died is taken over: at once when the holder was a process on this host
+that no longer exists, else once it expires (``lease`` seconds after its last renewal).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import socket
 import sqlite3
 import threading
 import time
+import uuid
+import weakref
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
@@ -29,8 +40,10 @@ from ...errors import CorruptJournalError, ForeignJournalError, JournalError, Ru
 from ...protocol import Cancelled, Raised, Returned, TimerFired
 from ...result import ExecutionResult
 from .base import Entry, Journal, RecordedRun, RunHeader, RunSummary
+from .codec import JsonCodec
+from .errors import RunLeasedError, UnstorableValueError, UntrustedJournalError
 
-__all__ = ("Durability", "SqliteJournal")
+__all__ = ("Codec", "Durability", "SqliteJournal")
 
 Durability = Literal["process", "power"]
 """``process`` (the default): a committed entry survives the process being killed at any moment, and
@@ -39,35 +52,74 @@ the file is never corrupted; an OS crash or power failure can lose the most rece
 flushed to the disk before the kernel sees it (``synchronous=FULL``): nothing committed is lost even on
 power failure, at the price of one disk flush per batch."""
 
+Codec = Literal["json", "pickle"]
+"""How a new journal file stores values: ``json`` (the default; tagged JSON, cannot run code when read)
+or ``pickle`` (any picklable value; reading it can run any code, so it needs ``trusted=True``)."""
+
 FORMAT = "flowkernel journal"
-VERSION = "1"
+VERSION = "2"
+PICKLE_VERSION = "1"
+"""Format version 1: the first journals, pickles only, without lease or end checksums."""
+_VERSIONS = (VERSION, PICKLE_VERSION)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _COMPLETION_TYPES = (Returned, Raised, TimerFired, Cancelled)
 _DAMAGE = ("malformed", "corrupt", "Could not decode", "no such table", "no such column")
 """Parts of SQLite's messages that mean the file is damaged (text or schema overwritten)."""
+_HOST = socket.gethostname()
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS flowkernel_journal (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS runs ("
     " run_id TEXT PRIMARY KEY, flow_name TEXT NOT NULL, flow_version TEXT NOT NULL, flow_hash TEXT NOT NULL,"
     " header BLOB NOT NULL, header_crc INTEGER NOT NULL, started REAL NOT NULL,"
-    " status TEXT, finished REAL, steps_done INTEGER)",
+    " status TEXT, finished REAL, steps_done INTEGER, end_crc INTEGER, lease_holder TEXT, lease_expires REAL)",
     "CREATE TABLE IF NOT EXISTS entries ("
     " run_id TEXT NOT NULL, seq INTEGER NOT NULL, issued TEXT NOT NULL, completions BLOB NOT NULL,"
     " crc INTEGER NOT NULL, steps_done INTEGER NOT NULL, PRIMARY KEY (run_id, seq)) WITHOUT ROWID",
 )
+_LATER_COLUMNS = ("end_crc INTEGER", "lease_holder TEXT", "lease_expires REAL")
+"""Columns version 1 files lack; added when such a file is opened ``trusted=True`` (it is then written)."""
 
 
 class SqliteJournal(Journal):
     """A journal in the SQLite file ``path`` (created if missing). Safe to share between threads and
-    runs of one process, and between processes (SQLite's locking; ``timeout`` bounds the wait)."""
+    runs of one process, and between processes (SQLite's locking; ``timeout`` bounds the wait).
 
-    def __init__(self, path: str | PathLike[str], *, durability: Durability = "process", timeout: float = 30.0) -> None:
+    ``trusted=True`` allows pickles: reading a journal that stores them (``codec="pickle"``, or a
+    journal of format version 1) can run any code the file holds, so pass it only for files you wrote.
+    ``models``: pydantic models and enums values may be, besides those the flows declare (the JSON codec
+    rebuilds only classes it was told of). ``lease``: seconds a run's lease lasts without renewal (the
+    holder renews it every third of that while it runs)."""
+
+    def __init__(
+        self,
+        path: str | PathLike[str],
+        *,
+        durability: Durability = "process",
+        timeout: float = 30.0,
+        trusted: bool = False,
+        codec: Codec = "json",
+        models: Iterable[type] = (),
+        lease: float = 30.0,
+    ) -> None:
         if durability not in ("process", "power"):
             raise ValueError(f"durability must be 'process' or 'power', got {durability!r}")
+        if codec not in ("json", "pickle"):
+            raise ValueError(f"codec must be 'json' or 'pickle', got {codec!r}")
+        if codec == "pickle" and not trusted:
+            raise ValueError("codec='pickle' needs trusted=True: reading a pickle can run any code")
+        if not lease > 0:
+            raise ValueError(f"lease must be a positive number of seconds, got {lease!r}")
         self.path = Path(path)
         self.durability = durability
+        self.trusted = trusted
+        self.lease = lease
+        self.codec = JsonCodec(models)
         self._lock = threading.Lock()
+        self._holder = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._leases: dict[str, str] = {}  # run id -> this journal's holder token for it
+        self._renewer: threading.Thread | None = None
+        self._closed = threading.Event()
         # The file is not read here before SQLite opens it: closing a descriptor of a file drops every POSIX
         # lock the process holds on it, those of other connections to it included, and SQLite's locking
         # against other processes would silently stop working. SQLite tells a file that is not a database,
@@ -81,52 +133,222 @@ class SqliteJournal(Journal):
                 self._tables()  # before switching to WAL, which would change another application's database
                 self._use_wal(timeout)
                 self._db.execute(f"PRAGMA synchronous={'FULL' if durability == 'power' else 'NORMAL'}")
-                self._check_or_create_schema()
+                self._check_or_create_schema(codec)
             except BaseException:
                 self._db.close()
                 raise
 
+    @property
+    def pickles(self) -> bool:
+        """Whether this file stores pickles (it was created ``codec="pickle"``, or by an older flowkernel)."""
+        return self._codec_name == "pickle"
+
+    def allow(self, classes: Iterable[Any]) -> None:
+        """Let the JSON codec store and rebuild these pydantic models and enums (and their fields')."""
+        self.codec.allow(classes)
+
+    # ---- values -------------------------------------------------------------------------------
+
+    def _dumps(self, value: Any, where: str) -> bytes:
+        if not self.pickles:
+            return self.codec.dumps(value, where)
+        self._check_trusted()
+        try:
+            return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            message = " ".join(str(exc).split())
+            raise UnstorableValueError(f"cannot store {where}: {type(exc).__name__}: {message}") from None
+
+    def _loads(self, blob: bytes, what: str) -> Any:
+        if not self.pickles:
+            try:
+                return self.codec.loads(blob, what)
+            except CorruptJournalError as exc:
+                raise CorruptJournalError(f"{self.path}: {exc}") from None
+        self._check_trusted()
+        try:
+            return pickle.loads(blob)
+        except Exception as exc:  # a value whose class cannot be imported here, or damaged bytes
+            message = " ".join(str(exc).split())
+            raise JournalError(f"{self.path}: cannot read {what}: {type(exc).__name__}: {message}") from exc
+
+    def _check_trusted(self) -> None:
+        if not self.trusted:
+            raise UntrustedJournalError(
+                f"{self.path} stores pickles (format version {self._version}, codec {self._codec_name!r}), and reading"
+                " a pickle can run any code: open it with SqliteJournal(path, trusted=True) (CLI: --trusted) only if"
+                " you trust where the file came from"
+            )
+
     # ---- writing ------------------------------------------------------------------------------
 
     def begin(self, header: RunHeader) -> None:
-        blob = pickle.dumps(header, pickle.HIGHEST_PROTOCOL)
+        blob = self._dumps(header, f"the header of run {header.run_id!r} (its inputs)")
+        started = time.time()
+        holder = self._holder_for(header.run_id)
         with self._errors(f"record the start of run {header.run_id!r}"), self._lock:
             try:
                 self._db.execute(
-                    "INSERT INTO runs (run_id, flow_name, flow_version, flow_hash, header, header_crc, started)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO runs (run_id, flow_name, flow_version, flow_hash, header, header_crc, started,"
+                    " lease_holder, lease_expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         header.run_id,
                         header.flow_name,
                         header.flow_version,
                         header.flow_hash,
                         blob,
-                        zlib.crc32(blob),
-                        time.time(),
+                        self._header_crc(blob, started),
+                        started,
+                        holder,
+                        started + self.lease,
                     ),
                 )
             except sqlite3.IntegrityError:
                 raise RunExistsError(
                     f"{self.path} already holds a run {header.run_id!r}: resume it, or start a run with another id"
                 ) from None
+            self._leases[header.run_id] = holder
+        self._start_renewing()
 
     def append(self, run_id: str, entry: Entry, steps_done: int) -> None:
         # The text json.dumps(entry.issued) gives, built directly: a quarter of its cost on this hot path.
         issued = "[" + ", ".join(map(encode_basestring_ascii, entry.issued)) + "]"
-        blob = pickle.dumps(entry.completions, pickle.HIGHEST_PROTOCOL)
+        blob = self._dumps(entry.completions, f"entry {entry.seq} of run {run_id!r}")
         crc = zlib.crc32(blob, zlib.crc32(issued.encode()))
+        holder = self._leases.get(run_id)
         with self._lock:
-            self._db.execute(
-                "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?)", (run_id, entry.seq, issued, blob, crc, steps_done)
+            if holder is None:  # not leased by this journal (a copy being written, a test): no fence
+                self._db.execute(
+                    "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?)", (run_id, entry.seq, issued, blob, crc, steps_done)
+                )
+                return
+            # Fenced: written only while this journal still holds the run's lease, so a holder that was
+            # paused past its lease (and taken over) cannot write beside the new one.
+            cursor = self._db.execute(
+                "INSERT INTO entries SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS"
+                " (SELECT 1 FROM runs WHERE run_id = ? AND lease_holder = ?)",
+                (run_id, entry.seq, issued, blob, crc, steps_done, run_id, holder),
             )
+        if cursor.rowcount != 1:
+            self._leases.pop(run_id, None)
+            raise RunLeasedError(f"{self.path}: run {run_id!r} lost its lease: another process took it over")
 
     def finish(self, run_id: str, result: ExecutionResult) -> None:
         done = sum(step.status == "succeeded" for step in result.steps)
+        status, finished = str(result.status), time.time()
         with self._errors(f"record the end of run {run_id!r}"), self._lock:
             self._db.execute(
-                "UPDATE runs SET status = ?, finished = ?, steps_done = ? WHERE run_id = ?",
-                (str(result.status), time.time(), done, run_id),
+                "UPDATE runs SET status = ?, finished = ?, steps_done = ?, end_crc = ?,"
+                " lease_holder = NULL, lease_expires = NULL WHERE run_id = ?",
+                (status, finished, done, _end_crc(status, finished, done), run_id),
             )
+            self._leases.pop(run_id, None)
+
+    # ---- leases -------------------------------------------------------------------------------
+
+    def acquire(self, run_id: str) -> None:
+        """Lease run ``run_id`` for this journal (to resume it): :class:`RunLeasedError` if a live holder
+        has it; a dead holder's lease is taken over. Renewed in the background until :meth:`release`."""
+        if self.pickles:  # a file of format version 1 has no leases until a trusted opening adds them
+            self._check_trusted()
+        holder = self._holder_for(run_id)
+        with self._errors(f"lease run {run_id!r}"), self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT lease_holder, lease_expires FROM runs WHERE run_id = ?", (run_id,)
+                ).fetchone()
+                if row is None:
+                    raise RunNotFoundError(f"{self.path} holds no run {run_id!r} (see: flowkernel runs {self.path})")
+                current, expires = row
+                now = time.time()
+                if current is not None and current != holder and not _lease_over(current, expires, now):
+                    raise RunLeasedError(
+                        f"{self.path}: run {run_id!r} is being executed elsewhere (by {_describe(current)}, its lease"
+                        f" renewed until {datetime.fromtimestamp(float(expires), UTC):%Y-%m-%d %H:%M:%S} UTC);"
+                        " resume it once that run has ended, or once its holder is gone",
+                        current,
+                        float(expires),
+                    )
+                self._db.execute(
+                    "UPDATE runs SET lease_holder = ?, lease_expires = ? WHERE run_id = ?",
+                    (holder, now + self.lease, run_id),
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            self._leases[run_id] = holder
+        self._start_renewing()
+
+    def release(self, run_id: str) -> None:
+        """Give up this journal's lease on run ``run_id`` (nothing if it holds none)."""
+        holder = self._leases.pop(run_id, None)
+        if holder is None:
+            return
+        with suppress(JournalError), self._errors(f"release run {run_id!r}"), self._lock:
+            self._db.execute(
+                "UPDATE runs SET lease_holder = NULL, lease_expires = NULL WHERE run_id = ? AND lease_holder = ?",
+                (run_id, holder),
+            )
+
+    def _holder_for(self, run_id: str) -> str:
+        return f"{self._holder}:{run_id}"
+
+    def _start_renewing(self) -> None:
+        with self._lock:
+            if self._renewer is not None:
+                return
+            self._renewer = threading.Thread(
+                target=_renew_leases, args=(weakref.ref(self), self._closed, self.lease / 3), daemon=True
+            )
+            self._renewer.start()
+
+    def _renew(self) -> None:
+        """Push back the expiry of every lease this journal holds."""
+        if not self._leases:
+            return
+        with self._lock:
+            expires = time.time() + self.lease
+            for run_id, holder in list(self._leases.items()):
+                cursor = self._db.execute(
+                    "UPDATE runs SET lease_expires = ? WHERE run_id = ? AND lease_holder = ?", (expires, run_id, holder)
+                )
+                if cursor.rowcount != 1:  # taken over: appends will say so
+                    self._leases.pop(run_id, None)
+
+    # ---- deleting -----------------------------------------------------------------------------
+
+    def delete(self, run_id: str) -> None:
+        """Delete run ``run_id`` and its record, so its id can be used again; refused with
+        :class:`RunLeasedError` while the run is being executed."""
+        with self._errors(f"delete run {run_id!r}"), self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT lease_holder, lease_expires FROM runs WHERE run_id = ?", (run_id,)
+                ).fetchone()
+                if row is None:
+                    raise RunNotFoundError(f"{self.path} holds no run {run_id!r} (see: flowkernel runs {self.path})")
+                current, expires = row
+                if (
+                    current is not None
+                    and current not in self._leases.values()
+                    and not _lease_over(current, expires, time.time())
+                ):
+                    raise RunLeasedError(
+                        f"{self.path}: run {run_id!r} is being executed elsewhere (by {_describe(current)}):"
+                        " it cannot be deleted now",
+                        current,
+                        float(expires),
+                    )
+                self._db.execute("DELETE FROM entries WHERE run_id = ?", (run_id,))
+                self._db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            self._leases.pop(run_id, None)
 
     # ---- reading ------------------------------------------------------------------------------
 
@@ -135,22 +357,27 @@ class SqliteJournal(Journal):
             # integrity_check, not quick_check: it also finds keys out of order, which would hide entries
             problems = [row[0] for row in self._db.execute("PRAGMA integrity_check")]
             if problems != ["ok"]:
-                raise CorruptJournalError(f"{self.path} is damaged: {'; '.join(problems[:5])}")
+                raise CorruptJournalError(
+                    f"{self.path} is damaged: {'; '.join(' '.join(p.split()) for p in problems[:5])}"
+                )
             self._check_whole_pages()
             self._check_no_orphans()
-            row = self._db.execute("SELECT header, header_crc, status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            row = self._db.execute(
+                f"SELECT header, header_crc, started, {self._end_columns} FROM runs r WHERE run_id = ?", (run_id,)
+            ).fetchone()
             if row is None:
                 raise RunNotFoundError(f"{self.path} holds no run {run_id!r} (see: flowkernel runs {self.path})")
             rows = self._db.execute(
                 "SELECT seq, issued, completions, crc FROM entries WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
-        header = self._header(run_id, row[0], row[1])
+        header = self._header(run_id, row[0], row[1], row[2])
+        status = self._end(run_id, *row[3:])[0]
         entries = tuple(self._entry(run_id, position, *entry) for position, entry in enumerate(rows))
-        return RecordedRun(header, entries, row[2])
+        return RecordedRun(header, entries, status)
 
     def header(self, run_id: str) -> RunHeader:
-        row = self._row("header, header_crc", run_id)
-        return self._header(run_id, row[0], row[1])
+        row = self._row("header, header_crc, started", run_id)
+        return self._header(run_id, row[0], row[1], row[2])
 
     def _row(self, columns: str, run_id: str) -> tuple[Any, ...]:
         """Some columns of a run's row in ``runs``; :class:`RunNotFoundError` if there is none."""
@@ -162,28 +389,46 @@ class SqliteJournal(Journal):
             raise RunNotFoundError(f"{self.path} holds no run {run_id!r} (see: flowkernel runs {self.path})")
         return row
 
+    @property
+    def _end_columns(self) -> str:
+        end = "r.end_crc" if self._version != PICKLE_VERSION else "NULL"
+        return f"r.status, r.finished, r.steps_done, {end}"
+
     def runs(self) -> list[RunSummary]:
         with self._errors("list runs"), self._lock:
             rows = self._db.execute(
-                "SELECT r.run_id, r.flow_name, r.flow_version, r.status, r.started, r.finished, r.steps_done,"
+                f"SELECT r.run_id, r.flow_name, r.flow_version, r.started, {self._end_columns},"
                 " e.seq, e.steps_done FROM runs r LEFT JOIN entries e ON e.run_id = r.run_id AND e.seq ="
                 " (SELECT MAX(seq) FROM entries WHERE run_id = r.run_id) ORDER BY r.started, r.run_id"
             ).fetchall()
-        return [
-            RunSummary(
-                run_id=run_id,
-                flow_name=name,
-                flow_version=version,
-                status=status or "incomplete",
-                started=datetime.fromtimestamp(started, UTC),
-                finished=datetime.fromtimestamp(finished, UTC) if finished is not None else None,
-                steps_done=done if done is not None else (last_done or 0),
-                entries=0 if last_seq is None else last_seq + 1,
+        summaries = []
+        for run_id, name, version, started, status, finished, done, end_crc, last_seq, last_done in rows:
+            where = f"{self.path}: run {run_id!r}"
+            if not all(type(text) is str for text in (run_id, name, version)):
+                raise CorruptJournalError(f"{where} is damaged: its name or version is not text")
+            if type(started) is not float:
+                raise CorruptJournalError(f"{where} is damaged: its start time is not a time ({started!r})")
+            status, finished, done = self._end(run_id, status, finished, done, end_crc)
+            if not (last_seq is None or type(last_seq) is int) or not (last_done is None or type(last_done) is int):
+                raise CorruptJournalError(f"{where} is damaged: its last entry's numbers are not numbers")
+            summaries.append(
+                RunSummary(
+                    run_id=run_id,
+                    flow_name=name,
+                    flow_version=version,
+                    status=status or "incomplete",
+                    started=datetime.fromtimestamp(started, UTC),
+                    finished=datetime.fromtimestamp(finished, UTC) if finished is not None else None,
+                    steps_done=done if done is not None else (last_done or 0),
+                    entries=0 if last_seq is None else last_seq + 1,
+                )
             )
-            for run_id, name, version, status, started, finished, done, last_seq, last_done in rows
-        ]
+        return summaries
 
     def close(self) -> None:
+        self._closed.set()
+        for run_id in list(self._leases):
+            self.release(run_id)
         with self._lock:
             self._db.close()
 
@@ -211,14 +456,15 @@ class SqliteJournal(Journal):
             )
         return tables
 
-    def _check_or_create_schema(self) -> None:
+    def _check_or_create_schema(self, codec: Codec) -> None:
         if not self._tables():
             self._db.execute("BEGIN IMMEDIATE")
             try:  # statement by statement: executescript would commit the transaction first
                 for statement in _SCHEMA:
                     self._db.execute(statement)
                 self._db.execute(
-                    "INSERT OR IGNORE INTO flowkernel_journal VALUES ('format', ?), ('version', ?)", (FORMAT, VERSION)
+                    "INSERT OR IGNORE INTO flowkernel_journal VALUES ('format', ?), ('version', ?), ('codec', ?)",
+                    (FORMAT, VERSION, codec),
                 )
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -227,11 +473,21 @@ class SqliteJournal(Journal):
         meta = dict(self._db.execute("SELECT key, value FROM flowkernel_journal").fetchall())
         if meta.get("format") != FORMAT:
             raise ForeignJournalError(f"{self.path} is not a flowkernel journal (format {meta.get('format')!r})")
-        if meta.get("version") != VERSION:
+        version = meta.get("version")
+        if version not in _VERSIONS:
             raise ForeignJournalError(
-                f"{self.path} is a flowkernel journal of format version {meta.get('version')!r};"
-                f" this flowkernel reads version {VERSION}"
+                f"{self.path} is a flowkernel journal of format version {version!r};"
+                f" this flowkernel reads versions {', '.join(_VERSIONS)}"
             )
+        self._version: str = version
+        self._codec_name: str = "pickle" if version == PICKLE_VERSION else str(meta.get("codec"))
+        if self._codec_name not in ("json", "pickle"):
+            raise ForeignJournalError(f"{self.path} stores values with an unknown codec ({self._codec_name!r})")
+        if version == PICKLE_VERSION and self.trusted:  # trusted: it may be written, so give it leases
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+            for column in _LATER_COLUMNS:
+                if column.split()[0] not in columns:
+                    self._db.execute(f"ALTER TABLE runs ADD COLUMN {column}")
 
     def _check_whole_pages(self) -> None:
         """A SQLite file is whole pages: one cut inside a page is damaged even where the bytes lost held
@@ -258,34 +514,60 @@ class SqliteJournal(Journal):
                 "SELECT run_id FROM entries WHERE run_id > ? ORDER BY run_id LIMIT 1", found
             ).fetchone()
 
-    def _header(self, run_id: str, blob: bytes, crc: int) -> RunHeader:
-        if zlib.crc32(blob) != crc:
+    def _header_crc(self, blob: bytes, started: float) -> int:
+        """The header's checksum; from version 2 it covers the start time too."""
+        if self._version == PICKLE_VERSION:
+            return zlib.crc32(blob)
+        return zlib.crc32(repr(started).encode(), zlib.crc32(blob))
+
+    def _header(self, run_id: str, blob: Any, crc: Any, started: Any) -> RunHeader:
+        if type(blob) is not bytes or type(crc) is not int or type(started) is not float:
+            raise CorruptJournalError(
+                f"{self.path}: the header of run {run_id!r} is damaged (a cell of the wrong type)"
+            )
+        if self._header_crc(blob, started) != crc:
             raise CorruptJournalError(f"{self.path}: the header of run {run_id!r} fails its checksum")
-        header = self._unpickle(blob, f"the header of run {run_id!r}")
+        header = self._loads(blob, f"the header of run {run_id!r}")
         if not isinstance(header, RunHeader) or header.run_id != run_id:
             raise CorruptJournalError(f"{self.path}: the header of run {run_id!r} is not a run header")
         return header
 
-    def _entry(self, run_id: str, position: int, seq: int, issued: str, blob: bytes, crc: int) -> Entry:
+    def _end(
+        self, run_id: str, status: Any, finished: Any, done: Any, crc: Any
+    ) -> tuple[str | None, float | None, int | None]:
+        """A run's end (status, when, steps done), checked: its cells' types, and from version 2 their
+        checksum, which is only written with a status, so a cleared status does not pass for a running run."""
+        where = f"{self.path}: the end of run {run_id!r}"
+        if not (status is None or type(status) is str) or not (finished is None or type(finished) is float):
+            raise CorruptJournalError(f"{where} is damaged (a cell of the wrong type)")
+        if not (done is None or type(done) is int):
+            raise CorruptJournalError(f"{where} is damaged (a cell of the wrong type)")
+        if self._version == PICKLE_VERSION:
+            return status, finished, done
+        if status is None and finished is None and done is None and crc is None:
+            return None, None, None
+        if status is None or finished is None or done is None or crc != _end_crc(status, finished, done):
+            raise CorruptJournalError(f"{where} fails its checksum (status {status!r}, finished {finished!r})")
+        return status, finished, done
+
+    def _entry(self, run_id: str, position: int, seq: Any, issued: Any, blob: Any, crc: Any) -> Entry:
         where = f"{self.path}: run {run_id!r}, entry {position}"
+        if type(seq) is not int or type(issued) is not str or type(blob) is not bytes or type(crc) is not int:
+            raise CorruptJournalError(f"{where} is damaged (a cell of the wrong type)")
         if seq != position:
             raise CorruptJournalError(f"{where} is missing (the next entry found is {seq})")
         if zlib.crc32(blob, zlib.crc32(issued.encode())) != crc:
             raise CorruptJournalError(f"{where} fails its checksum")
-        completions = self._unpickle(blob, f"run {run_id!r}, entry {position}")
+        completions = self._loads(blob, f"run {run_id!r}, entry {position}")
         try:
             commands = json.loads(issued)
         except ValueError:
             raise CorruptJournalError(f"{where}: its command digest is not readable") from None
         if not isinstance(completions, tuple) or not all(isinstance(c, _COMPLETION_TYPES) for c in completions):
             raise CorruptJournalError(f"{where} does not hold completions")
+        if not isinstance(commands, list) or not all(type(c) is str for c in commands):
+            raise CorruptJournalError(f"{where}: its command digest is not a list of commands")
         return Entry(seq, tuple(commands), completions)
-
-    def _unpickle(self, blob: bytes, what: str) -> Any:
-        try:
-            return pickle.loads(blob)
-        except Exception as exc:  # a value whose class cannot be imported here, or damaged bytes
-            raise JournalError(f"{self.path}: cannot read {what}: {type(exc).__name__}: {exc}") from exc
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -295,7 +577,7 @@ class SqliteJournal(Journal):
         except UnicodeDecodeError as exc:  # SQLite's message quoted damaged text
             raise CorruptJournalError(f"{self.path} is damaged (unreadable text) while trying to {action}") from exc
         except sqlite3.DatabaseError as exc:
-            message = str(exc)
+            message = " ".join(str(exc).split())  # one line: SQLite's messages can span several
             if "not a database" in message:
                 raise _not_a_database(self.path, message, action) from exc
             if any(sign in message for sign in _DAMAGE):
@@ -316,3 +598,42 @@ def _not_a_database(path: Path, message: str, action: str) -> JournalError:
     if magic and _SQLITE_MAGIC.startswith(magic):
         return CorruptJournalError(f"{path} is damaged: cut short to {len(magic)} bytes, inside SQLite's header")
     return ForeignJournalError(f"{path} is not a flowkernel journal (not a SQLite database)")
+
+
+def _end_crc(status: str, finished: float, done: int) -> int:
+    return zlib.crc32(f"{status}\x00{finished!r}\x00{done}".encode())
+
+
+def _lease_over(holder: str, expires: Any, now: float) -> bool:
+    """Whether a lease can be taken over: it expired, or its holder was a process of this host that is gone."""
+    if type(expires) is not float or expires < now:
+        return True
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != _HOST or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return False  # this process: another journal object, or another run, in it still holds the lease
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (another user's process)
+        return False
+    return False
+
+
+def _describe(holder: str) -> str:
+    host, _, rest = holder.partition(":")
+    return f"process {rest.partition(':')[0]} on {host}"
+
+
+def _renew_leases(journal: weakref.ref[SqliteJournal], closed: threading.Event, every: float) -> None:
+    """The renewing thread: pushes back the journal's leases until it is closed or collected."""
+    while not closed.wait(every):
+        target = journal()
+        if target is None:
+            return
+        with suppress(Exception):  # a failed renewal is retried; if the lease lapses, appends say so
+            target._renew()
+        del target
