@@ -37,7 +37,6 @@ from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, StartTime
 from ..result import ExecutionResult
 from .backend import Backend
 from .settings import RunSettings
-from .settings_check import check_run_settings
 from .world import CallWorld, declared_resources, opened_resources
 
 if TYPE_CHECKING:
@@ -82,7 +81,6 @@ class KernelSession:
         recorder: RunRecorder | None = None,
         **settings: Unpack[RunSettings],
     ) -> None:
-        check_run_settings(settings, flow.name)  # RunOptionsError before anything runs, on every driver
         if settings.get("journal") is not None and recorder is None:
             raise ValueError("a journaled run must be opened first: pass open_run(...).recorder as recorder=")
         self.recorder = recorder
