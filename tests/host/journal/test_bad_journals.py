@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from flowkernel import Flow, Input, Ref, Step, tool
+from flowkernel.cli.app import cli
 from flowkernel.errors import (
     CorruptJournalError,
     ForeignJournalError,
@@ -102,6 +104,7 @@ def refused(path: Path, error: type[JournalError], calls: list[str], run_id: str
     assert calls == [], f"a tool ran although the journal was refused ({messages[0]})"
     for message in messages:
         assert str(path) in message
+        assert "\n" not in message, f"a journal error is one line: {message!r}"
     return messages[0]
 
 
@@ -416,3 +419,54 @@ def test_a_value_that_cannot_be_recorded_stops_the_run_with_its_partial_result(
         assert calls == ["count(1)", "count(2)", "count(2)"]
         assert result.outputs == {"b": 3, "c": 3}
         assert replay(LOCK_FLOW, journal, "r") == result
+
+
+# ---- damaged cells of the runs table -----------------------------------------------------------------
+
+
+def set_cell(path: Path, column: str, value: Any) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute(f"UPDATE runs SET {column} = ?", (value,))
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "why"),
+    [
+        ("started", "garbage", "its start time is not a time ('garbage')"),
+        ("finished", "garbage", "the end of run 'r' is damaged (a cell of the wrong type)"),
+        ("finished", 12.5, "the end of run 'r' fails its checksum"),
+        ("status", None, "the end of run 'r' fails its checksum (status None"),
+        ("status", "succeeded ", "the end of run 'r' fails its checksum"),
+        ("steps_done", "many", "the end of run 'r' is damaged (a cell of the wrong type)"),
+    ],
+)
+def test_a_damaged_cell_of_a_runs_row_is_a_one_line_corrupt_journal_error_in_runs_and_show(
+    column: str, value: Any, why: str, journals: dict[str, Path], tmp_path: Path
+) -> None:
+    path = copy(journals, "finished", tmp_path)
+    set_cell(path, column, value)
+    with SqliteJournal(path) as journal, pytest.raises(CorruptJournalError) as listed:
+        journal.runs()
+    assert why in str(listed.value)
+    assert str(listed.value).startswith(f"{path}: ")
+    for command in ("runs", "show"):
+        result = CliRunner().invoke(cli, [command, str(path), *(["r"] if command == "show" else [])])
+        assert result.exit_code == 2, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert why in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_a_run_whose_whole_end_was_cleared_resumes_from_its_record_calling_nothing(
+    journals: dict[str, Path], tmp_path: Path, calls: list[str]
+) -> None:
+    path = copy(journals, "finished", tmp_path)
+    for column in ("status", "finished", "steps_done", "end_crc"):  # no trace of the end left in the row
+        set_cell(path, column, None)
+    with SqliteJournal(path) as journal:
+        assert [run.status for run in journal.runs()] == ["incomplete"]
+        result = load_driver("sync").run_blocking(FLOW, journal=journal, run_id="r", resume=True)
+        assert [run.status for run in journal.runs()] == ["succeeded"]
+    assert result.status == "succeeded"
+    assert calls == []  # the record holds every completion: replay finishes the run, no tool runs again
