@@ -330,3 +330,5 @@ def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
 def _calls_started_by(commands: list[Command]) -> list[Invoke | StartTimer]:
     """The commands in a batch that start a call (not cancellations)."""
     return [c for c in commands if type(c) is Invoke or type(c) is StartTimer]
+from .settings_check import check_run_settings
+        check_run_settings(settings, flow.name)  # RunOptionsError before anything runs, on every driver
