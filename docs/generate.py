@@ -22,7 +22,8 @@ BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- 
 def _example_flow() -> Flow:
     path = ROOT / "examples" / "corpus_report.py"
     spec = importlib.util.spec_from_file_location("corpus_report_for_docs", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -30,10 +31,53 @@ def _example_flow() -> Flow:
     return flow
 
 
+def _legend_flow() -> Flow:
+    """A flow with one edge of each kind, for the legend of ``flowkernel graph``'s charts."""
+    from flowkernel import Context, ContextPolicy, Ref, Step, tool
+
+    @tool
+    def fetch() -> dict[str, object]:
+        return {}
+
+    @tool
+    def parse(page: dict[str, object]) -> dict[str, object]:
+        return page
+
+    @tool
+    def alert(page: dict[str, object]) -> None:
+        return None
+
+    @tool
+    def summarize(context: dict[str, object]) -> str:
+        return ""
+
+    @tool
+    def publish(text: str) -> None:
+        return None
+
+    @tool
+    def clean_up() -> None:
+        return None
+
+    return Flow(
+        name="legend",
+        context=ContextPolicy(),
+        steps=[
+            Step(id="fetch", tool=fetch),
+            Step(id="parse", tool=parse, arguments={"page": Ref("fetch")}),
+            Step(id="alert", tool=alert, arguments={"page": Ref("fetch")}, when="steps.parse.errors"),
+            Step(id="summary", tool=summarize, arguments={"context": Context()}, after=("parse",)),
+            Step(id="publish", tool=publish, arguments={"text": Ref("summary")}, when="steps.summary != ''"),
+            Step(id="clean_up", tool=clean_up, after=("publish",)),
+        ],
+    )
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "state-table": state_table,
     "state-diagram": lambda: f"```mermaid\n{state_diagram()}\n```",
     "example-flow": lambda: f"```mermaid\n{flow_graph(_example_flow())}\n```",
+    "graph-legend": lambda: f"```mermaid\n{flow_graph(_legend_flow())}\n```",
 }
 
 

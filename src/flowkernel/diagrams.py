@@ -4,23 +4,34 @@ from __future__ import annotations
 
 from .kernel.states import TRANSITIONS
 from .model.flow import Flow
-from .model.refs import Ref
+from .model.refs import Context, Ref
+from .model.step import holds
+from .model.validation import condition_steps, dependencies_of
 
 __all__ = ("flow_graph", "state_diagram", "state_table")
 
 
 def flow_graph(flow: Flow) -> str:
-    """A Mermaid flowchart of ``flow``: data edges solid, ``after``-only edges dotted."""
+    """A Mermaid flowchart of ``flow``, with one edge for every dependency the kernel waits on.
+
+    The line says what reaches the step's tool: solid (``-->``) the dependency's output, through the
+    arguments (a ``Ref``, or the list a map step maps over); thick (``==>``) only through the step's
+    accumulated context (``Context()``, which merges every ancestor's output along these edges); dotted
+    (``-.->``) nothing, the edge only orders (``after``). ``|when|`` on an edge: the step's ``when``
+    condition reads the dependency's output.
+    """
     lines = ["flowchart LR"]
     for step in flow.steps:
-        lines.append(f'    {_node(step.id)}["{step.id}<br/><small>{step.target_name}</small>"]')
+        label = f"{step.id}<br/><small>{step.target_name}</small>".replace('"', "#quot;")
+        lines.append(f'    {_node(step.id)}["{label}"]')
     for step in flow.steps:
-        data = dict.fromkeys(source.step for _, source in step.sources() if isinstance(source, Ref))
-        for dep in data:
-            lines.append(f"    {_node(dep)} --> {_node(step.id)}")
-        for dep in step.after:
-            if dep not in data:
-                lines.append(f"    {_node(dep)} -.-> {_node(step.id)}")
+        data = {source.step for _, source in step.sources() if isinstance(source, Ref)}
+        condition = condition_steps(step)
+        reads_context = any(holds(value, Context) for value in step.arguments.values())
+        for dep in dependencies_of(step):  # the kernel's own dependencies, in their order
+            arrow = "-->" if dep in data else "==>" if reads_context else "-.->"
+            label = "|when|" if dep in condition else ""
+            lines.append(f"    {_node(dep)} {arrow}{label} {_node(step.id)}")
     return "\n".join(lines)
 
 

@@ -173,7 +173,12 @@ def _read_inputs(pairs: tuple[str, ...], inputs_json: str | None) -> dict[str, A
 @cli.command()
 @click.argument("reference", metavar="MODULE:FLOW")
 def graph(reference: str) -> None:
-    """Print the flow's graph as a Mermaid flowchart (data edges solid, ordering-only edges dotted)."""
+    """Print the flow's graph as a Mermaid flowchart: an edge for every dependency the run waits on.
+
+    Solid: the output reaches the step's arguments; thick: only through its accumulated context;
+    dotted: nothing reaches it (ordering, or a condition only); labelled when: the step's condition
+    reads it.
+    """
     click.echo(flow_graph(load(reference, show_traceback=False)))
 
 
