@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+from typing import Any
 
 import pytest
 
@@ -93,3 +94,39 @@ def test_a_tool_errors_details_reach_its_error_record() -> None:
     assert record.details == {"retry_after": 2.5}
     assert record.traceback is not None
     assert "test_a_tool_errors_details_reach_its_error_record" in record.traceback
+
+
+def test_misuse_errors_are_typed_problem_lists_and_still_value_errors() -> None:
+    from flowkernel.errors import DefinitionError, JournalError, ResumeError, RunOptionsError
+
+    problems = (Problem("a", "one"), Problem("b", "two"))
+    for error in (DefinitionError("step", "s", problems), RunOptionsError("f", problems), ResumeError("r", problems)):
+        assert isinstance(error, FlowKernelError)
+        assert isinstance(error, ValueError)  # what pydantic's ValidationError and the old errors were
+        assert error.problems == problems
+        assert str(error).endswith("2 problems\n  - a: one\n  - b: two")
+    assert str(DefinitionError("retry policy", None, problems[:1])) == "invalid retry policy: 1 problem\n  - a: one"
+    assert str(RunOptionsError("f", problems[:1])).startswith("bad run options for flow 'f': 1 problem")
+    assert issubclass(ResumeError, JournalError)
+
+
+def test_resuming_with_inputs_or_other_options_is_a_resume_error(tmp_path: Any) -> None:
+    from flowkernel import Flow, Step, tool
+    from flowkernel.errors import ResumeError
+    from flowkernel.host.journal import SqliteJournal
+    from flowkernel_sync import SyncDriver
+
+    @tool
+    def one() -> int:
+        return 1
+
+    flow = Flow(name="f", steps=[Step(id="a", tool=one)])
+    with SqliteJournal(tmp_path / "runs.db") as journal:
+        SyncDriver().run(flow, journal=journal, run_id="r", max_concurrency=2)
+        with pytest.raises(ResumeError) as caught:
+            SyncDriver().run(flow, {}, journal=journal, run_id="r", resume=True)
+        assert [p.location for p in caught.value.problems] == ["inputs"]
+        with pytest.raises(ResumeError) as caught:
+            SyncDriver().run(flow, journal=journal, run_id="r", resume=True, max_concurrency=3)
+        assert [p.location for p in caught.value.problems] == ["max_concurrency"]
+        assert caught.value.run_id == "r"

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import FlowChangedError, JournalWriteError
+from ...errors import FlowChangedError, JournalWriteError, Problem, ResumeError
 from ...kernel.inputs import prepare_inputs
 from ...kernel.options import RunOptions
 from ...model.flow import Flow
@@ -164,7 +164,9 @@ def open_run(flow: Flow, inputs: Mapping[str, Any] | None, settings: RunSettings
     if not run_id:
         raise ValueError("resume=True needs the run_id of the run to resume")
     if inputs is not None:
-        raise ValueError(f"run {run_id!r} is resumed with the inputs it started with: do not pass inputs")
+        raise ResumeError(
+            run_id, (Problem("inputs", "a run is resumed with the inputs it started with: do not pass inputs"),)
+        )
     journal.acquire(run_id)  # before reading the record: no other process appends to it from here on
     try:
         recorded = journal.load(run_id)
@@ -172,10 +174,11 @@ def open_run(flow: Flow, inputs: Mapping[str, Any] | None, settings: RunSettings
         check_flow(flow, header, settings.get("allow_flow_change", False))
         for name in _DECIDING:
             if name in settings and settings[name] != getattr(header, name):  # type: ignore[literal-required]
-                raise ValueError(
-                    f"run {run_id!r} started with {name}={getattr(header, name)!r}; a resumed run keeps the options "
+                message = (
+                    f"the run started with {name}={getattr(header, name)!r}; a resumed run keeps the options "
                     f"that decide what runs (got {name}={settings[name]!r})"  # type: ignore[literal-required]
                 )
+                raise ResumeError(run_id, (Problem(name, message),))
     except BaseException:
         journal.release(run_id)
         raise
