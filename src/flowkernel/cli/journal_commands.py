@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 
 from ..host.journal import Durability, RunSummary, SqliteJournal, replay
+from ..host.journal import retry_failed as mark_for_retry
 from ..model.flow import Flow
 from .common import (
     DURABILITY_HELP,
@@ -75,6 +76,12 @@ def _flow_help(purpose: str) -> str:
 @click.option("--traceback", "show_traceback", is_flag=True, help=TRACEBACK_HELP)
 @click.option("--table", "full_table", is_flag=True, help=TABLE_HELP)
 @click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="If the run finished without succeeding, run again what failed, was cancelled or was skipped because of "
+    "it (steps that succeeded keep their outputs; their tools are not called again).",
+)
 @trusted_option
 def resume(
     journal_path: Path,
@@ -88,21 +95,30 @@ def resume(
     show_traceback: bool,
     full_table: bool,
     quiet: bool,
+    retry_failed: bool,
     trusted: bool,
 ) -> None:
     """Resume run RUN_ID from JOURNAL and show its result.
 
     The journal's record is replayed (completed calls are not made again, and the replay must issue
     the same calls as the record: a flow that changed is refused), then the run goes on from where it
-    stopped, with the inputs and options it started with. A run that had finished is shown as it is.
+    stopped, with the inputs and options it started with. A run that had finished is shown as it is;
+    with --retry-failed, a run that finished without succeeding runs again what did not succeed.
     Shows its progress and its result like run. Exits like run: 0 succeeded, 1 failed or cancelled,
     2 could not resume.
     """
     runner = driver_named(driver, scheduler)
     with open_journal(journal_path, durability, trusted=trusted) as journal:
         flow = recorded_flow(journal, run_id, reference, show_traceback)
-        finished = summary_of(journal, run_id).status != INCOMPLETE
+        status = summary_of(journal, run_id).status
+        retrying = False
+        if retry_failed:
+            with journal_errors():
+                retrying = mark_for_retry(journal, run_id)
+        finished = status != INCOMPLETE and not retrying
         note = f"run {run_id} had already finished: nothing to resume (its record is replayed)" if finished else None
+        if retrying:
+            note = f"run {run_id} {status}: running again what did not succeed"
         try:
             with live_progress(flow, enabled=not (quiet or as_json)) as progress:
                 on_event = announce_on_start(note, progress)  # printed once the replay starts, never before a refusal

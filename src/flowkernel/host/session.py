@@ -37,6 +37,7 @@ from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, StartTime
 from ..result import ExecutionResult
 from .backend import Backend
 from .settings import RunSettings
+from .settings_check import check_run_settings
 from .world import CallWorld, declared_resources, opened_resources
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class KernelSession:
         recorder: RunRecorder | None = None,
         **settings: Unpack[RunSettings],
     ) -> None:
+        check_run_settings(settings, flow.name)  # RunOptionsError before anything runs, on every driver
         if settings.get("journal") is not None and recorder is None:
             raise ValueError("a journaled run must be opened first: pass open_run(...).recorder as recorder=")
         self.recorder = recorder
@@ -92,7 +94,7 @@ class KernelSession:
             fail_fast=settings.get("fail_fast", False),
             events=self.on_event is not None,
         )
-        self.backend = backend
+        self.backend = backend if recorder is None else recorder.wrap(backend)  # a retry answers kept calls
         self.resources = declared_resources(flow, settings.get("resources") or ())
         """The resources the driver opens for the run (the flow's, its sub-flows', the run's own)."""
         self.middleware = tuple(settings.get("middleware") or ())
@@ -330,5 +332,3 @@ def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
 def _calls_started_by(commands: list[Command]) -> list[Invoke | StartTimer]:
     """The commands in a batch that start a call (not cancellations)."""
     return [c for c in commands if type(c) is Invoke or type(c) is StartTimer]
-from .settings_check import check_run_settings
-        check_run_settings(settings, flow.name)  # RunOptionsError before anything runs, on every driver

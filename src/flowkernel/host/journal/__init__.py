@@ -11,6 +11,7 @@ from .errors import RunLeasedError, UnstorableValueError, UntrustedJournalError
 from .fingerprint import flow_fingerprint, flow_structure
 from .recorder import OpenedRun, RunRecorder, digest, open_run
 from .replay import Replayed, replay, replay_entries
+from .retry import retry_failed
 from .sqlite import Codec, Durability, SqliteJournal
 
 __all__ = (
@@ -36,4 +37,5 @@ __all__ = (
     "open_run",
     "replay",
     "replay_entries",
+    "retry_failed",
 )

@@ -18,6 +18,7 @@ from ...kernel.options import RunOptions
 from ...model.flow import Flow
 from ...protocol import Cancel, Command, Completion, Invoke, StartTimer, StopRun
 from ...result import ExecutionResult
+from ..backend import Backend
 from ..session import new_run_id
 from ..settings import RunSettings
 from ..settings_check import check_run_settings
@@ -25,6 +26,7 @@ from .base import Entry, Journal, RecordedRun, RunHeader
 from .codec import flow_classes
 from .errors import UnstorableValueError
 from .fingerprint import flow_fingerprint
+from .retry import memo_of, segments
 
 __all__ = ("OpenedRun", "RunRecorder", "check_flow", "digest", "fingerprint_of", "open_run", "options_of")
 
@@ -46,15 +48,35 @@ def digest(commands: Sequence[Command]) -> list[str]:
 class RunRecorder:
     """Appends one run's batches to its journal; ``history`` holds what an earlier process recorded."""
 
-    def __init__(self, journal: Journal, run_id: str, recorded: RecordedRun | None = None) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        run_id: str,
+        recorded: RecordedRun | None = None,
+        *,
+        history: tuple[Entry, ...] | None = None,
+        memo: dict[str, Completion] | None = None,
+    ) -> None:
         self.journal = journal
         self.run_id = run_id
-        self.history: tuple[Entry, ...] = recorded.entries if recorded is not None else ()
+        entries = recorded.entries if recorded is not None else ()
+        self.history: tuple[Entry, ...] = entries if history is None else history
+        """The entries to replay: the record's latest segment (after its last retry marker, if any)."""
+        self.memo = memo or {}
+        """In a retry: the answers of the calls of steps that succeeded before it (see :mod:`.retry`)."""
         self.finished = recorded is not None and recorded.status is not None
         self.stopped = False
-        self._seq = len(self.history)
+        self._seq = len(entries)
         self._issued: list[str] = []
         self._released = False
+
+    def wrap(self, backend: Backend) -> Backend:
+        """The backend the session drives: in a retry, one that answers kept steps' calls from the record."""
+        if not self.memo:
+            return backend
+        from .retry import MemoBackend
+
+        return MemoBackend(backend, self.memo)
 
     def issued(self, commands: Sequence[Command]) -> None:
         """Note the commands the kernel just issued (recorded with the next batch)."""
@@ -179,11 +201,13 @@ def open_run(flow: Flow, inputs: Mapping[str, Any] | None, settings: RunSettings
                     f"that decide what runs (got {name}={settings[name]!r})"  # type: ignore[literal-required]
                 )
                 raise ResumeError(run_id, (Problem(name, message),))
+        parts = segments(recorded.entries)
+        memo = memo_of(flow, header, parts[-2]) if len(parts) > 1 else None
     except BaseException:
         journal.release(run_id)
         raise
     resumed: RunSettings = {**settings, **{name: getattr(header, name) for name in _DECIDING}}  # type: ignore[typeddict-item]
-    return OpenedRun(header.inputs, resumed, RunRecorder(journal, run_id, recorded))
+    return OpenedRun(header.inputs, resumed, RunRecorder(journal, run_id, recorded, history=parts[-1], memo=memo))
 
 
 def options_of(header: RunHeader) -> RunOptions:

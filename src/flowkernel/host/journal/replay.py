@@ -19,6 +19,7 @@ from ...result import ExecutionResult
 from .base import Entry, Journal
 from .codec import flow_classes
 from .recorder import check_flow, digest, options_of
+from .retry import segments
 
 __all__ = ("Replayed", "replay", "replay_entries")
 
@@ -77,7 +78,8 @@ def replay(flow: Flow, journal: Journal, run_id: str, *, allow_flow_change: bool
             results.append(stop.value)
             return []
 
-    replay_entries(run_id, recorded.entries, send(None), send, lambda: bool(results))
+    latest = segments(recorded.entries)[-1]  # after a retry, the run is its latest segment
+    replay_entries(run_id, latest, send(None), send, lambda: bool(results))
     if not results and recorded.status is not None:
         raise record_cut_short(journal, run_id)
     if not results:

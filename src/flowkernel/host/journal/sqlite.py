@@ -317,6 +317,56 @@ class SqliteJournal(Journal):
                 if cursor.rowcount != 1:  # taken over: appends will say so
                     self._leases.pop(run_id, None)
 
+    # ---- retrying ----------------------------------------------------------------------------
+
+    def reopen(self, run_id: str, mark: str) -> bool:
+        """Append the marker entry ``mark`` to a finished run that did not succeed and clear its end, so
+        resuming it retries what did not succeed (see :mod:`.retry`). ``False``, changing nothing, if the
+        run succeeded or has not finished; :class:`RunLeasedError` if it is being executed elsewhere."""
+        with self._errors(f"reopen run {run_id!r}"), self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    f"SELECT r.lease_holder, r.lease_expires, {self._end_columns} FROM runs r WHERE run_id = ?",
+                    (run_id,),
+                ).fetchone()
+                if row is None:
+                    raise RunNotFoundError(f"{self.path} holds no run {run_id!r} (see: flowkernel runs {self.path})")
+                current, expires, *end = row
+                status, _, done = self._end(run_id, *end)
+                if (
+                    current is not None
+                    and current not in self._leases.values()
+                    and not _lease_over(current, expires, time.time())
+                ):
+                    raise RunLeasedError(
+                        f"{self.path}: run {run_id!r} is being executed elsewhere (by {_describe(current)})",
+                        current,
+                        float(expires),
+                    )
+                if status is None or status == "succeeded":
+                    self._db.execute("ROLLBACK")
+                    return False
+                (last,) = self._db.execute("SELECT MAX(seq) FROM entries WHERE run_id = ?", (run_id,)).fetchone()
+                issued = "[" + encode_basestring_ascii(mark) + "]"
+                blob = self._dumps((), f"the retry marker of run {run_id!r}")
+                seq = 0 if last is None else last + 1
+                crc = zlib.crc32(blob, zlib.crc32(issued.encode()))
+                self._db.execute(
+                    "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?)", (run_id, seq, issued, blob, crc, done or 0)
+                )
+                self._db.execute(
+                    "UPDATE runs SET status = NULL, finished = NULL, steps_done = NULL, end_crc = NULL"
+                    " WHERE run_id = ?",
+                    (run_id,),
+                )
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return True
+
     # ---- deleting -----------------------------------------------------------------------------
 
     def delete(self, run_id: str) -> None:
