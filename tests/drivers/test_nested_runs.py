@@ -246,7 +246,8 @@ def test_map_elements_really_run_concurrently_up_to_the_limit_and_never_beyond(
 
 
 @pytest.mark.parametrize("run_limit", [1, 2])
-def test_a_map_limit_above_the_run_limit_is_honoured(flowkernel_driver: Driver, run_limit: int) -> None:
+def test_a_map_limit_above_the_run_limit_is_bounded_by_the_run_limit(flowkernel_driver: Driver, run_limit: int) -> None:
+    """Issue 10.16: the run's limit bounds every call of the run; a step's own limit only nests inside it."""
     in_shared_memory(flowkernel_driver)
     gauge = Gauge(limit=4, patience=0.05)
     flow = counting_map(gauge.tools()["sync"], 4)
@@ -254,7 +255,7 @@ def test_a_map_limit_above_the_run_limit_is_honoured(flowkernel_driver: Driver, 
         lambda: flowkernel_driver.run_blocking(flow, {"xs": list(range(4))}, run_id=RUN_ID, max_concurrency=run_limit)
     )
     assert result.outputs == {"m": list(range(4))}
-    assert gauge.peak == 4
+    assert gauge.peak == run_limit
 
 
 # ---- tools for another loop, however deep ------------------------------------------------------

@@ -261,7 +261,8 @@ def test_a_map_step_bounds_its_elements_by_its_own_limit() -> None:
     assert kernel.send([ok("m/item3@1")]) == []
 
 
-def test_a_map_step_defaults_to_the_run_limit_and_has_its_own_slots() -> None:
+def test_the_run_limit_bounds_every_call_of_the_run_sub_runs_included() -> None:
+    """Issue 10.16: a run limit of 1 with two map steps and a plain step had 5 calls in flight."""
     flow = Flow(
         name="f",
         steps=[
@@ -271,15 +272,28 @@ def test_a_map_step_defaults_to_the_run_limit_and_has_its_own_slots() -> None:
         ],
     )
     kernel, first = start(flow, {"xs": [1, 2, 3]}, max_concurrency=1)
-    # A child's calls count against the child's limit (the step's, else the run's), not the parent's.
-    assert first == [
-        invoke("m/item0@1", {"x": 1}),
-        invoke("n/item0@1", {"x": 1}),
-        invoke("n/item1@1", {"x": 2}),
-        invoke("n/item2@1", {"x": 3}),
-        invoke("o@1", {}),
-    ]
-    assert kernel.send([ok("m/item0@1")]) == [invoke("m/item1@1", {"x": 2})]
+    assert first == [invoke("m/item0@1", {"x": 1})]
+    assert kernel.send([ok("m/item0@1")]) == [invoke("m/item1@1", {"x": 2})]  # a free slot: declaration order
+    assert kernel.send([ok("m/item1@1")]) == [invoke("m/item2@1", {"x": 3})]
+    assert kernel.send([ok("m/item2@1")]) == [invoke("n/item0@1", {"x": 1})]
+    assert kernel.send([ok("n/item0@1")]) == [invoke("n/item1@1", {"x": 2})]
+    assert kernel.send([ok("n/item1@1")]) == [invoke("n/item2@1", {"x": 3})]
+    assert kernel.send([ok("n/item2@1")]) == [invoke("o@1", {})]
+    assert finish(kernel, [ok("o@1")]).status == "succeeded"
+
+
+def test_a_steps_own_limit_nests_inside_the_run_limit() -> None:
+    flow = Flow(
+        name="f",
+        steps=[
+            Step(id="n", tool=echo, map=Input("xs"), arguments={"x": Item()}, max_concurrency=2),
+            Step(id="o", tool=echo),
+        ],
+    )
+    kernel, first = start(flow, {"xs": [1, 2, 3, 4]}, max_concurrency=3)
+    assert first == [invoke("n/item0@1", {"x": 1}), invoke("n/item1@1", {"x": 2}), invoke("o@1", {})]
+    assert kernel.send([ok("o@1")]) == []  # the map is at its own limit of 2
+    assert kernel.send([ok("n/item0@1")]) == [invoke("n/item2@1", {"x": 3})]
 
 
 def test_the_output_is_in_element_order_whatever_order_the_elements_finish_in() -> None:

@@ -4,7 +4,7 @@ name its steps (event paths) and its calls (call ids as the driver knows them)."
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -27,6 +27,9 @@ class Place:
     """What the driver's call ids of this run start with (``""`` for the root, ``"report/"`` inside)."""
     elements: bool = False
     """A map step's elements: their steps ``item<k>`` are shown as ``<path>[<k>]``."""
+    slots: list[int] = field(default_factory=lambda: [0, 1 << 62])
+    """The root run's calls in flight, sub-runs' included, and its limit: every run of the tree counts
+    its calls here, so the run's ``max_concurrency`` bounds them all."""
 
     def paths(self, step_ids: Sequence[str]) -> list[str]:
         """The event path of each step."""
@@ -38,4 +41,4 @@ class Place:
 
     def child(self, path: str, step_id: str, elements: bool) -> Place:
         """The place of the run that step ``step_id`` (at ``path``) starts: a sub-flow or map elements."""
-        return Place(self.run_id, self.events, path, f"{self.calls}{step_id}/", elements)
+        return Place(self.run_id, self.events, path, f"{self.calls}{step_id}/", elements, self.slots)

@@ -60,6 +60,7 @@ class PolicyTable(StepTable):
         else:  # a timeout: abandon the call, then treat the attempt as failed
             invoke_id = call_id.removesuffix("/timeout")
             del self._calls[invoke_id]
+            self.place.slots[0] -= 1
             self._ignored.add(invoke_id)
             commands.append(Cancel(invoke_id))
             self._attempt_failed(i, self._timeout_error(i), None, None, commands)

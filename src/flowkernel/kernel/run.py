@@ -75,7 +75,9 @@ class RunState(PolicyTable):
     @property
     def active(self) -> bool:
         """Whether any call or timer is still outstanding (so the run is not over)."""
-        return bool(self._calls or self._timers or self._fallback_calls or self._ignored or self._children)
+        return bool(
+            self._calls or self._timers or self._fallback_calls or self._ignored or self._children or self._ready
+        )
 
     def outstanding(self) -> list[str]:
         """The ids of every call and timer a driver still owes an answer for, children's included."""
@@ -108,6 +110,7 @@ class RunState(PolicyTable):
         commands: list[Command] = []
         child_batches: dict[str, list[Completion]] | None = None
         calls, tools, timeouts, attempts = self._calls, self._tools, self._plan.timeouts, self._attempts
+        slots = self.place.slots
         for completion in completions:
             kind = type(completion)
             if kind is StopRun:
@@ -116,6 +119,7 @@ class RunState(PolicyTable):
             call_id = completion.call_id  # type: ignore[union-attr]
             i = calls.pop(call_id, -1)
             if i >= 0:
+                slots[0] -= 1
                 if kind is Returned and tools[i].output_model is None and timeouts[i] is None:  # the hot path
                     previous = attempts[i]
                     attempts[i] = (
@@ -150,20 +154,35 @@ class RunState(PolicyTable):
                         message = message.replace(repr(own), repr(f"{step_id}/{own}"))
                     raise ProtocolError(message) from None
                 self._advance_child(step_id, child_commands, commands)
-        if self._stop_reason is None:
-            self._dispatch(commands)
+        if self._stop_reason is None and self._root:  # the root dispatches for the whole tree
+            self._dispatch_all(commands)
             if self.options.deadline is not None:
                 self._close_deadline(commands)
         return commands
 
+    def _dispatch_all(self, commands: list[Command]) -> None:
+        """Start what is ready here and in the runs inside, in declaration order, while the run's limit
+        (shared by the whole tree) and each run's own allow."""
+        if not self._children:
+            self._dispatch(commands)
+            return
+        for step_id, (i, child, _) in sorted(self._children.items(), key=lambda item: item[1][0]):
+            self._dispatch(commands, before=i)
+            if step_id in self._children and child._stop_reason is None:
+                child_commands: list[Command] = []
+                child._dispatch_all(child_commands)
+                self._advance_child(step_id, child_commands, commands)
+        self._dispatch(commands)
+
     # ---- dispatch -----------------------------------------------------------------------------
 
-    def _dispatch(self, commands: list[Command]) -> None:
-        """Start ready steps, lowest declaration index first, while the limit allows."""
+    def _dispatch(self, commands: list[Command], before: int = _UNBOUNDED) -> None:
+        """Start ready steps (those declared before ``before``), lowest declaration index first, while this
+        run's limit and the root run's (``slots``: calls in flight in the whole tree, and the limit) allow."""
         ready, calls, state, limit = self._ready, self._calls, self._state, self._limit
         step_ids, tools, timeouts, plain = self._plan.step_ids, self._tools, self._plan.timeouts, self._plan.plain
-        run_id = self.place.run_id
-        while ready and len(calls) < limit:
+        run_id, slots = self.place.run_id, self.place.slots
+        while ready and len(calls) < limit and slots[0] < slots[1] and ready[0] < before:
             i = heappop(ready)
             if plain[i] and state[i] == PENDING:  # the common case: just resolve the arguments
                 try:
@@ -186,6 +205,7 @@ class RunState(PolicyTable):
             step_id = step_ids[i]
             call_id = f"{step_id}@{attempt}"
             calls[call_id] = i
+            slots[0] += 1
             state[i] = RUNNING
             commands.append(_new_invoke((call_id, step_id, tools[i], arguments, attempt, run_id)))
             if self._emit:

@@ -51,7 +51,8 @@ class StepTable:
         self._stop_reason: str | None = None
         self._stop_status = RunStatus.CANCELLED
         self._emit = options.events
-        self.place = place or Place(options.run_id, [], "", "")
+        self.place = place or Place(options.run_id, [], "", "", slots=[0, options.max_concurrency or 1 << 62])
+        self._root = place is None
         """Where this run sits: the root run's id, the event list it shares, its place and call ids."""
         self.events = self.place.events
         """Events emitted since the host last took them (only with ``options.events``)."""
