@@ -175,7 +175,7 @@ def test_resume_keeps_the_options_and_inputs_it_started_with(journal: SqliteJour
     session(flow, first, {"x": "in"}, journal=journal, run_id="r", max_concurrency=3).start()
     with pytest.raises(ValueError, match="started with max_concurrency=3"):
         session(flow, FakeBackend(), journal=journal, run_id="r", resume=True, max_concurrency=1)
-    with pytest.raises(ValueError, match="resumed with the inputs it started with"):
+    with pytest.raises(ValueError, match="started with other inputs"):  # start-or-resume: other inputs refused
         session(flow, FakeBackend(), {"x": "other"}, journal=journal, run_id="r", resume=True)
     second = FakeBackend()
     resumed = session(flow, second, journal=journal, run_id="r", resume=True, max_concurrency=3)

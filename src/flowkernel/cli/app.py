@@ -38,7 +38,7 @@ from .common import (
     open_journal,
     resume_command,
 )
-from .journal_commands import resume, runs, show
+from .journal_commands import delete, resume, runs, show
 from .loading import InputSyntaxError, flow_source, parse_input_pairs, parse_inputs_json
 from .progress import live_progress
 
@@ -192,5 +192,5 @@ def drivers() -> None:
         click.echo(name)
 
 
-for _command in (resume, runs, show):
+for _command in (resume, runs, show, delete):
     cli.add_command(_command)

@@ -39,7 +39,7 @@ from .common import (
 from .progress import live_progress
 from .render import INCOMPLETE, render_runs, run_summary_dict
 
-__all__ = ("resume", "runs", "show")
+__all__ = ("delete", "resume", "runs", "show")
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -207,3 +207,16 @@ def show(
         )
         click.echo(f"resume it with: {resume_command(journal_path, run_id)}")
     sys.exit(EXIT_FAILED)
+
+
+@click.command()
+@a_recorded_run
+def delete(journal_path: Path, run_id: str) -> None:
+    """Delete run RUN_ID and its record from JOURNAL, so the run id can be used again.
+
+    Refused (exit 2) while the run is being executed elsewhere. Exits 0 once deleted, 2 if there is no
+    such run or the journal cannot be written.
+    """
+    with open_journal(journal_path, "process") as journal, journal_errors():
+        journal.delete(run_id)
+    click.echo(f"deleted run {run_id} from {journal_path}", err=True)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import FlowChangedError, JournalWriteError, Problem, ResumeError
+from ...errors import FlowChangedError, JournalWriteError, Problem, ResumeError, RunExistsError, RunNotFoundError
 from ...kernel.inputs import prepare_inputs
 from ...kernel.options import RunOptions
 from ...model.flow import Flow
@@ -162,38 +162,34 @@ def open_run(flow: Flow, inputs: Mapping[str, Any] | None, settings: RunSettings
         return OpenedRun(inputs, settings, None)
     journal.allow(flow_classes(flow))
     if not settings.get("resume"):
-        options = RunOptions(
-            run_id=run_id or new_run_id(),
-            max_concurrency=settings.get("max_concurrency"),
-            deadline=settings.get("deadline"),
-            fail_fast=settings.get("fail_fast", False),
-        )
-        prepare_inputs(flow, inputs)  # bad inputs are refused before anything is recorded
-        journal.begin(
-            RunHeader(
-                options.run_id,
-                flow.name,
-                flow.version,
-                fingerprint_of(flow),
-                dict(inputs or {}),
-                options.max_concurrency,
-                options.deadline,
-                options.fail_fast,
-                settings.get("flow_source"),
-            )
-        )
-        return OpenedRun(inputs, {**settings, "run_id": options.run_id}, RunRecorder(journal, options.run_id))
+        return _start(flow, inputs, settings, journal, run_id or new_run_id())
     if not run_id:
         raise ValueError("resume=True needs the run_id of the run to resume")
-    if inputs is not None:
-        raise ResumeError(
-            run_id, (Problem("inputs", "a run is resumed with the inputs it started with: do not pass inputs"),)
-        )
-    journal.acquire(run_id)  # before reading the record: no other process appends to it from here on
+    if inputs is not None:  # start or resume: the run is started if the journal holds none under its id
+        try:
+            journal.acquire(run_id)
+        except RunNotFoundError:
+            try:
+                return _start(flow, inputs, settings, journal, run_id)
+            except RunExistsError:  # another process started it just now: resume it (if it is not running)
+                journal.acquire(run_id)
+    else:
+        try:
+            journal.acquire(run_id)  # before reading the record: no other process appends to it from here on
+        except RunNotFoundError as exc:
+            raise RunNotFoundError(
+                f"{exc}; to start it if it is not there, pass its inputs with resume=True (start or resume)"
+            ) from None
     try:
         recorded = journal.load(run_id)
         header = recorded.header
         check_flow(flow, header, settings.get("allow_flow_change", False))
+        if inputs is not None and not _same(dict(inputs), dict(header.inputs)):
+            message = (
+                f"the run started with other inputs ({_shown(header.inputs)}, not {_shown(inputs)}): resume it"
+                " without inputs, or start a run with another id"
+            )
+            raise ResumeError(run_id, (Problem("inputs", message),))
         for name in _DECIDING:
             if name in settings and settings[name] != getattr(header, name):  # type: ignore[literal-required]
                 message = (
@@ -208,6 +204,43 @@ def open_run(flow: Flow, inputs: Mapping[str, Any] | None, settings: RunSettings
         raise
     resumed: RunSettings = {**settings, **{name: getattr(header, name) for name in _DECIDING}}  # type: ignore[typeddict-item]
     return OpenedRun(header.inputs, resumed, RunRecorder(journal, run_id, recorded, history=parts[-1], memo=memo))
+
+
+def _start(
+    flow: Flow, inputs: Mapping[str, Any] | None, settings: RunSettings, journal: Journal, run_id: str
+) -> OpenedRun:
+    """Record a new run's header (leased to this journal) and open it."""
+    options = RunOptions(
+        run_id=run_id,
+        max_concurrency=settings.get("max_concurrency"),
+        deadline=settings.get("deadline"),
+        fail_fast=settings.get("fail_fast", False),
+    )
+    prepare_inputs(flow, inputs)  # bad inputs are refused before anything is recorded
+    journal.begin(
+        RunHeader(
+            options.run_id,
+            flow.name,
+            flow.version,
+            fingerprint_of(flow),
+            dict(inputs or {}),
+            options.max_concurrency,
+            options.deadline,
+            options.fail_fast,
+            settings.get("flow_source"),
+        )
+    )
+    return OpenedRun(inputs, {**settings, "run_id": options.run_id, "resume": False}, RunRecorder(journal, run_id))
+
+
+def _same(given: Any, recorded: Any) -> bool:
+    """Inputs equal to the recorded ones (``nan`` equal to ``nan``, as the journal gives it back)."""
+    return bool(given == recorded) or repr(given) == repr(recorded)
+
+
+def _shown(inputs: Mapping[str, Any]) -> str:
+    text = repr(dict(inputs))
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def options_of(header: RunHeader) -> RunOptions:
