@@ -42,7 +42,12 @@ class Worker:
     def line(self) -> str:
         assert self.process.stdout is not None
         assert select.select([self.process.stdout], [], [], TIMEOUT)[0], "the worker said nothing"
-        return self.process.stdout.readline().strip()
+        line = self.process.stdout.readline().strip()
+        if not line:  # it ended: say why
+            self.process.wait(TIMEOUT)
+            assert self.process.stderr is not None
+            raise AssertionError(f"the worker exited ({self.process.returncode}): {self.process.stderr.read()}")
+        return line
 
     def finish(self) -> tuple[int, str]:
         out, err = self.process.communicate(timeout=TIMEOUT)
