@@ -69,7 +69,7 @@ def failed_run(journal: SqliteJournal, flow: Flow = FLOW, driver: str = "sync", 
     BROKEN.clear()  # the tool is fixed
 
 
-@pytest.mark.parametrize("driver", ["sync", "asyncio", "trio"])
+@pytest.mark.parametrize("driver", ["sync", "asyncio", "trio", "dask"])
 @pytest.mark.parametrize("limit", [None, 1])
 def test_a_failed_run_resumed_with_retry_runs_only_what_did_not_succeed(
     driver: str, limit: int | None, tmp_path: Path
