@@ -355,7 +355,10 @@ def test_an_unfinished_run_whose_last_entry_is_deleted_resumes_as_after_a_crash_
 def test_a_run_that_does_not_exist_is_not_found(journals: dict[str, Path], tmp_path: Path, calls: list[str]) -> None:
     path = copy(journals, "finished", tmp_path)
     message = refused(path, RunNotFoundError, calls, run_id="nope")
-    assert message == f"{path} holds no run 'nope' (see: flowkernel runs {path})"
+    assert message == (
+        f"{path} holds no run 'nope' (see: flowkernel runs {path});"
+        " to start it if it is not there, pass its inputs with resume=True (start or resume)"
+    )
 
 
 # ---- values that cannot be recorded ---------------------------------------------------------------
