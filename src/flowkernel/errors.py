@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = (
+    "AbandonedCallWarning",
     "AsyncResultError",
     "CorruptJournalError",
     "DefinitionError",
@@ -231,3 +232,8 @@ class ResumeError(JournalError, ValueError):
 class AsyncResultError(FlowKernelError, TypeError):
     """A tool declared sync returned a coroutine or an async generator: it should be declared async.
     Recorded as the call's error (the coroutine is closed, never run)."""
+
+
+class AbandonedCallWarning(RuntimeWarning):
+    """A call that did not end within the grace period after its cancellation was abandoned: the run
+    returned without it, and its task or thread runs on in the background until it ends by itself."""

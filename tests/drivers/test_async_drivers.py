@@ -26,6 +26,7 @@ from flowkernel import (
     StepStatus,
     tool,
 )
+from flowkernel.errors import AbandonedCallWarning
 from flowkernel.host import AsyncDriver, UnsupportedToolError, partial_result
 from flowkernel_asyncio import AsyncioDriver
 from flowkernel_trio import TrioDriver
@@ -312,3 +313,37 @@ def test_a_tool_raising_keyboard_interrupt_itself_stops_the_run_with_the_partial
     assert partial is not None
     assert partial.status == RunStatus.CANCELLED
     assert partial.step("ok").status == StepStatus.SUCCEEDED
+
+
+def test_a_tool_that_ignores_cancellation_is_abandoned_after_the_grace_period(
+    driver_class: type[AsyncDriver],
+) -> None:
+    """Issue 10.5: the run waited forever for a tool's task that ignores cancellation; now it returns within
+    the timeout plus the grace period, the step timed out, and the abandoned call is reported."""
+    released = threading.Event()
+
+    @tool
+    async def stubborn(x: int) -> int:
+        while not released.is_set():
+            try:
+                with anyio.CancelScope(shield=True):  # trio's cancellation never reaches it
+                    await anyio.sleep(0.02)
+            except anyio.get_cancelled_exc_class():  # asyncio's does, and is swallowed
+                continue
+        return x
+
+    flow = Flow(name="stubborn", steps=[Step(id="s", tool=stubborn, arguments={"x": 1}, timeout=0.1)])
+    driver = driver_class()
+
+    async def main() -> tuple[ExecutionResult, bool]:
+        result = await driver.run(flow, run_id="r1")
+        still_running = not released.is_set()
+        released.set()  # now let the abandoned call end, so the event loop can close
+        return result, still_running
+
+    with pytest.warns(AbandonedCallWarning, match=r"run r1: abandoned call s@1 "):
+        result, returned_while_it_ran = in_thread(lambda: anyio.run(main, backend=driver.name), timeout=5)
+    assert returned_while_it_ran
+    error = result.step("s").error
+    assert error is not None
+    assert error.kind == ErrorKind.TIMEOUT

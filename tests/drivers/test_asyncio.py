@@ -125,7 +125,7 @@ def test_a_tool_raising_cancelled_error_itself_is_a_failed_step() -> None:
     result = run(failing_flow(gives_up))
     bad = result.step("bad")
     assert bad.status is StepStatus.FAILED
-    assert bad.error.type == "asyncio.exceptions.CancelledError"
+    assert bad.error.type == "CancelledError"  # one record on every driver (issue 10.8)
     assert result.step("good2").output == "fine"
     assert result.status is RunStatus.FAILED
 

@@ -4,11 +4,13 @@ handling of the task group (or nursery) that every async driver runs its calls i
 from __future__ import annotations
 
 import contextlib
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar, Unpack
 
+from ..errors import AbandonedCallWarning
 from ..events import Event, RunFinished
 from ..model.flow import Flow
 from ..result import ExecutionResult
@@ -17,17 +19,25 @@ from .session import KernelSession, partial_result
 from .settings import RunSettings
 from .streams import EventStream
 
-__all__ = ("AsyncDriver", "AsyncWaiter")
+__all__ = ("ABANDON_GRACE", "AsyncDriver", "AsyncWaiter")
+
+ABANDON_GRACE = 1.0
+"""Seconds a call the kernel cancelled may take to end once its run is over (see ``AsyncDriver.abandon_after``)."""
 
 T = TypeVar("T")
 
 
 class AsyncWaiter(ABC):
-    """The part of an async backend the run loop needs: wait for completions."""
+    """The part of an async backend the run loop needs: wait for completions, settle what is left."""
 
     @abstractmethod
     async def wait(self) -> list[Any]:
         """Wait until at least one completion is there; return all of them."""
+
+    async def settle(self, grace: float) -> list[str]:
+        """Once the run is over: cancel the calls still running (the kernel gave up on them already),
+        wait up to ``grace`` seconds for them to end, and return the ids of those that did not."""
+        return []
 
 
 class AsyncDriver(ABC):
@@ -36,6 +46,8 @@ class AsyncDriver(ABC):
     name: str
     cancellation: type[BaseException]
     """The exception the loop library cancels tasks with."""
+    abandon_after: float = ABANDON_GRACE
+    """Seconds a cancelled call may take to end once its run is over, before the run returns without it."""
 
     @abstractmethod
     async def run(
@@ -140,19 +152,38 @@ class AsyncDriver(ABC):
     ) -> ExecutionResult:
         """The run loop inside ``group`` (a task group or nursery) that ``attach`` hands to the backend."""
         try:
-            async with session.opened_world(), group as opened:  # resources close after the last call
-                attach(opened)
-                with session.guard():
-                    session.start()
-                    journaled = session.recorder is not None
-                    while session.running:
-                        batch = await backend.wait()
-                        if journaled:  # write-ahead, off the event loop
-                            session.hold(batch)
-                            await self.in_thread(session.record, batch)
-                        session.consume(batch)
-                    if journaled:
-                        await self.in_thread(session.record_result)
+            async with session.opened_world():  # resources close after the last call
+                try:
+                    async with group as opened:
+                        attach(opened)
+                        with session.guard():
+                            session.start()
+                            journaled = session.recorder is not None
+                            while session.running:
+                                batch = await backend.wait()
+                                if journaled:  # write-ahead, off the event loop
+                                    session.hold(batch)
+                                    await self.in_thread(session.record, batch)
+                                session.consume(batch)
+                            if journaled:
+                                await self.in_thread(session.record_result)
+                finally:
+                    await self._settle(session, backend)
         except BaseExceptionGroup as exc_group:
             raise session.unwrap(exc_group, self.cancellation) from None
         return session.finished_result()
+
+    async def _settle(self, session: KernelSession, backend: AsyncWaiter) -> None:
+        """Give calls the kernel cancelled a grace period to end; abandon (and report) the rest."""
+        import anyio  # here: importing the host layer stays light
+
+        with anyio.CancelScope(shield=True):  # also when the run itself is being cancelled
+            abandoned = await backend.settle(self.abandon_after)
+        if abandoned:
+            warnings.warn(
+                AbandonedCallWarning(
+                    f"run {session.options.run_id}: abandoned call {', '.join(abandoned)} (still running "
+                    f"{self.abandon_after:g} s after it was cancelled); it runs on in the background"
+                ),
+                stacklevel=3,
+            )

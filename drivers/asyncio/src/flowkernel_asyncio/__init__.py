@@ -100,6 +100,9 @@ class AsyncioBackend(Backend, AsyncWaiter):
         self._group: asyncio.TaskGroup | None = None
         self._arrived: list[Completion] = []
         self._waiter: asyncio.Future[None] | None = None
+        self._crashed: BaseException | None = None
+        self._running: dict[asyncio.Task[None], str] = {}  # calls' tasks, outside the task group:
+        # a task that ignores cancellation must not keep the run from returning (see settle)
 
     def attach(self, group: asyncio.TaskGroup) -> None:
         self._group = group
@@ -109,8 +112,18 @@ class AsyncioBackend(Backend, AsyncWaiter):
             self.track(command.call_id, NOT_CANCELLABLE)
             self.complete(call_sync(command, self._clock, (KeyboardInterrupt,), self.world))
         else:
-            assert self._group is not None
-            self.track(command.call_id, self._group.create_task(self._invoke(command)))
+            task = self._loop.create_task(self._invoke(command))
+            self._running[task] = command.call_id
+            task.add_done_callback(self._running.__delitem__)
+            self.track(command.call_id, task)
+
+    async def settle(self, grace: float) -> list[str]:
+        if not self._running:
+            return []
+        for task in self._running:
+            task.cancel()
+        await asyncio.wait(list(self._running), timeout=grace)
+        return sorted(self._running.values())
 
     async def _invoke(self, command: Invoke) -> None:
         try:
@@ -128,6 +141,10 @@ class AsyncioBackend(Backend, AsyncWaiter):
                     self._pool.abandon()  # its thread runs on: the pool gets another in its place
                 raise  # cancelled by the kernel or with the run: already answered
             completion = raised(command, exc, self._clock(), self._clock)  # the tool raised it itself
+        except KeyboardInterrupt as exc:  # a tool raised it on the loop: the run loop raises it (the task
+            self._crashed = exc  # is outside the task group, which would have cancelled the run)
+            self.post_nothing()
+            return
         self.complete(completion)
 
     def start_timer(self, command: StartTimer) -> None:
@@ -136,17 +153,23 @@ class AsyncioBackend(Backend, AsyncWaiter):
 
     def post(self, completion: Completion) -> None:
         self._arrived.append(completion)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self.post_nothing()
 
     def take(self) -> list[Completion]:
         batch, self._arrived = self._arrived, []
         return batch
 
+    def post_nothing(self) -> None:
+        """Wake the run loop without a completion (it has something else to look at)."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
     async def wait(self) -> list[Completion]:
-        if not self._arrived:
+        if not self._arrived and self._crashed is None:
             self._waiter = self._loop.create_future()
             await self._waiter
+        if self._crashed is not None:
+            raise self._crashed
         return self.take()
 
     def close(self) -> None:

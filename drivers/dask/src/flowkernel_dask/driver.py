@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Unpack
@@ -13,7 +14,7 @@ from distributed import Client, LocalCluster
 from distributed.utils import LoopRunner
 
 from flowkernel import ExecutionResult, Flow
-from flowkernel.errors import ResourceError
+from flowkernel.errors import AbandonedCallWarning, ResourceError
 from flowkernel.host import KernelSession, RunSettings, check_tools_fit, partial_result
 from flowkernel_asyncio import AsyncioDriver
 
@@ -22,8 +23,11 @@ from .hosting import Hosted
 from .shipping import ToolShipper
 from .worker import close_on_worker, open_on_worker
 
-__all__ = ("DEFAULT_THREADS", "DaskDriver")
+__all__ = ("CLOSE_TIMEOUT", "DEFAULT_THREADS", "DaskDriver")
 
+CLOSE_TIMEOUT = 10.0
+"""Seconds :meth:`DaskDriver.close` waits for the client and the embedded cluster to close; past that,
+calls still running (tools that ignore cancellation) are abandoned with an ``AbandonedCallWarning``."""
 DEFAULT_THREADS = 32
 """Worker threads of the embedded in-process cluster: sync tools that block (on I/O) each hold one."""
 
@@ -47,9 +51,11 @@ class DaskDriver(AsyncioDriver):
         processes: bool = False,
         n_workers: int | None = None,
         threads_per_worker: int | None = None,
+        close_timeout: float = CLOSE_TIMEOUT,
         **cluster_options: Any,
     ) -> None:
         super().__init__()
+        self.close_timeout = close_timeout
         if scheduler is not None and (processes or n_workers or threads_per_worker or cluster_options):
             raise ValueError("cluster options apply to the embedded LocalCluster, not to a scheduler address")
         self.scheduler = scheduler
@@ -120,8 +126,18 @@ class DaskDriver(AsyncioDriver):
         with self._lock:
             if self._loop is None or self._runner is None:
                 return
+            closing = asyncio.run_coroutine_threadsafe(self._disconnect(), self._loop)
             try:
-                asyncio.run_coroutine_threadsafe(self._disconnect(), self._loop).result(timeout=30)
+                closing.result(timeout=self.close_timeout)
+            except TimeoutError:  # a task that ignores cancellation holds a worker: leave it behind
+                closing.cancel()
+                warnings.warn(
+                    AbandonedCallWarning(
+                        f"the Dask cluster did not close within {self.close_timeout:g} s: a call that ignores "
+                        "cancellation still runs on a worker; it was abandoned and runs on in the background"
+                    ),
+                    stacklevel=2,
+                )
             finally:
                 self._runner.stop()
                 self._runner = self._loop = self._loop_thread = None

@@ -9,6 +9,7 @@ Cancelling an enclosing scope cancels the run: the ``Cancelled`` carries the par
 
 from __future__ import annotations
 
+import contextvars
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -96,6 +97,10 @@ class _TrioBackend(Backend, AsyncWaiter):
         self._nursery: trio.Nursery | None = None
         self._arrived: list[Completion] = []
         self._wakeup = trio.Event()
+        self._running: dict[trio.CancelScope, str] = {}  # calls' scopes: their tasks are system tasks,
+        # outside the run's nursery, so one that ignores cancellation cannot keep the run from returning
+        self._all_ended = trio.Event()
+        self._crashed: BaseException | None = None
 
     def attach(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
@@ -111,7 +116,33 @@ class _TrioBackend(Backend, AsyncWaiter):
             self.track(command.call_id, NOT_CANCELLABLE)
             self.complete(call_sync(command, self._clock, (KeyboardInterrupt,), self.world))
         else:
-            self._start(command.call_id, lambda scope: self._invoke(command, scope))
+            scope = trio.CancelScope()
+            self.track(command.call_id, scope)
+            self._running[scope] = command.call_id
+            trio.lowlevel.spawn_system_task(self._call, command, scope, context=contextvars.copy_context())
+
+    async def _call(self, command: Invoke, scope: trio.CancelScope) -> None:
+        """A call as a system task: whatever escapes it (a KeyboardInterrupt a tool raised) is handed to
+        the run loop, which raises it (a system task must not raise)."""
+        try:
+            await self._invoke(command, scope)
+        except BaseException as exc:
+            self._crashed = exc
+            self._wakeup.set()
+        finally:
+            del self._running[scope]
+            if not self._running:
+                self._all_ended.set()
+
+    async def settle(self, grace: float) -> list[str]:
+        if not self._running:
+            return []
+        self._all_ended = trio.Event()
+        for scope in self._running:
+            scope.cancel()
+        with trio.move_on_after(grace):
+            await self._all_ended.wait()
+        return sorted(self._running.values())
 
     async def _invoke(self, command: Invoke, scope: trio.CancelScope) -> None:
         with scope:
@@ -142,7 +173,9 @@ class _TrioBackend(Backend, AsyncWaiter):
         return batch
 
     async def wait(self) -> list[Completion]:
-        if not self._arrived:
+        if not self._arrived and self._crashed is None:
             self._wakeup = trio.Event()
             await self._wakeup.wait()
+        if self._crashed is not None:
+            raise self._crashed
         return self.take()
