@@ -51,7 +51,7 @@ def map_flow(parent: Flow, step: Step, items: list[Any], outer: dict[str, Any]) 
 
 def _with_item(value: Any, k: int) -> Any:
     if isinstance(value, Item):
-        return Input(f"item{k}", value.path)
+        return Input(f"item{k}", value.path, default=value.default)
     if isinstance(value, dict):
         return {key: _with_item(item, k) for key, item in value.items()}
     if isinstance(value, list | tuple):

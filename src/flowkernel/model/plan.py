@@ -10,7 +10,7 @@ from typing import Any
 from jmespath.parser import ParsedResult
 
 from .policies import ErrorPolicy
-from .refs import Context, Input, Ref, compile_path, condition_names, select
+from .refs import MISSING, Context, Input, PathError, Ref, compile_path, condition_names, nothing_selected, select
 from .retry import RetryPolicy
 from .step import Step, holds, holds_item, walk_sources
 from .validation import dependencies_of
@@ -78,7 +78,7 @@ def compile_plan(steps: Sequence[Step], outputs: Mapping[str, Ref] | None) -> Fl
         dependents=tuple(tuple(users) for users in dependents),
         resolvers=tuple(_compile_arguments(_outer_arguments(step), index) for step in steps),
         input_names=tuple(input_names),
-        outputs=tuple((name, index[ref.step], _getter(ref, index)) for name, ref in outputs.items()),
+        outputs=tuple((name, index[ref.step], _getter(ref, index, strict=False)) for name, ref in outputs.items()),
         retry=tuple(step.retry_policy for step in steps),
         timeouts=tuple(step.timeout_seconds for step in steps),
         on_error=tuple(step.on_error for step in steps),
@@ -111,24 +111,47 @@ def _compile_condition(step: Step, index: Mapping[str, int]) -> Condition | None
     return Condition(expression, step.when, tuple((name, index[name]) for name in reads))
 
 
-def _getter(source: Ref | Input, index: Mapping[str, int]) -> Getter:
+def _getter(source: Ref | Input, index: Mapping[str, int], *, strict: bool = True) -> Getter:
+    """Reads the source; a path that selects nothing gives its default, or (``strict``) a PathError.
+    The flow's outputs are not strict: an output that selects nothing is null, as it always was."""
     path = compile_path(source.path)
     if isinstance(source, Ref):
         i = index[source.step]
-        if path is None:
+        if path is None:  # the whole output: the fast path, never checked
             return lambda outputs, inputs: outputs[i]
-        return lambda outputs, inputs: select(path, outputs[i])
+        return _checked(lambda outputs, inputs: select(path, outputs[i]), source, strict)
     name = source.name
     if path is None:
         return lambda outputs, inputs: inputs[name]
-    return lambda outputs, inputs: select(path, inputs[name])
+    return _checked(lambda outputs, inputs: select(path, inputs[name]), source, strict)
 
 
 def _context_getter(source: Context, slot: int) -> Getter:
     path = compile_path(source.path)
     if path is None:
         return lambda outputs, inputs: outputs[slot]
-    return lambda outputs, inputs: select(path, outputs[slot])
+    return _checked(lambda outputs, inputs: select(path, outputs[slot]), source, True)
+
+
+def _checked(read: Getter, source: Ref | Input | Context, strict: bool) -> Getter:
+    """``read``, with what a path that selects nothing (null) gives: the default (copied when mutable, as
+    literals are), or an argument error naming the source."""
+    default = source.default
+    if default is MISSING:
+        if not strict:
+            return read
+        message = nothing_selected(source)
+
+        def strict_read(outputs: Sequence[Any], inputs: Mapping[str, Any]) -> Any:
+            value = read(outputs, inputs)
+            if value is None:
+                raise PathError(message)
+            return value
+
+        return strict_read
+    if _immutable(default):
+        return lambda outputs, inputs: default if (value := read(outputs, inputs)) is None else value
+    return lambda outputs, inputs: copy.deepcopy(default) if (value := read(outputs, inputs)) is None else value
 
 
 def _compile_value(value: Any, index: Mapping[str, int]) -> Getter | None:

@@ -7,8 +7,8 @@ sit anywhere inside lists and dicts. ``path`` selects into the value with a JMES
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 import jmespath
 from jmespath.exceptions import JMESPathError
@@ -16,51 +16,124 @@ from jmespath.parser import ParsedResult
 from jmespath.visitor import TreeInterpreter
 from pydantic import BaseModel
 
-__all__ = ("Context", "Input", "Item", "PathError", "Ref", "compile_path", "condition_names", "is_truthy", "select")
+__all__ = (
+    "MISSING",
+    "Context",
+    "Input",
+    "Item",
+    "PathError",
+    "Ref",
+    "compile_path",
+    "condition_names",
+    "is_truthy",
+    "nothing_selected",
+    "select",
+)
+
+
+class _Missing:
+    """The type of :data:`MISSING`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __reduce__(self) -> str:
+        return "MISSING"  # one instance, also after pickling (Dask ships flows)
+
+
+MISSING: Final = _Missing()
+"""A source's ``default`` when it has none: a path that selects nothing (null) is then an error."""
+
+
+# A path that selects nothing (JMESPath's null: a missing key, an index past the end, or a null value,
+# which JMESPath cannot tell apart) is an argument error naming the source, unless the source gives a
+# ``default`` to use instead (``default=None`` keeps the null). A source without a path is never checked.
 
 
 @dataclass(frozen=True, slots=True)
 class Ref:
-    """The output of step ``step``, or the part of it that the JMESPath ``path`` selects."""
+    """The output of step ``step``, or the part of it that the JMESPath ``path`` selects; when the path
+    selects nothing (null), ``default`` if given, else the step fails with an argument error."""
 
     step: str
     path: str = ""
+    default: Any = field(default=MISSING, kw_only=True, hash=False)  # a default may be unhashable
 
     def __str__(self) -> str:
         return f"ref({self.step}{'.' + self.path if self.path else ''})"
 
+    def __repr__(self) -> str:
+        return f"Ref(step={self.step!r}, path={self.path!r}{_default_repr(self.default)})"
+
 
 @dataclass(frozen=True, slots=True)
 class Input:
-    """The flow input ``name``, or the part of it that the JMESPath ``path`` selects."""
+    """The flow input ``name``, or the part of it that the JMESPath ``path`` selects (``default`` as for
+    :class:`Ref`)."""
 
     name: str
     path: str = ""
+    default: Any = field(default=MISSING, kw_only=True, hash=False)  # a default may be unhashable
 
     def __str__(self) -> str:
         return f"input({self.name}{'.' + self.path if self.path else ''})"
+
+    def __repr__(self) -> str:
+        return f"Input(name={self.name!r}, path={self.path!r}{_default_repr(self.default)})"
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
     """The accumulated context: the outputs of the steps this one depends on (directly or not), merged
-    in declaration order; the part ``path`` selects. Only in flows with a ``context`` policy."""
+    in declaration order; the part ``path`` selects (``default`` as for :class:`Ref`). Only in flows
+    with a ``context`` policy."""
 
     path: str = ""
+    default: Any = field(default=MISSING, kw_only=True, hash=False)  # a default may be unhashable
 
     def __str__(self) -> str:
         return f"context({self.path})"
+
+    def __repr__(self) -> str:
+        return f"Context(path={self.path!r}{_default_repr(self.default)})"
 
 
 @dataclass(frozen=True, slots=True)
 class Item:
     """In a map step's arguments: the current element of the list it maps over (or the part ``path``
-    selects)."""
+    selects; ``default`` as for :class:`Ref`)."""
 
     path: str = ""
+    default: Any = field(default=MISSING, kw_only=True, hash=False)  # a default may be unhashable
 
     def __str__(self) -> str:
         return f"item({self.path})"
+
+    def __repr__(self) -> str:
+        return f"Item(path={self.path!r}{_default_repr(self.default)})"
+
+
+def _default_repr(default: Any) -> str:
+    """Nothing without a default, so reprs (and the flow fingerprints built from them) stay as they were."""
+    return "" if default is MISSING else f", default={default!r}"
+
+
+def nothing_selected(source: Ref | Input | Context | Item) -> str:
+    """The message of the argument error when ``source``'s path selects nothing."""
+    if isinstance(source, Ref):
+        where = f"the output of step {source.step!r}"
+    elif isinstance(source, Input):
+        where = f"flow input {source.name!r}"
+    elif isinstance(source, Context):
+        where = "the step's context"
+    else:
+        where = "the element"
+    return (
+        f"path {source.path!r} selects nothing (null) in {where}; give {type(source).__name__}(..., default=...)"
+        " the value to use then"
+    )
 
 
 class PathError(ValueError):

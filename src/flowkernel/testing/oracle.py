@@ -20,7 +20,7 @@ from ..kernel.children import map_flow
 from ..kernel.inputs import prepare_inputs
 from ..model.flow import Flow
 from ..model.policies import Fallback
-from ..model.refs import Context, Input, Ref, is_truthy
+from ..model.refs import MISSING, Context, Input, Item, Ref, is_truthy, nothing_selected
 from ..model.retry import jitter_unit
 from ..model.step import Step, holds, holds_item
 from ..model.tool import Tool
@@ -71,7 +71,7 @@ class _Run:
                 self.outputs[step.id] = record.pop("value")
         failed = any(r["status"] == "failed" and not r["tolerated"] for r in self.records.values())
         self.final_outputs = {
-            name: _select(ref.path, self.outputs[ref.step])
+            name: _output(ref, self.outputs[ref.step])
             for name, ref in _output_refs(flow, self.deps).items()
             if self.records[ref.step]["status"] == "succeeded"
         }
@@ -99,7 +99,10 @@ class _Run:
                 return _give_up(step, _record(step.id, "failed"), problem, self.script)
         if step.map is not None or step.flow is not None:
             return self._nested(step, context, warnings)
-        arguments = _resolve(step.arguments, self.outputs, self.inputs, context)
+        try:
+            arguments = _resolve(step.arguments, self.outputs, self.inputs, context)
+        except _NothingSelected as exc:
+            return _give_up(step, _record(step.id, "failed", warnings=warnings), exc.error(step.id), self.script)
         record = _record(step.id, "running", input=arguments, warnings=warnings)
         tool = step.tool
         assert tool is not None
@@ -132,11 +135,17 @@ class _Run:
     def _nested(self, step: Step, context: Any, warnings: list[str]) -> dict[str, Any]:
         """A sub-flow step, or a map step: a run inside the run, over its inputs or the list's elements."""
         outer = {name: value for name, value in step.arguments.items() if not holds_item(value)}
-        arguments = _resolve(outer, self.outputs, self.inputs, context)
+        try:
+            arguments = _resolve(outer, self.outputs, self.inputs, context)
+        except _NothingSelected as exc:
+            return _give_up(step, _record(step.id, "failed", warnings=warnings), exc.error(step.id), self.script)
         record = _record(step.id, "running", input=arguments, warnings=warnings)
         elements = None
         if step.map is not None:
-            items = _resolve(step.map, self.outputs, self.inputs)
+            try:
+                items = _resolve(step.map, self.outputs, self.inputs)
+            except _NothingSelected as exc:
+                return _give_up(step, record, exc.error(step.id), self.script)
             if not isinstance(items, list | tuple):
                 message = f"map= gave {type(items).__name__}, not a list"
                 error = ErrorInfo(ErrorKind.ARGUMENT, "TypeError", message, step.id)
@@ -319,13 +328,23 @@ def _topological(flow: Flow, deps: dict[str, list[str]]) -> list[Step]:
     return order
 
 
+class _NothingSelected(Exception):
+    """A source's path selected nothing (null) and the source gives no default."""
+
+    def __init__(self, source: Ref | Input | Context | Item) -> None:
+        self.source = source
+
+    def error(self, step_id: str) -> ErrorInfo:
+        return ErrorInfo(ErrorKind.ARGUMENT, "PathError", nothing_selected(self.source), step_id)
+
+
 def _resolve(value: Any, outputs: dict[str, Any], inputs: dict[str, Any], context: Any = None) -> Any:
     if isinstance(value, Ref):
-        return _select(value.path, outputs.get(value.step))
+        return _source(value, outputs.get(value.step))
     if isinstance(value, Input):
-        return _select(value.path, inputs[value.name])
+        return _source(value, inputs[value.name])
     if isinstance(value, Context):
-        return _select(value.path, context)
+        return _source(value, context)
     if isinstance(value, dict):
         return {key: _resolve(item, outputs, inputs, context) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -341,6 +360,24 @@ def _select(path: str, value: Any) -> Any:
     if not path:
         return value
     return jmespath.search(path, _plain(value))
+
+
+def _source(source: Ref | Input | Context, value: Any) -> Any:
+    """An argument's source: a path that selects nothing is its default, or an argument error."""
+    if not source.path:
+        return value
+    selected = _select(source.path, value)
+    if selected is not None:
+        return selected
+    if source.default is MISSING:
+        raise _NothingSelected(source)
+    return source.default
+
+
+def _output(ref: Ref, value: Any) -> Any:
+    """A flow output: a path that selects nothing is its default, or null (never an error)."""
+    selected = _select(ref.path, value)
+    return ref.default if selected is None and ref.default is not MISSING else selected
 
 
 def _output_refs(flow: Flow, deps: dict[str, list[str]]) -> dict[str, Ref]:
