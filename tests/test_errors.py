@@ -111,20 +111,20 @@ def test_misuse_errors_are_typed_problem_lists_and_still_value_errors() -> None:
 
 
 def test_resuming_with_inputs_or_other_options_is_a_resume_error(tmp_path: Any) -> None:
-    from flowkernel import Flow, Step, tool
+    from flowkernel import Flow, Input, Step, tool
     from flowkernel.errors import ResumeError
     from flowkernel.host.journal import SqliteJournal
     from flowkernel_sync import SyncDriver
 
     @tool
-    def one() -> int:
-        return 1
+    def one(n: int) -> int:
+        return n
 
-    flow = Flow(name="f", steps=[Step(id="a", tool=one)])
+    flow = Flow(name="f", steps=[Step(id="a", tool=one, arguments={"n": Input("n")})])
     with SqliteJournal(tmp_path / "runs.db") as journal:
-        SyncDriver().run(flow, journal=journal, run_id="r", max_concurrency=2)
+        SyncDriver().run(flow, {"n": 1}, journal=journal, run_id="r", max_concurrency=2)
         with pytest.raises(ResumeError) as caught:
-            SyncDriver().run(flow, {}, journal=journal, run_id="r", resume=True)
+            SyncDriver().run(flow, {"n": 2}, journal=journal, run_id="r", resume=True)
         assert [p.location for p in caught.value.problems] == ["inputs"]
         with pytest.raises(ResumeError) as caught:
             SyncDriver().run(flow, journal=journal, run_id="r", resume=True, max_concurrency=3)
