@@ -166,3 +166,42 @@ def test_a_call_that_blocks_past_its_timeout_is_a_timeout_on_every_driver(flowke
     error = result.step("b").error
     assert error is not None
     assert (error.kind, error.message) == ("timeout", "attempt 1 timed out after 0.1 s")
+
+
+@tool
+def basket() -> dict[str, Any]:
+    return {"items": [1]}
+
+
+@tool
+def grabs(b: dict[str, Any]) -> int:
+    b["items"].append(2)  # mutates its argument: another step's output
+    return len(b["items"])
+
+
+@tool
+def looks(b: dict[str, Any]) -> list[int]:
+    return list(b["items"])
+
+
+def test_a_tool_mutating_its_argument_changes_nothing_outside_its_call(flowkernel_driver: Driver) -> None:
+    """Issue 10.9: the mutation showed in another step's recorded output and in what later steps got, on
+    the local drivers only, so the live result differed from its replay and from Dask."""
+    from flowkernel import Ref
+    from flowkernel.host.journal import SqliteJournal, replay
+
+    flow = Flow(
+        name="mutation",
+        steps=[
+            Step(id="a", tool=basket),
+            Step(id="b", tool=grabs, arguments={"b": Ref("a")}),
+            Step(id="c", tool=looks, arguments={"b": Ref("a")}, after=["b"]),
+        ],
+    )
+    with SqliteJournal(":memory:") as journal:
+        live = flowkernel_driver.run_blocking(flow, run_id="m", max_concurrency=1, journal=journal)
+        replayed = replay(flow, journal, "m")
+    assert live.step("a").output == {"items": [1]}
+    assert live.step("b").output == 2
+    assert live.step("c").output == [1]
+    assert live.canonical() == replayed.canonical()

@@ -17,6 +17,7 @@ from ..model.tool import Tool
 from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, Returned, StartTimer, TimerFired
 from ..result import AttemptStatus, ErrorInfo, ErrorKind, RunStatus
 from .context import merge_context
+from .isolation import isolated
 from .options import RunOptions
 from .place import Place
 from .states import BACKOFF, RUNNING, SUCCEEDED
@@ -165,7 +166,7 @@ class PolicyTable(StepTable):
             call_id = f"{step_id}@fallback"
             self._fallback_calls[call_id] = i
             self._state[i] = RUNNING
-            commands.append(Invoke(call_id, step_id, policy.tool, arguments, 1, self.place.run_id))
+            commands.append(Invoke(call_id, step_id, policy.tool, isolated(arguments), 1, self.place.run_id))
 
     def _fail_the_run(self, i: int, error: ErrorInfo, commands: list[Command]) -> None:
         """A failure that fails the run; with ``fail_fast`` it stops everything else too."""

@@ -29,6 +29,7 @@ from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, R
 from ..result import AttemptRecord, AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus
 from .children import child_call, child_outcome, map_flow, prefixed
 from .inputs import prepare_inputs
+from .isolation import isolated
 from .options import RunOptions
 from .place import Place
 from .policies import BACKOFF_TIMER, DEADLINE, DEADLINE_ID, TIMEOUT, PolicyTable
@@ -207,7 +208,7 @@ class RunState(PolicyTable):
             calls[call_id] = i
             slots[0] += 1
             state[i] = RUNNING
-            commands.append(_new_invoke((call_id, step_id, tools[i], arguments, attempt, run_id)))
+            commands.append(_new_invoke((call_id, step_id, tools[i], isolated(arguments), attempt, run_id)))
             if self._emit:
                 name, full_id = tools[i].name, self.place.calls + call_id
                 self.events.append(StepStarted(run_id, self._paths[i], attempt, name, full_id, arguments))

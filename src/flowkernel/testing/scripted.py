@@ -72,6 +72,7 @@ def scripted_tool(
             value: dict[str, Any] | BaseException = script.outcome(step, invoke.attempt, arguments)
         except ScriptedFailure as exc:
             value = exc
+        _scribble(arguments, step)  # a careless tool: the run must not let it change anything outside it
         if (step, invoke.attempt) in script.hangs:
             return (script.block_seconds if (step, invoke.attempt) in script.blocking else script.hang_seconds), value
         return script.delays.get((step, invoke.attempt), 0.0), value
@@ -101,6 +102,18 @@ def scripted_tool(
         input_model=input_model,
         output_model=ScriptedOutput if output_model else None,
     )
+
+
+def _scribble(value: Any, step: str) -> None:
+    """Mutate the dicts and lists in ``value`` (what a careless tool does to its arguments)."""
+    if isinstance(value, dict):
+        for item in list(value.values()):
+            _scribble(item, step)
+        value[f"scribbled by {step}"] = True
+    elif isinstance(value, list):
+        for item in value:
+            _scribble(item, step)
+        value.append(f"scribbled by {step}")
 
 
 def _digest(text: str) -> int:
