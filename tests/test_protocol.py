@@ -34,7 +34,7 @@ ERROR = ErrorInfo(ErrorKind.TOOL, "ValueError", "boom", "s")
 
 
 @tool
-def noop() -> None:
+def noop() -> Any:  # the tests answer anything for it: no return annotation to check
     pass
 
 

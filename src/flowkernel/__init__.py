@@ -4,12 +4,15 @@ The kernel (:func:`run_flow`) decides what runs; drivers (sync, asyncio, trio, .
 """
 
 from .errors import (
+    DefinitionError,
     DriverNotFoundError,
     FlowInputError,
     FlowKernelError,
     FlowValidationError,
     Problem,
     ProtocolError,
+    ResumeError,
+    RunOptionsError,
     ToolError,
 )
 from .kernel import RunOptions, run_flow
@@ -62,6 +65,7 @@ __all__ = (
     "Completion",
     "Context",
     "ContextPolicy",
+    "DefinitionError",
     "DriverNotFoundError",
     "ErrorInfo",
     "ErrorKind",
@@ -80,9 +84,11 @@ __all__ = (
     "Raised",
     "Ref",
     "Resource",
+    "ResumeError",
     "Returned",
     "RetryPolicy",
     "RunOptions",
+    "RunOptionsError",
     "RunStatus",
     "StartTimer",
     "Step",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, Literal, overload
+from typing import Any, Generic, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing_extensions import ParamSpec, TypeVar
 
 from .checked import MAX_SECONDS, CheckedModel
 from .retry import RetryPolicy
+from .signature import arguments_model, return_model
 
 __all__ = ("IDEMPOTENCY_KEY", "AsyncBackend", "Tool", "tool")
 
@@ -20,13 +22,20 @@ retries and resumes (see :func:`flowkernel.host.session.idempotency_key`)."""
 AsyncBackend = Literal["any", "asyncio", "trio"]
 """Which event loop an async tool needs: ``any`` covers anyio-based and plain-``await`` tools."""
 
+P = ParamSpec("P", default=...)
+R = TypeVar("R", default=Any)
 
-class Tool(CheckedModel):
-    """A named callable with optional input and output schemas.
+
+class Tool(CheckedModel, Generic[P, R]):
+    """A named callable with optional input and output schemas; calling it calls the function.
 
     With an ``input_model`` the kernel validates a step's arguments before invoking and calls the tool
     with the validated fields as keyword arguments; with an ``output_model`` it validates what the tool
     returns. A violation fails that step with a typed error record; it never crashes the run.
+    Without them, the function's annotations give them (see :mod:`flowkernel.model.signature`), unless
+    ``validate_annotations`` is false. ``Tool[P, R]`` is typed by the function's signature: ``@tool``
+    on ``def double(x: int) -> int`` gives a ``Tool[[int], int]``, and ``double(2)`` type-checks and
+    calls the function (without validation: that happens in runs).
     ``retry`` and ``timeout`` are the tool's defaults; a step may override them.
     ``idempotency_key`` is detected: true when the function takes a parameter of that name, which the
     driver then fills in (steps cannot).
@@ -37,7 +46,7 @@ class Tool(CheckedModel):
     _name_field = "name"
 
     name: str = Field(min_length=1)
-    fn: Callable[..., Any]
+    fn: Callable[P, R]
     description: str = ""
     input_model: type[BaseModel] | None = None
     output_model: type[BaseModel] | None = None
@@ -46,6 +55,8 @@ class Tool(CheckedModel):
     retry: RetryPolicy | None = None
     timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
     idempotency_key: bool = False
+    validate_annotations: bool = True
+    """Derive ``input_model``/``output_model`` (those not given) from the function's annotations."""
 
     @model_validator(mode="before")
     @classmethod
@@ -57,10 +68,30 @@ class Tool(CheckedModel):
                 data = {**data, "is_async": inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)}
             if "idempotency_key" not in data:
                 data = {**data, "idempotency_key": _takes_idempotency_key(fn)}
+            if data.get("validate_annotations", True) and callable(fn) and isinstance(data.get("name"), str):
+                data = _with_annotation_models(data, fn)
         return data
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call the function itself (no validation, no run: a tool stays usable as the function)."""
+        return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"Tool({self.name!r})"
+
+
+def _with_annotation_models(data: dict[str, Any], fn: Callable[..., Any]) -> dict[str, Any]:
+    """``data`` with the input and output models the annotations give, where none was given."""
+    name = data["name"]
+    if data.get("input_model") is None:
+        model = arguments_model(fn, name, IDEMPOTENCY_KEY)
+        if model is not None:
+            data = {**data, "input_model": model}
+    if data.get("output_model") is None:
+        model = return_model(fn, name)
+        if model is not None:
+            data = {**data, "output_model": model}
+    return data
 
 
 def _takes_idempotency_key(fn: Any) -> bool:
@@ -72,7 +103,19 @@ def _takes_idempotency_key(fn: Any) -> bool:
 
 
 @overload
-def tool(fn: Callable[..., Any], /) -> Tool: ...
+def tool(
+    fn: Callable[P, R],
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    input_model: type[BaseModel] | None = None,
+    output_model: type[BaseModel] | None = None,
+    async_backend: AsyncBackend = "any",
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+    validate: bool = True,
+) -> Tool[P, R]: ...
 @overload
 def tool(
     *,
@@ -83,7 +126,8 @@ def tool(
     async_backend: AsyncBackend = "any",
     retry: RetryPolicy | None = None,
     timeout: float | None = None,
-) -> Callable[[Callable[..., Any]], Tool]: ...
+    validate: bool = True,
+) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
     /,
@@ -95,10 +139,14 @@ def tool(
     async_backend: AsyncBackend = "any",
     retry: RetryPolicy | None = None,
     timeout: float | None = None,
-) -> Tool | Callable[[Callable[..., Any]], Tool]:
-    """Make a :class:`Tool` from a function; name and description default to its name and docstring."""
+    validate: bool = True,
+) -> Tool[..., Any] | Callable[[Callable[..., Any]], Tool[..., Any]]:
+    """Make a :class:`Tool` from a function; name and description default to its name and docstring.
 
-    def build(f: Callable[..., Any]) -> Tool:
+    The function's annotated parameters and return are validated in runs (``validate=False`` turns
+    that off for this tool); the tool is typed by the function's signature and calling it calls it."""
+
+    def build(f: Callable[..., Any]) -> Tool[..., Any]:
         return Tool(
             name=name or getattr(f, "__name__", None) or type(f).__name__,
             fn=f,
@@ -108,6 +156,7 @@ def tool(
             async_backend=async_backend,
             retry=retry,
             timeout=timeout,
+            validate_annotations=validate,
         )
 
     return build(fn) if fn is not None else build

@@ -12,6 +12,7 @@ from pydantic import BaseModel, PydanticUserError, ValidationError
 
 from ..errors import Problem
 from .refs import Context, Input, Item, PathError, Ref, compile_path, condition_names
+from .signature import SignatureArguments
 from .step import Step, holds, holds_item, walk_sources
 from .tool import IDEMPOTENCY_KEY, Tool
 
@@ -144,22 +145,26 @@ def _check_arguments(
     if tool is None:
         yield from _check_subflow(where, step)
         return
-    if tool.input_model is None:
+    model = tool.input_model
+    if model is None or issubclass(model, SignatureArguments):  # names checked against the signature
         key = id(tool.fn)
         if key not in parameter_cache:
             parameter_cache[key] = _parameters(tool)
         parameters = parameter_cache[key]
         if parameters is not None:
             yield from _check_signature(where, tool, parameters, step.arguments)
-        return
-    model = tool.input_model
-    fields = model.model_fields
-    for name in step.arguments:
-        if name not in fields and model.model_config.get("extra") != "allow":
-            yield Problem(f"{where}.arguments.{name}", _unknown("argument", name, fields, f" of tool {tool.name!r}"))
-    for name, field in fields.items():
-        if field.is_required() and name not in step.arguments:
-            yield Problem(f"{where}.arguments", f"missing required argument {name!r} of tool {tool.name!r}")
+        if model is None:
+            return
+    else:
+        fields = model.model_fields
+        for name in step.arguments:
+            if name not in fields and model.model_config.get("extra") != "allow":
+                yield Problem(
+                    f"{where}.arguments.{name}", _unknown("argument", name, fields, f" of tool {tool.name!r}")
+                )
+        for name, field in fields.items():
+            if field.is_required() and name not in step.arguments:
+                yield Problem(f"{where}.arguments", f"missing required argument {name!r} of tool {tool.name!r}")
     literals = {name: value for name, value in step.arguments.items() if _is_literal(value)}
     try:
         model.model_validate(literals)
@@ -167,7 +172,7 @@ def _check_arguments(
         yield Problem(f"{where}.tool", f"the input model of tool {tool.name!r} is unusable: {exc.message}")
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
-            if error["type"] == "missing" or not error["loc"] or error["loc"][0] not in literals:
+            if error["type"] in ("missing", "extra_forbidden") or not error["loc"] or error["loc"][0] not in literals:
                 continue
             path = ".".join(str(part) for part in error["loc"])
             yield Problem(f"{where}.arguments.{path}", f"{error['msg']} (tool {tool.name!r})")
