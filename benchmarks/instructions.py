@@ -27,7 +27,7 @@ from flowkernel import Flow, Ref, Step, tool
 from flowkernel_sync import SyncDriver
 
 @tool
-def inc(x: int) -> int:
+def inc(x):  # unannotated: the kernel's own path, without the validation annotations bring
     return x + 1
 
 steps = [Step(id="s0", tool=inc, arguments={{"x": 0}})]

@@ -13,15 +13,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ("isolated",)
+__all__ = ("IMMUTABLE", "isolated")
 
-_IMMUTABLE = frozenset({int, float, str, bool, type(None), bytes, complex, range})
+IMMUTABLE = frozenset({int, float, str, bool, type(None), bytes, complex, range})
+"""Types whose values a tool cannot change: passed as they are."""
 
 
 def isolated(arguments: dict[str, Any]) -> dict[str, Any]:
     """``arguments`` with every mutable value replaced by a deep copy (the same dict if there is none)."""
     for value in arguments.values():
-        if type(value) not in _IMMUTABLE and not _frozen(value):
+        if type(value) not in IMMUTABLE and not _frozen(value):
             return {name: _copy(value) for name, value in arguments.items()}
     return arguments
 
@@ -31,7 +32,7 @@ def _frozen(value: Any) -> bool:
 
 
 def _copy(value: Any) -> Any:
-    if type(value) in _IMMUTABLE or _frozen(value):
+    if type(value) in IMMUTABLE or _frozen(value):
         return value
     try:
         return deepcopy(value)

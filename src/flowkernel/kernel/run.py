@@ -29,7 +29,7 @@ from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, R
 from ..result import AttemptRecord, AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus
 from .children import child_call, child_outcome, map_flow, prefixed
 from .inputs import prepare_inputs
-from .isolation import isolated
+from .isolation import IMMUTABLE, isolated
 from .options import RunOptions
 from .place import Place
 from .policies import BACKOFF_TIMER, DEADLINE, DEADLINE_ID, TIMEOUT, PolicyTable
@@ -156,7 +156,10 @@ class RunState(PolicyTable):
                     raise ProtocolError(message) from None
                 self._advance_child(step_id, child_commands, commands)
         if self._stop_reason is None and self._root:  # the root dispatches for the whole tree
-            self._dispatch_all(commands)
+            if self._children:
+                self._dispatch_all(commands)
+            else:
+                self._dispatch(commands)
             if self.options.deadline is not None:
                 self._close_deadline(commands)
         return commands
@@ -164,14 +167,14 @@ class RunState(PolicyTable):
     def _dispatch_all(self, commands: list[Command]) -> None:
         """Start what is ready here and in the runs inside, in declaration order, while the run's limit
         (shared by the whole tree) and each run's own allow."""
-        if not self._children:
-            self._dispatch(commands)
-            return
         for step_id, (i, child, _) in sorted(self._children.items(), key=lambda item: item[1][0]):
             self._dispatch(commands, before=i)
             if step_id in self._children and child._stop_reason is None:
                 child_commands: list[Command] = []
-                child._dispatch_all(child_commands)
+                if child._children:
+                    child._dispatch_all(child_commands)
+                else:
+                    child._dispatch(child_commands)
                 self._advance_child(step_id, child_commands, commands)
         self._dispatch(commands)
 
@@ -182,9 +185,15 @@ class RunState(PolicyTable):
         run's limit and the root run's (``slots``: calls in flight in the whole tree, and the limit) allow."""
         ready, calls, state, limit = self._ready, self._calls, self._state, self._limit
         step_ids, tools, timeouts, plain = self._plan.step_ids, self._tools, self._plan.timeouts, self._plan.plain
-        run_id, slots = self.place.run_id, self.place.slots
-        while ready and len(calls) < limit and slots[0] < slots[1] and ready[0] < before:
+        run_id, slots, immutable = self.place.run_id, self.place.slots, IMMUTABLE
+        # The calls this run may have in flight: its own limit, and the free slots of the root's (both
+        # grow with each dispatch here, so the bound holds through the loop).
+        limit = min(limit, len(calls) + slots[1] - slots[0])
+        while ready and len(calls) < limit:
             i = heappop(ready)
+            if i >= before:
+                heappush(ready, i)
+                break
             if plain[i] and state[i] == PENDING:  # the common case: just resolve the arguments
                 try:
                     arguments = self._arguments[i] = self._plan.resolvers[i](self._outputs, self.inputs)
@@ -200,7 +209,8 @@ class RunState(PolicyTable):
                 if prepared is None:
                     continue
                 if self._plan.map_sources[i] is not None or tools[i] is None:
-                    self._start_child(i, prepared, commands)
+                    self._start_child(i, prepared, commands)  # its calls take slots of the root's
+                    limit = min(self._limit, len(calls) + slots[1] - slots[0])
                     continue
                 arguments, attempt = prepared, 1
             step_id = step_ids[i]
@@ -208,7 +218,9 @@ class RunState(PolicyTable):
             calls[call_id] = i
             slots[0] += 1
             state[i] = RUNNING
-            commands.append(_new_invoke((call_id, step_id, tools[i], isolated(arguments), attempt, run_id)))
+            if not immutable.issuperset(map(type, arguments.values())):  # (a C loop: the common case is cheap)
+                arguments = isolated(arguments)
+            commands.append(_new_invoke((call_id, step_id, tools[i], arguments, attempt, run_id)))
             if self._emit:
                 name, full_id = tools[i].name, self.place.calls + call_id
                 self.events.append(StepStarted(run_id, self._paths[i], attempt, name, full_id, arguments))
