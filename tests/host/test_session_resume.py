@@ -284,3 +284,30 @@ def test_a_stop_while_a_batch_waits_to_be_recorded_still_answers_its_calls(tmp_p
         ("c", "cancelled"),
         ("d", "cancelled"),
     ]
+
+
+def test_completions_that_arrive_while_a_run_is_stopped_are_recorded(journal: SqliteJournal) -> None:
+    """Issue 10.4: a completion taken during the stop reached the partial result but not the journal, so
+    `flowkernel runs` counted one step fewer, and a resume would have called its tool again."""
+    backend = FakeBackend()
+    run = session(chain_flow(), backend, journal=journal, run_id="r")
+
+    def body() -> None:
+        run.start()
+        backend.finish("a@1", 7)
+        run.feed(backend.take())
+        backend.finish("b@1", 8)  # arrives as the caller stops: taken by the stop, not by the loop
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as excinfo, run.guard():
+        body()
+    partial = partial_result(excinfo.value)
+    assert partial is not None
+    assert [s.status for s in partial.steps[:2]] == ["succeeded", "succeeded"]
+    [summary] = journal.runs()
+    assert summary.steps_done == 2
+
+    resumed = load_driver("sync").run(chain_flow(), journal=journal, run_id="r", resume=True)
+    assert resumed.status == "succeeded"
+    assert (resumed.step("a").output, resumed.step("b").output) == (7, 8)  # recorded, not called again
+    assert [a.status for a in resumed.step("b").attempts] == ["succeeded"]

@@ -296,6 +296,25 @@ class KernelSession:
             chosen.partial_result = self.result  # type: ignore[attr-defined]
         return chosen
 
+    def _consume_while_stopping(self) -> list[Command]:
+        """Completions that arrived as the run stops: fed to the kernel, and (journaled) recorded like any
+        batch, so the journal counts them and a resume does not run their calls again. Not when a batch
+        was still being recorded: whether that write landed is unknown, and the record must not skip it."""
+        taken = self.backend.take()
+        if not taken:
+            return []
+        if self._unconsumed:
+            self._unconsumed = [*self._unconsumed, *taken]
+            return []
+        commands = self._send(taken)
+        if self.recorder is not None:
+            try:
+                self.recorder.append(taken, self._state.succeeded)
+                self.recorder.issued(commands)
+            except Exception:  # the journal failed as the run stops: the stop's own error is what goes up
+                pass
+        return commands
+
     def _abort(self, reason: str) -> None:
         """Finish the run synchronously: stop the kernel, cancel every live call, feed the answers.
 
@@ -306,7 +325,9 @@ class KernelSession:
         never_started = [Cancelled(call_id) for call_id in self._not_started]
         if not self._started:  # prime the generator; its first commands are answered as cancelled
             never_started = [Cancelled(c.call_id) for c in _calls_started_by(self._prime())]
-        commands = self._send([*self._unconsumed, *self.backend.take(), StopRun(reason)])
+        commands = self._consume_while_stopping()
+        if self.result is None:
+            commands += self._send([*self._unconsumed, StopRun(reason)])
         while self.result is None:
             for command in commands:
                 if isinstance(command, Cancel):
