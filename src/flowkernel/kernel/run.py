@@ -218,9 +218,10 @@ class RunState(PolicyTable):
             calls[call_id] = i
             slots[0] += 1
             state[i] = RUNNING
-            if not immutable.issuperset(map(type, arguments.values())):  # (a C loop: the common case is cheap)
-                arguments = isolated(arguments)
-            commands.append(_new_invoke((call_id, step_id, tools[i], arguments, attempt, run_id)))
+            given = arguments  # the tool's own copies of mutable values (a C loop: the common case is cheap)
+            if not immutable.issuperset(map(type, arguments.values())):
+                given = isolated(arguments)
+            commands.append(_new_invoke((call_id, step_id, tools[i], given, attempt, run_id)))
             if self._emit:
                 name, full_id = tools[i].name, self.place.calls + call_id
                 self.events.append(StepStarted(run_id, self._paths[i], attempt, name, full_id, arguments))
