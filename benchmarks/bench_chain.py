@@ -84,10 +84,11 @@ def inc_validated(x: int) -> dict[str, int]:
     return {"x": x + 1}
 
 
-INC = tool(inc)
+INC = tool(validate=False)(inc)  # the kernel's own cost: annotations are validated in the row of their own
+INC_ANNOTATED = tool(name="inc")(inc)  # x: int in, int out, validated (issue 10, item 15)
 INC_VALIDATED = tool(input_model=X, output_model=Y)(inc_validated)
 # The same function with policies attached that never fire: a retry policy and an error policy.
-INC_WITH_RETRY = tool(name="inc", retry=RetryPolicy(max_attempts=5, initial_delay=0.1, jitter=0.2))(inc)
+INC_WITH_RETRY = tool(name="inc", validate=False, retry=RetryPolicy(max_attempts=5, initial_delay=0.1, jitter=0.2))(inc)
 POLICY_TARGET = 1.05  # "nothing measurable": within 5 % (the medians' own noise here)
 
 
@@ -338,6 +339,34 @@ def _policy_rows(n: int, config: Config) -> list[Row]:
     ]
 
 
+def _annotation_rows(n: int, config: Config) -> list[Row]:
+    """The chain of ``inc(x: int) -> int`` with its annotations validated, against the same chain without."""
+    driver = SyncDriver()
+    plain, annotated = build_chain(n), build_chain(n, INC_ANNOTATED)
+    _check(annotated, driver, n)
+    timers = {
+        "annotated": _auto_timer(partial(run_chain, driver, annotated), config),
+        "plain": _auto_timer(partial(run_chain, driver, plain), config),
+    }
+    log(f"  chain n={n:,}: annotations validated vs not, interleaved")
+    samples = {key: _us_per_step(values, n) for key, values in repeat(timers, config.repeats).items()}
+    with_us, plain_us = median(samples["annotated"]), median(samples["plain"])
+    return [
+        Row(
+            f"chain n={n:,} with annotations validated",
+            with_us,
+            plain_us,
+            "µs/step",
+            with_us / plain_us,
+            f"+{with_us - plain_us:.2f} µs/step",
+            "reported",
+            None,
+            note="inc(x: int) -> int, validated in and out (the default); baseline: validate=False",
+            samples=samples,
+        )
+    ]
+
+
 def _gc_rows(flow: Flow, n: int, config: Config) -> list[Row]:
     driver = SyncDriver()
     timer = timed(partial(run_chain, driver, flow))
@@ -480,7 +509,7 @@ def run(config: Config) -> list[Row]:
     gc_rows = _gc_rows(flows[largest], largest, config)
     flows.clear()
     gc.collect()
-    policy_rows = _policy_rows(sizes[1], config)
+    policy_rows = _policy_rows(sizes[1], config) + _annotation_rows(sizes[1], config)
     rows = run_rows + policy_rows + _validated_rows(sizes, config) + gc_rows + build_rows + _memory_rows(largest)
     log(f"chain: done in {time.perf_counter() - started:.0f} s")
     return rows

@@ -38,7 +38,7 @@ async def combine(a: int, b: int) -> int:
 
 
 def small_flow() -> Flow:
-    fetch_tool, combine_tool = tool(fetch), tool(combine)
+    fetch_tool, combine_tool = tool(validate=False)(fetch), tool(validate=False)(combine)
     return Flow(
         name="small",
         steps=[

@@ -88,7 +88,7 @@ def child(variant: str, n: int, repeats: int, min_sample_time: float) -> dict[st
     from flowkernel import Flow, Input, Ref, Step, tool
     from flowkernel_sync import SyncDriver
 
-    step_tool = tool(inc)
+    step_tool = tool(validate=False)(inc)
     steps = [Step(id="s0", tool=step_tool, arguments={"x": Input("x")})]
     steps += [Step(id=f"s{i}", tool=step_tool, arguments={"x": Ref(f"s{i - 1}")}) for i in range(1, n)]
     flow = Flow(name=f"chain-{n}", steps=steps)
