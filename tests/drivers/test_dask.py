@@ -498,3 +498,26 @@ def test_close_abandons_a_call_that_ignores_cancellation_with_a_warning() -> Non
     error = result.step("h").error
     assert error is not None
     assert error.kind == "timeout"
+
+
+@tool
+def cancels_its_own_task(x: int) -> int:
+    """The cluster cancels this call's task while it runs (as a lost key would), not the kernel."""
+    from distributed import Future, get_client, get_worker
+
+    key = get_worker().get_current_task()
+    get_client().cancel([Future(key)])
+    time.sleep(2)
+    return x
+
+
+def test_a_task_the_cluster_cancels_is_a_driver_error_naming_its_key() -> None:
+    """Issue 10.11: such a call was recorded as the tool raising CancelledError (distributed's
+    FutureCancelledError is a concurrent.futures.CancelledError, which the generic branch took)."""
+    flow = Flow(name="lost", steps=[Step(id="l", tool=cancels_its_own_task, arguments={"x": 1})])
+    with DaskDriver() as own:  # its own cluster: the tool's get_client() is this driver's
+        result = run(own, flow)
+    error = result.step("l").error
+    assert error is not None
+    assert (error.kind, error.type) == ("driver", "CancelledError")
+    assert error.message.startswith("the Dask cluster cancelled or lost the call's task (key 'cancels_its_own_task-")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from concurrent import futures
 from typing import Any
 
 from distributed import Client, Future
@@ -119,10 +120,13 @@ class DaskBackend(AsyncioBackend):
         command, submitted = call.command, call.submitted
         try:
             completion: Returned | Raised = await future
-        except asyncio.CancelledError as exc:
+        except asyncio.CancelledError:
             if not self.is_live(command.call_id):
                 raise  # cancelled by the kernel or with the run: already answered
-            completion = raised(command, exc, submitted, self._clock)  # the tool raised it, or the key was lost
+            completion = self._lost(command, future, "its waiting task was cancelled", submitted)
+        except futures.CancelledError as exc:  # distributed's FutureCancelledError: the cluster cancelled the
+            # key (not the tool: a worker records a tool's own CancelledError; not the kernel: not live then)
+            completion = self._lost(command, future, describe(exc), submitted)
         except Exception as exc:  # KilledWorker, a result that cannot be deserialized, a lost connection
             completion = raised(command, exc, submitted, self._clock)
         else:  # the driver's clock: when the result arrived, minus how long the tool took on its worker
@@ -130,6 +134,12 @@ class DaskBackend(AsyncioBackend):
             took = completion.finished - completion.started
             completion = completion._replace(started=max(submitted, arrived - took), finished=arrived)
         self.complete(completion)
+
+    def _lost(self, command: Invoke, future: Future[Any], why: str, submitted: float) -> Raised:
+        """A driver error for a call whose task the cluster cancelled or lost, with what the future knows."""
+        message = f"the Dask cluster cancelled or lost the call's task (key {future.key!r}): {why}"
+        error = ErrorInfo(ErrorKind.DRIVER, "CancelledError", message, command.step_id)
+        return Raised(command.call_id, error, submitted, self._clock())
 
     def cancel_on_cluster(self, future: Future[Any]) -> None:
         """Cancel a call's task on the cluster (fire and forget: the kernel was answered already)."""
