@@ -86,16 +86,18 @@ def call_sync(
     opened = open_resources.set(world.resources) if world.resources else None
     started = clock()
     try:
-        if world.middleware:
-            chain = through_chain(world.middleware, command)
-            try:
-                call = next(chain)
-            except StopIteration as answered:
-                value = answered.value
-            else:
-                value = _finish(chain, passthrough, _call_sync, call)
+        chain, call = _enter(world, command)
+        if call is None:  # a middleware answered
+            value = chain
+        elif chain is None:
+            value = call.tool.fn(**call.arguments)
         else:
-            value = command.tool.fn(**command.arguments)
+            try:
+                outcome = call.tool.fn(**call.arguments)
+            except BaseException as exc:
+                value = _leave(chain, passthrough, error=exc)
+            else:
+                value = _leave(chain, passthrough, outcome)
         if type(value) in _ASYNC_RESULTS:
             _not_async(value, command.tool.name)
     except BaseException as exc:
@@ -112,26 +114,24 @@ def call_sync(
 async def call_async(
     command: Invoke, clock: Clock, loop: str, passthrough: Passthrough, world: CallWorld = NO_WORLD
 ) -> Returned | Raised:
-    """Await an async tool on event loop ``loop``; errors that say it needs another loop are named so."""
+    """Await an async tool on event loop ``loop``; errors that say it needs another loop are named so.
+    The same as :func:`call_sync` but for the ``await``."""
     token = invoke_context.set(command)
     opened = open_resources.set(world.resources) if world.resources else None
     started = clock()
     try:
-        if world.middleware:
-            chain = through_chain(world.middleware, command)
-            try:
-                call = next(chain)
-            except StopIteration as answered:
-                value = answered.value
-            else:
-                try:
-                    outcome = await call.tool.fn(**call.arguments)
-                except BaseException as exc:
-                    value = _finish(chain, passthrough, _reraise, exc)
-                else:
-                    value = _finish(chain, passthrough, _given, outcome)
+        chain, call = _enter(world, command)
+        if call is None:
+            value = chain
+        elif chain is None:
+            value = await call.tool.fn(**call.arguments)
         else:
-            value = await command.tool.fn(**command.arguments)
+            try:
+                outcome = await call.tool.fn(**call.arguments)
+            except BaseException as exc:
+                value = _leave(chain, passthrough, error=exc)
+            else:
+                value = _leave(chain, passthrough, outcome)
     except BaseException as exc:
         if isinstance(exc, passthrough) and _cancelled_by_the_driver(exc):
             raise
@@ -146,41 +146,35 @@ async def call_async(
     return Returned(command.call_id, value, started, clock())
 
 
-def _finish(chain: CallChain, passthrough: Passthrough, outcome: Callable[[Any], Any], argument: Any) -> Any:
-    """Hand the call's outcome (``outcome(argument)``: a value, or raising) to the chain; its result.
+def _enter(world: CallWorld, command: Invoke) -> tuple[Any, Invoke | None]:
+    """``(None, command)`` without middleware; else ``(chain, the call to make)``, or ``(the answer, None)``
+    when a middleware answered without calling the tool."""
+    if not world.middleware:
+        return None, command
+    chain = through_chain(world.middleware, command)
+    try:
+        return chain, next(chain)
+    except StopIteration as answered:
+        return answered.value, None
+
+
+def _leave(chain: CallChain, passthrough: Passthrough, outcome: Any = None, error: BaseException | None = None) -> Any:
+    """Hand the tool's return value (or ``error``) back through the chain; the call's result.
 
     A driver's cancellation (``passthrough``) still runs the middleware's cleanup, then goes on up.
     """
     try:
-        value = outcome(argument)
-    except BaseException as exc:
-        try:
-            chain.throw(exc)
-        except StopIteration as stop:
-            if isinstance(exc, passthrough):
-                raise exc from None
-            return stop.value
-        except BaseException as final:
-            if isinstance(exc, passthrough) and final is not exc:
-                raise exc from final
-            raise
-        chain.close()
-        raise MiddlewareError("the middleware chain yielded a second call") from exc
-    try:
-        chain.send(value)
+        if error is None:
+            chain.send(outcome)
+        else:
+            chain.throw(error)
     except StopIteration as stop:
+        if error is not None and isinstance(error, passthrough):
+            raise error from None
         return stop.value
+    except BaseException as final:
+        if error is not None and isinstance(error, passthrough) and final is not error:
+            raise error from final
+        raise
     chain.close()
     raise MiddlewareError("the middleware chain yielded a second call")
-
-
-def _call_sync(call: Invoke) -> Any:
-    return call.tool.fn(**call.arguments)
-
-
-def _reraise(exc: BaseException) -> Any:
-    raise exc
-
-
-def _given(value: Any) -> Any:
-    return value
