@@ -20,6 +20,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -310,61 +311,49 @@ def _validated_rows(sizes: tuple[int, ...], config: Config) -> list[Row]:
 
 def _policy_rows(n: int, config: Config) -> list[Row]:
     """A chain whose steps carry retry and error policies that never fire, against the plain chain."""
-    driver = SyncDriver()
     plain = build_chain(n)
     steps = [s.model_copy(update={"tool": INC_WITH_RETRY, "on_error": "continue"}) for s in plain.steps]
     with_policies = Flow(name=f"chain-policies-{n}", steps=steps)
-    _check(with_policies, driver, n)
-    timers = {
-        "policies": _auto_timer(partial(run_chain, driver, with_policies), config),
-        "plain": _auto_timer(partial(run_chain, driver, plain), config),
-    }
-    log(f"  chain n={n:,}: with policies attached vs plain, interleaved")
-    samples = {key: _us_per_step(values, n) for key, values in repeat(timers, config.repeats).items()}
-    with_us, plain_us = median(samples["policies"]), median(samples["plain"])
+    row = _against_plain(n, config, with_policies, f"chain n={n:,} with retry + error policies (not firing)")
+    ratio = row.measured / (row.baseline or 1.0)
     return [
-        Row(
-            f"chain n={n:,} with retry + error policies (not firing)",
-            with_us,
-            plain_us,
-            "µs/step",
-            with_us / plain_us,
-            f"ratio {with_us / plain_us:.2f}x",
-            f"≤ {POLICY_TARGET:g}x",
-            with_us / plain_us <= POLICY_TARGET,
+        replace(
+            row,
+            judged=f"ratio {ratio:.2f}x",
+            target=f"≤ {POLICY_TARGET:g}x",
+            met=ratio <= POLICY_TARGET,
             note="RetryPolicy(max_attempts=5, jitter=0.2) on the tool, on_error='continue' on every step; "
             "baseline: the same chain without them",
-            samples=samples,
         )
     ]
 
 
 def _annotation_rows(n: int, config: Config) -> list[Row]:
     """The chain of ``inc(x: int) -> int`` with its annotations validated, against the same chain without."""
-    driver = SyncDriver()
-    plain, annotated = build_chain(n), build_chain(n, INC_ANNOTATED)
-    _check(annotated, driver, n)
-    timers = {
-        "annotated": _auto_timer(partial(run_chain, driver, annotated), config),
-        "plain": _auto_timer(partial(run_chain, driver, plain), config),
-    }
-    log(f"  chain n={n:,}: annotations validated vs not, interleaved")
-    samples = {key: _us_per_step(values, n) for key, values in repeat(timers, config.repeats).items()}
-    with_us, plain_us = median(samples["annotated"]), median(samples["plain"])
+    row = _against_plain(n, config, build_chain(n, INC_ANNOTATED), f"chain n={n:,} with annotations validated")
+    added = row.measured - (row.baseline or 0.0)
     return [
-        Row(
-            f"chain n={n:,} with annotations validated",
-            with_us,
-            plain_us,
-            "µs/step",
-            with_us / plain_us,
-            f"+{with_us - plain_us:.2f} µs/step",
-            "reported",
-            None,
+        replace(
+            row,
+            judged=f"+{added:.2f} µs/step",
             note="inc(x: int) -> int, validated in and out (the default); baseline: validate=False",
-            samples=samples,
         )
     ]
+
+
+def _against_plain(n: int, config: Config, flow: Flow, name: str) -> Row:
+    """``flow`` (a chain of ``n`` steps) against the plain chain, interleaved, as an informational row."""
+    driver = SyncDriver()
+    plain = build_chain(n)
+    _check(flow, driver, n)
+    timers = {
+        "measured": _auto_timer(partial(run_chain, driver, flow), config),
+        "plain": _auto_timer(partial(run_chain, driver, plain), config),
+    }
+    log(f"  {name} vs the plain chain, interleaved")
+    samples = {key: _us_per_step(values, n) for key, values in repeat(timers, config.repeats).items()}
+    measured, baseline = median(samples["measured"]), median(samples["plain"])
+    return Row(name, measured, baseline, "µs/step", measured / baseline, "", "reported", None, samples=samples)
 
 
 def _gc_rows(flow: Flow, n: int, config: Config) -> list[Row]:
