@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from typing import Any
 
@@ -20,7 +20,7 @@ from ..protocol import Invoke, Raised, Returned
 from ..result import ErrorInfo, ErrorKind
 from .context import invoke_context
 from .loops import foreign_loop_error
-from .middleware import CallChain, through_chain
+from .middleware import CallChain, Middleware, through_chain
 from .world import NO_WORLD, CallWorld
 
 __all__ = ("Clock", "Passthrough", "call_async", "call_sync", "raised")
@@ -83,21 +83,13 @@ def call_sync(
 ) -> Returned | Raised:
     """Call a sync tool (through the run's middleware, with its resources reachable) and describe the outcome."""
     token = invoke_context.set(command)
-    opened = open_resources.set(world.resources) if world.resources else None
+    opened = None if world is NO_WORLD or not world.resources else open_resources.set(world.resources)
     started = clock()
     try:
-        chain, call = _enter(world, command)
-        if call is None:  # a middleware answered
-            value = chain
-        elif chain is None:
-            value = call.tool.fn(**call.arguments)
+        if world is NO_WORLD or not world.middleware:
+            value = command.tool.fn(**command.arguments)
         else:
-            try:
-                outcome = call.tool.fn(**call.arguments)
-            except BaseException as exc:
-                value = _leave(chain, passthrough, error=exc)
-            else:
-                value = _leave(chain, passthrough, outcome)
+            value = _sync_through(world.middleware, command, passthrough)
         if type(value) in _ASYNC_RESULTS:
             _not_async(value, command.tool.name)
     except BaseException as exc:
@@ -114,24 +106,15 @@ def call_sync(
 async def call_async(
     command: Invoke, clock: Clock, loop: str, passthrough: Passthrough, world: CallWorld = NO_WORLD
 ) -> Returned | Raised:
-    """Await an async tool on event loop ``loop``; errors that say it needs another loop are named so.
-    The same as :func:`call_sync` but for the ``await``."""
+    """Await an async tool on event loop ``loop``; errors that say it needs another loop are named so."""
     token = invoke_context.set(command)
     opened = open_resources.set(world.resources) if world.resources else None
     started = clock()
     try:
-        chain, call = _enter(world, command)
-        if call is None:
-            value = chain
-        elif chain is None:
-            value = await call.tool.fn(**call.arguments)
+        if world.middleware:
+            value = await _async_through(world.middleware, command, passthrough)
         else:
-            try:
-                outcome = await call.tool.fn(**call.arguments)
-            except BaseException as exc:
-                value = _leave(chain, passthrough, error=exc)
-            else:
-                value = _leave(chain, passthrough, outcome)
+            value = await command.tool.fn(**command.arguments)
     except BaseException as exc:
         if isinstance(exc, passthrough) and _cancelled_by_the_driver(exc):
             raise
@@ -146,12 +129,33 @@ async def call_async(
     return Returned(command.call_id, value, started, clock())
 
 
-def _enter(world: CallWorld, command: Invoke) -> tuple[Any, Invoke | None]:
-    """``(None, command)`` without middleware; else ``(chain, the call to make)``, or ``(the answer, None)``
-    when a middleware answered without calling the tool."""
-    if not world.middleware:
-        return None, command
-    chain = through_chain(world.middleware, command)
+def _sync_through(middleware: Sequence[Middleware], command: Invoke, passthrough: Passthrough) -> Any:
+    """The sync tool's call through the run's middleware; its result."""
+    chain, call = _enter(middleware, command)
+    if call is None:  # a middleware answered
+        return chain
+    try:
+        outcome = call.tool.fn(**call.arguments)
+    except BaseException as exc:
+        return _leave(chain, passthrough, error=exc)
+    return _leave(chain, passthrough, outcome)
+
+
+async def _async_through(middleware: Sequence[Middleware], command: Invoke, passthrough: Passthrough) -> Any:
+    """The async tool's call through the run's middleware: :func:`_sync_through` but for the ``await``."""
+    chain, call = _enter(middleware, command)
+    if call is None:
+        return chain
+    try:
+        outcome = await call.tool.fn(**call.arguments)
+    except BaseException as exc:
+        return _leave(chain, passthrough, error=exc)
+    return _leave(chain, passthrough, outcome)
+
+
+def _enter(middleware: Sequence[Middleware], command: Invoke) -> tuple[Any, Invoke | None]:
+    """``(chain, the call to make)``, or ``(the answer, None)`` when a middleware answered at once."""
+    chain = through_chain(middleware, command)
     try:
         return chain, next(chain)
     except StopIteration as answered:

@@ -140,7 +140,7 @@ class KernelSession:
 
     def feed(self, completions: Sequence[Completion]) -> None:
         """Record completions (if journaled), send them to the kernel, start the commands it answers with."""
-        self.hold(completions)
+        self._unconsumed = completions  # hold(), inlined: this runs once per batch
         if self.recorder is not None:
             self.record(completions)
         self.consume(completions)

@@ -43,6 +43,10 @@ class PolicyTable(StepTable):
         self._timers: dict[str, tuple[int, int]] = {}  # timers running -> (kind, step index)
         self._ignored: set[str] = set()  # cancelled calls and timers whose answer no longer matters
         self._cancel_requested: set[str] = set()
+        sources = self._plan.map_sources  # a root without sub-runs counts its calls by itself (len(_calls))
+        nested = place is not None or None in self._tools or len(sources) != sources.count(None)
+        self._slots: list[int] | None = self.place.slots if nested else None
+        """The root's count of calls in flight and its limit, shared by a tree of runs (see ``Place``)."""
 
     def _stop(self, reason: str, status: RunStatus, commands: list[Command]) -> None:
         """Stop the run: cancel everything outstanding (the run state knows all of it)."""
@@ -61,7 +65,8 @@ class PolicyTable(StepTable):
         else:  # a timeout: abandon the call, then treat the attempt as failed
             invoke_id = call_id.removesuffix("/timeout")
             del self._calls[invoke_id]
-            self.place.slots[0] -= 1
+            if self._slots is not None:
+                self._slots[0] -= 1
             self._ignored.add(invoke_id)
             commands.append(Cancel(invoke_id))
             self._attempt_failed(i, self._timeout_error(i), None, None, commands)

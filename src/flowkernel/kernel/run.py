@@ -111,7 +111,7 @@ class RunState(PolicyTable):
         commands: list[Command] = []
         child_batches: dict[str, list[Completion]] | None = None
         calls, tools, timeouts, attempts = self._calls, self._tools, self._plan.timeouts, self._attempts
-        slots = self.place.slots
+        slots = self._slots
         for completion in completions:
             kind = type(completion)
             if kind is StopRun:
@@ -120,7 +120,8 @@ class RunState(PolicyTable):
             call_id = completion.call_id  # type: ignore[union-attr]
             i = calls.pop(call_id, -1)
             if i >= 0:
-                slots[0] -= 1
+                if slots is not None:
+                    slots[0] -= 1
                 if kind is Returned and tools[i].output_model is None and timeouts[i] is None:  # the hot path
                     previous = attempts[i]
                     attempts[i] = (
@@ -185,10 +186,9 @@ class RunState(PolicyTable):
         run's limit and the root run's (``slots``: calls in flight in the whole tree, and the limit) allow."""
         ready, calls, state, limit = self._ready, self._calls, self._state, self._limit
         step_ids, tools, timeouts, plain = self._plan.step_ids, self._tools, self._plan.timeouts, self._plan.plain
-        run_id, slots, immutable = self.place.run_id, self.place.slots, IMMUTABLE
-        # The calls this run may have in flight: its own limit, and the free slots of the root's (both
-        # grow with each dispatch here, so the bound holds through the loop).
-        limit = min(limit, len(calls) + slots[1] - slots[0])
+        run_id, slots, immutable = self.place.run_id, self._slots, IMMUTABLE
+        if slots is not None:  # its own limit, and the free slots of the root's (both grow with each
+            limit = min(limit, len(calls) + slots[1] - slots[0])  # dispatch here: the bound holds)
         while ready and len(calls) < limit:
             i = heappop(ready)
             if i >= before:
@@ -210,17 +210,21 @@ class RunState(PolicyTable):
                     continue
                 if self._plan.map_sources[i] is not None or tools[i] is None:
                     self._start_child(i, prepared, commands)  # its calls take slots of the root's
+                    assert slots is not None
                     limit = min(self._limit, len(calls) + slots[1] - slots[0])
                     continue
                 arguments, attempt = prepared, 1
             step_id = step_ids[i]
             call_id = f"{step_id}@{attempt}"
             calls[call_id] = i
-            slots[0] += 1
+            if slots is not None:
+                slots[0] += 1
             state[i] = RUNNING
-            given = arguments  # the tool's own copies of mutable values (a C loop: the common case is cheap)
-            if not immutable.issuperset(map(type, arguments.values())):
-                given = isolated(arguments)
+            given = arguments  # the tool's own copies of mutable values
+            for value in arguments.values():
+                if type(value) not in immutable:
+                    given = isolated(arguments)
+                    break
             commands.append(_new_invoke((call_id, step_id, tools[i], given, attempt, run_id)))
             if self._emit:
                 name, full_id = tools[i].name, self.place.calls + call_id

@@ -127,7 +127,7 @@ class SyncDriver:
                 session.start()
                 if pause:
                     yield
-                while session.running:
+                while session.result is None:  # (session.running, without a property call per batch)
                     session.feed(backend.wait())
                     if pause:
                         yield
