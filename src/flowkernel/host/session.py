@@ -222,15 +222,17 @@ class KernelSession:
         return commands
 
     def _deliver_events(self) -> None:
-        """Hand the kernel's new events to the listener, stamped with the driver's clock."""
+        """Hand the kernel's new events to the listener, stamped with the driver's clock (``time`` is the
+        last field of every event the kernel makes; rebuilt without ``_replace``, which costs 10x more)."""
         events = self._state.events
         batch = events[:]
         events.clear()
-        now = self.backend.clock()
+        stamp = (self.backend.clock(),)
         listener = self.on_event
         assert listener is not None
+        new = tuple.__new__
         for event in batch:
-            listener(event._replace(time=now))
+            listener(new(type(event), event[:-1] + stamp))
 
     def _dispatch(self, commands: list[Command]) -> None:
         backend = self.backend

@@ -44,6 +44,7 @@ _SUCCEEDED_ATTEMPT = AttemptStatus.SUCCEEDED
 # Named tuples built without their Python-level __new__ (the hot path builds one of each per step).
 _new_invoke = partial(tuple.__new__, Invoke)
 _new_attempt = partial(tuple.__new__, AttemptRecord)
+_new_started = partial(tuple.__new__, StepStarted)
 
 
 def run_flow(flow: Flow, inputs: Mapping[str, Any] | None, options: RunOptions) -> KernelGenerator:
@@ -228,7 +229,7 @@ class RunState(PolicyTable):
             commands.append(_new_invoke((call_id, step_id, tools[i], given, attempt, run_id)))
             if self._emit:
                 name, full_id = tools[i].name, self.place.calls + call_id
-                self.events.append(StepStarted(run_id, self._paths[i], attempt, name, full_id, arguments))
+                self.events.append(_new_started((run_id, self._paths[i], attempt, name, full_id, arguments, 0.0)))
             timeout = timeouts[i]
             if timeout is not None:
                 self._timers[call_id + "/timeout"] = (TIMEOUT, i)

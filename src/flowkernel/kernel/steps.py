@@ -22,6 +22,7 @@ __all__ = ("StepTable",)
 
 _NOT_RUN_WORDS = {FAILED: "failed", SKIPPED: "was skipped", CANCELLED: "was cancelled"}
 _new_step_record = partial(tuple.__new__, StepRecord)
+_new_finished = partial(tuple.__new__, StepFinished)
 
 
 class StepTable:
@@ -82,7 +83,9 @@ class StepTable:
         if self._emit:
             error = self._errors[i] if self._fallback[i] else None
             self.events.append(
-                StepFinished(self.place.run_id, self._paths[i], "succeeded", self._outputs[i], error, self._fallback[i])
+                _new_finished(
+                    (self.place.run_id, self._paths[i], "succeeded", self._outputs[i], error, self._fallback[i], 0.0)
+                )
             )
         waiting, state, ready = self._waiting, self._state, self._ready
         for d in self._plan.dependents[i]:
