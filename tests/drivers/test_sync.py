@@ -583,3 +583,16 @@ def test_ctrl_c_between_inline_steps_stops_the_run_cleanly_with_the_partial_resu
     assert 100 < done < 30_000  # stopped after the signal, long before the end...
     assert set(statuses[:done]) == {"succeeded"}  # ...every step before it finished, in order
     assert set(statuses[done:]) == {"cancelled"}
+
+
+def test_cancelled_timers_do_not_pile_up_in_the_sync_backend() -> None:
+    """Issue 10.12: every step's timeout timer stayed in the heap until its time came, even once cancelled."""
+    from flowkernel import Cancel, StartTimer
+    from flowkernel_sync import _SyncBackend
+
+    backend = _SyncBackend(inline=True, max_workers=1)
+    for k in range(200):
+        backend.start_timer(StartTimer(f"s{k}@1/timeout", 1e6))
+        backend.cancel(Cancel(f"s{k}@1/timeout"))
+    assert len(backend.wait()) == 200  # the Cancelled answers
+    assert backend._timers == []

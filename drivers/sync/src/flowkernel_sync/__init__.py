@@ -204,6 +204,9 @@ class _SyncBackend(Backend):
     def wait(self) -> list[Completion]:
         """Block until at least one completion is there, firing due timers meanwhile."""
         while True:
+            if len(self._timers) > 64 and len(self._timers) > 2 * len(self._live):  # mostly cancelled ones
+                self._timers = [timer for timer in self._timers if self.is_live(timer[1])]
+                heapq.heapify(self._timers)
             if self._timers:
                 now = self._clock()
                 while self._timers and self._timers[0][0] <= now:
