@@ -917,3 +917,14 @@ def test_a_timer_fired_twice_is_a_protocol_error() -> None:
     kernel.send([TimerFired("s@1/backoff")])
     with pytest.raises(ProtocolError, match="never issued"):
         kernel.send([TimerFired("s@1/backoff")])
+
+
+def test_a_backoff_timer_that_fires_as_the_run_stops_does_not_keep_the_run_waiting() -> None:
+    """Found by the fail_fast property: the timer's step became ready after the stop had cleared the
+    ready steps, and the run counted it as still active, so it waited for a call it would never make."""
+    flow = Flow(name="f", steps=[step("s", retry=retry(max_attempts=3, initial_delay=1))])
+    kernel, _ = start(flow)
+    assert kernel.send([fail("s@1")]) == [StartTimer("s@1/backoff", 1)]
+    result = finish(kernel, [StopRun("stopped"), TimerFired("s@1/backoff")])
+    assert result.status == "cancelled"
+    assert result.step("s").status == "cancelled"

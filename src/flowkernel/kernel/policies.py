@@ -61,7 +61,8 @@ class PolicyTable(StepTable):
         if timer_kind == DEADLINE:
             self._stop(f"deadline of {self.options.deadline:g} s exceeded", RunStatus.TIMED_OUT, commands)
         elif timer_kind == BACKOFF_TIMER:
-            heappush(self._ready, i)
+            if self._stop_reason is None:  # fired as the run stopped: the step was cancelled by the stop
+                heappush(self._ready, i)
         else:  # a timeout: abandon the call, then treat the attempt as failed
             invoke_id = call_id.removesuffix("/timeout")
             del self._calls[invoke_id]

@@ -78,7 +78,12 @@ class RunState(PolicyTable):
     def active(self) -> bool:
         """Whether any call or timer is still outstanding (so the run is not over)."""
         return bool(
-            self._calls or self._timers or self._fallback_calls or self._ignored or self._children or self._ready
+            self._calls
+            or self._timers
+            or self._fallback_calls
+            or self._ignored
+            or self._children
+            or (self._ready and self._stop_reason is None)  # waiting for a slot of the root's
         )
 
     def outstanding(self) -> list[str]:
