@@ -130,3 +130,24 @@ def test_resuming_with_inputs_or_other_options_is_a_resume_error(tmp_path: Any) 
             SyncDriver().run(flow, journal=journal, run_id="r", resume=True, max_concurrency=3)
         assert [p.location for p in caught.value.problems] == ["max_concurrency"]
         assert caught.value.run_id == "r"
+
+
+def test_a_resume_error_lists_every_problem_at_once(tmp_path: Any) -> None:
+    """Issue 10.13: the first differing option hid the others."""
+    from flowkernel import Flow, Input, Step, tool
+    from flowkernel.errors import ResumeError
+    from flowkernel.host.journal import SqliteJournal
+    from flowkernel_sync import SyncDriver
+
+    @tool
+    def one(n: int) -> int:
+        return n
+
+    flow = Flow(name="f", steps=[Step(id="a", tool=one, arguments={"n": Input("n")})])
+    with SqliteJournal(tmp_path / "runs.db") as journal:
+        SyncDriver().run(flow, {"n": 1}, journal=journal, run_id="r", max_concurrency=2)
+        with pytest.raises(ResumeError) as caught:
+            SyncDriver().run(
+                flow, {"n": 2}, journal=journal, run_id="r", resume=True, max_concurrency=3, fail_fast=True
+            )
+        assert [p.location for p in caught.value.problems] == ["inputs", "max_concurrency", "fail_fast"]

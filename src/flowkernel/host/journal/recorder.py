@@ -184,19 +184,22 @@ def open_run(flow: Flow, inputs: Mapping[str, Any] | None, settings: RunSettings
         recorded = journal.load(run_id)
         header = recorded.header
         check_flow(flow, header, settings.get("allow_flow_change", False))
+        problems: list[Problem] = []  # every one at once
         if inputs is not None and not _same(dict(inputs), dict(header.inputs)):
             message = (
                 f"the run started with other inputs ({_shown(header.inputs)}, not {_shown(inputs)}): resume it"
                 " without inputs, or start a run with another id"
             )
-            raise ResumeError(run_id, (Problem("inputs", message),))
+            problems.append(Problem("inputs", message))
         for name in _DECIDING:
             if name in settings and settings[name] != getattr(header, name):  # type: ignore[literal-required]
                 message = (
                     f"the run started with {name}={getattr(header, name)!r}; a resumed run keeps the options "
                     f"that decide what runs (got {name}={settings[name]!r})"  # type: ignore[literal-required]
                 )
-                raise ResumeError(run_id, (Problem(name, message),))
+                problems.append(Problem(name, message))
+        if problems:
+            raise ResumeError(run_id, tuple(problems))
         parts = segments(recorded.entries)
         memo = memo_of(flow, header, parts[-2]) if len(parts) > 1 else None
     except BaseException:
