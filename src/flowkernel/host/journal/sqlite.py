@@ -131,6 +131,7 @@ class SqliteJournal(Journal):
             self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
             try:
                 self._tables()  # before switching to WAL, which would change another application's database
+                self._check_whole_pages()  # before anything is written: a write can make a cut file whole again
                 self._use_wal(timeout)
                 self._db.execute(f"PRAGMA synchronous={'FULL' if durability == 'power' else 'NORMAL'}")
                 self._check_or_create_schema(codec)
