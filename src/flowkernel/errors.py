@@ -35,6 +35,7 @@ __all__ = (
     "RunNotFoundError",
     "RunOptionsError",
     "ToolError",
+    "ToolMismatchError",
 )
 
 
@@ -91,6 +92,19 @@ class FlowValidationError(_ProblemListError):
     """The flow is malformed; ``problems`` lists everything that is wrong with it."""
 
     subject = "invalid flow"
+
+
+class ResourceError(FlowKernelError):
+    """A run's resource could not be opened (the run does not start), or a tool asked for one that is
+    not open in its run."""
+
+
+class ToolMismatchError(_ProblemListError, ResourceError):
+    """A run's opened resources describe tools its steps do not fit (an MCP server without a tool a step
+    names, or with a schema its literal arguments violate); ``problems`` lists every one. Raised when the
+    resources open, before any call."""
+
+    subject = "tools that do not fit flow"
 
 
 class FlowInputError(_ProblemListError):
@@ -173,11 +187,6 @@ class NonDeterminismError(JournalError):
             f"run {run_id!r} is not deterministic: replaying journal entry {entry}, command {first} of the batch "
             f"is {ours!r} where the journal recorded {theirs!r} (recorded {list(recorded)}, replayed {list(replayed)})"
         )
-
-
-class ResourceError(FlowKernelError):
-    """A run's resource could not be opened (the run does not start), or a tool asked for one that is
-    not open in its run."""
 
 
 class MiddlewareError(FlowKernelError):

@@ -119,9 +119,14 @@ class KernelSession:
         if not self.resources:
             yield
             return
-        async with opened_resources(self.resources) as values:
+        async with opened_resources(self.resources, self.flow) as values:
             self.enter_world(values)
             yield
+
+    @property
+    def flow(self) -> Flow:
+        """The flow this session runs."""
+        return self._state.flow
 
     @property
     def running(self) -> bool:

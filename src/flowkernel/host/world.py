@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, NamedTuple
 
-from ..errors import ResourceError
+from ..errors import ResourceError, ToolMismatchError
 from ..model.flow import Flow
 from ..model.resource import Resource
 from .middleware import Middleware
@@ -26,15 +26,22 @@ NO_WORLD = CallWorld()
 
 
 def declared_resources(flow: Flow, extra: Iterable[Resource[Any]] = ()) -> tuple[Resource[Any], ...]:
-    """The resources a run opens: the flow's and its sub-flows', then the run's own; one per name."""
+    """The resources a run opens: the flow's, its sub-flows' and its tools' (one per name), then the
+    run's own, which replace a declaration of the same name (a session the caller opened once and shares)."""
     found: dict[str, Resource[Any]] = {}
-    for resource in (*_flow_resources(flow), *extra):
-        if not isinstance(resource, Resource):
-            raise ResourceError(f"resources must be Resource declarations, got {type(resource).__name__}")
-        other = found.setdefault(resource.name, resource)
+    for resource in _flow_resources(flow):
+        other = found.setdefault(_checked(resource).name, resource)
         if other is not resource and other.factory is not resource.factory:
             raise ResourceError(f"two different resources are named {resource.name!r}")
+    for resource in extra:
+        found[_checked(resource).name] = resource
     return tuple(found.values())
+
+
+def _checked(resource: Any) -> Resource[Any]:
+    if not isinstance(resource, Resource):
+        raise ResourceError(f"resources must be Resource declarations, got {type(resource).__name__}")
+    return resource
 
 
 def _flow_resources(flow: Flow) -> Iterable[Resource[Any]]:
@@ -42,12 +49,18 @@ def _flow_resources(flow: Flow) -> Iterable[Resource[Any]]:
     for step in flow.steps:
         if step.flow is not None:
             yield from _flow_resources(step.flow)
+    for _, tool in flow.tools():
+        yield from tool.resources
 
 
 @asynccontextmanager
-async def opened_resources(declared: Sequence[Resource[Any]]) -> AsyncIterator[dict[str, Any]]:
+async def opened_resources(
+    declared: Sequence[Resource[Any]], flow: Flow | None = None
+) -> AsyncIterator[dict[str, Any]]:
     """Open ``declared`` in order, in the current task (sync context managers too); close them in
-    reverse order when the block ends, however it ends, shielded from cancellation so each closes."""
+    reverse order when the block ends, however it ends.
+    With ``flow``, each open resource then checks it (:meth:`Resource.check`): every problem found is
+    raised in one :class:`ToolMismatchError`, before the block runs."""
     stack = AsyncExitStack()
     values: dict[str, Any] = {}
     try:
@@ -64,9 +77,13 @@ async def opened_resources(declared: Sequence[Resource[Any]]) -> AsyncIterator[d
                 raise ResourceError(
                     f"resource {resource.name!r} could not be opened: {type(exc).__name__}: {exc}"
                 ) from exc
+        if flow is not None:
+            problems = tuple(problem for r in declared for problem in r.check(values[r.name], flow))
+            if problems:
+                raise ToolMismatchError(flow.name, problems)
         yield values
     finally:
-        import anyio  # here: importing flowkernel stays light for runs without resources
-
-        with anyio.CancelScope(shield=True):
-            await stack.aclose()
+        # Not inside a shielded scope of our own: a resource whose manager holds a task group (an MCP
+        # client, anyio's streams) must be exited in the scope it was entered in. Each manager's exit runs
+        # however the run ended; one that awaits under a cancellation shields its own cleanup (anyio's do).
+        await stack.aclose()

@@ -14,12 +14,15 @@ when the run ends, whatever the ending. A tool reaches the open value with :meth
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from contextvars import ContextVar
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ..errors import ResourceError
+from ..errors import Problem, ResourceError
+
+if TYPE_CHECKING:
+    from .flow import Flow
 
 __all__ = ("Resource", "ResourceFactory", "open_resources")
 
@@ -56,5 +59,11 @@ class Resource(Generic[T]):
                 "(Flow(resources=[...]) or the run's resources= setting)"
             ) from None
 
+    def check(self, value: T, flow: Flow) -> Iterable[Problem]:
+        """What is wrong with ``flow`` given this resource's open ``value``, checked when the run's
+        resources open, before any call (an MCP server checks the steps that call its tools); every
+        resource's problems are raised together in one :class:`~flowkernel.errors.ToolMismatchError`."""
+        return ()
+
     def __repr__(self) -> str:
-        return f"Resource({self.name!r})"
+        return f"{type(self).__name__}({self.name!r})"

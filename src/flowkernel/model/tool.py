@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from typing_extensions import ParamSpec, TypeVar
 
 from .checked import MAX_SECONDS, CheckedModel
+from .resource import Resource
 from .retry import RetryPolicy
 from .signature import arguments_model, return_model
 
@@ -57,6 +58,8 @@ class Tool(CheckedModel, Generic[P, R]):
     idempotency_key: bool = False
     validate_annotations: bool = True
     """Derive ``input_model``/``output_model`` (those not given) from the function's annotations."""
+    resources: tuple[Resource[Any], ...] = ()
+    """Resources the tool uses (an MCP tool: its server's session): a run that may call it opens them."""
 
     @model_validator(mode="before")
     @classmethod

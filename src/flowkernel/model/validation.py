@@ -11,12 +11,13 @@ from typing import Any
 from pydantic import BaseModel, PydanticUserError, ValidationError
 
 from ..errors import Problem
+from .json_schema import SchemaArguments
 from .refs import Context, Input, Item, PathError, Ref, compile_path, condition_names
 from .signature import SignatureArguments
 from .step import Step, holds, holds_item, walk_sources
 from .tool import IDEMPOTENCY_KEY, Tool
 
-__all__ = ("condition_steps", "dependencies_of", "find_problems")
+__all__ = ("condition_steps", "dependencies_of", "find_problems", "model_argument_problems")
 
 
 def dependencies_of(step: Step) -> tuple[str, ...]:
@@ -156,26 +157,45 @@ def _check_arguments(
         if model is None:
             return
     else:
+        yield from _check_names(where, tool.name, model, step.arguments)
+    yield from model_argument_problems(where, tool.name, model, step.arguments)
+
+
+def _check_names(where: str, tool: str, model: type[BaseModel], arguments: Mapping[str, Any]) -> Iterable[Problem]:
+    """Argument names the input model does not know, and the ones it requires that are missing."""
+    if issubclass(model, SchemaArguments):
+        known, required, open_names = model.names()
+    else:
         fields = model.model_fields
-        for name in step.arguments:
-            if name not in fields and model.model_config.get("extra") != "allow":
-                yield Problem(
-                    f"{where}.arguments.{name}", _unknown("argument", name, fields, f" of tool {tool.name!r}")
-                )
-        for name, field in fields.items():
-            if field.is_required() and name not in step.arguments:
-                yield Problem(f"{where}.arguments", f"missing required argument {name!r} of tool {tool.name!r}")
-    literals = {name: value for name, value in step.arguments.items() if _is_literal(value)}
+        known, open_names = list(fields), model.model_config.get("extra") == "allow"
+        required = [name for name, field in fields.items() if field.is_required()]
+    if not open_names:
+        for name in arguments:
+            if name not in known:
+                yield Problem(f"{where}.arguments.{name}", _unknown("argument", name, known, f" of tool {tool!r}"))
+    for name in required:
+        if name not in arguments:
+            yield Problem(f"{where}.arguments", f"missing required argument {name!r} of tool {tool!r}")
+
+
+def model_argument_problems(
+    where: str, tool: str, model: type[BaseModel], arguments: Mapping[str, Any], names: bool = False
+) -> Iterable[Problem]:
+    """Problems of a step's literal arguments against a tool's input model (with ``names``, also
+    unknown and missing names): what a flow's build checks, and what an MCP session checks on opening."""
+    if names:
+        yield from _check_names(where, tool, model, arguments)
+    literals = {name: value for name, value in arguments.items() if _is_literal(value)}
     try:
         model.model_validate(literals)
     except PydanticUserError as exc:  # e.g. a model whose annotations cannot be resolved
-        yield Problem(f"{where}.tool", f"the input model of tool {tool.name!r} is unusable: {exc.message}")
+        yield Problem(f"{where}.tool", f"the input model of tool {tool!r} is unusable: {exc.message}")
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             if error["type"] in ("missing", "extra_forbidden") or not error["loc"] or error["loc"][0] not in literals:
                 continue
             path = ".".join(str(part) for part in error["loc"])
-            yield Problem(f"{where}.arguments.{path}", f"{error['msg']} (tool {tool.name!r})")
+            yield Problem(f"{where}.arguments.{path}", f"{error['msg']} (tool {tool!r})")
 
 
 def _parameters(tool: Tool) -> list[inspect.Parameter] | None:
