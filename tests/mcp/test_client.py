@@ -222,3 +222,34 @@ def test_a_server_that_dies_mid_call_fails_the_step_with_a_typed_error_and_the_r
     assert error.details is not None
     assert error.details["code"] == -32000
     assert result.step("local").output == 2
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_one_session_opened_by_the_caller_serves_many_runs(backend: str) -> None:
+    import anyio
+
+    from flowkernel.host import load_driver
+
+    odd = misbehaving()
+
+    @tool
+    async def session_id(x: int) -> int:
+        return id(odd.get())
+
+    flow = Flow(
+        name="f",
+        steps=[
+            Step(id="echo", tool=odd.tool("echo"), arguments={"text": "hi"}),
+            Step(id="which", tool=session_id, arguments={"x": 1}),
+        ],
+    )
+    driver = load_driver(backend)
+
+    async def main() -> tuple[int, list[Any]]:
+        async with odd.connect() as session:
+            shared = odd.opened(session)
+            runs = [await driver.run(flow, resources=[shared]) for _ in range(3)]
+        return id(session), runs
+
+    session, runs = anyio.run(main, backend=backend)
+    assert [run.outputs for run in runs] == [{"echo": {"result": "hi"}, "which": session}] * 3

@@ -14,8 +14,9 @@ when the run ends, whatever the ending. A tool reaches the open value with :meth
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -58,6 +59,15 @@ class Resource(Generic[T]):
                 f"resource {self.name!r} is not open here: call get() inside a tool of a run that declares it "
                 "(Flow(resources=[...]) or the run's resources= setting)"
             ) from None
+
+    def opened(self, value: T) -> Resource[T]:
+        """This resource, already open as ``value``: pass it in a run's ``resources=`` to share one
+        client between runs (the run uses it and leaves closing it to you). It keeps this resource's
+        :meth:`check`. An async client must belong to the loop the driver runs on (asyncio and trio
+        drivers: the caller's own)."""
+        shared = copy.copy(self)
+        shared.factory = lambda: nullcontext(value)
+        return shared
 
     def check(self, value: T, flow: Flow) -> Iterable[Problem]:
         """What is wrong with ``flow`` given this resource's open ``value``, checked when the run's
