@@ -13,7 +13,14 @@ FORBIDDEN = frozenset(
     {"asyncio", "trio", "anyio", "threading", "time", "random", "os", "socket", "concurrent", "sqlite3", "subprocess"}
 )
 # Not kernel: these layers do I/O on purpose.
-HOST_LAYERS = ("flowkernel.host", "flowkernel.testing", "flowkernel.cli", "flowkernel.__main__", "flowkernel.otel")
+HOST_LAYERS = (
+    "flowkernel.host",
+    "flowkernel.testing",
+    "flowkernel.cli",
+    "flowkernel.__main__",
+    "flowkernel.otel",
+    "flowkernel.mcp",
+)
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
