@@ -34,6 +34,7 @@ __all__ = (
     "RunExistsError",
     "RunNotFoundError",
     "RunOptionsError",
+    "ServeError",
     "ToolError",
     "ToolMismatchError",
 )
@@ -241,6 +242,12 @@ class ResumeError(JournalError, ValueError):
 class AsyncResultError(FlowKernelError, TypeError):
     """A tool declared sync returned a coroutine or an async generator: it should be declared async.
     Recorded as the call's error (the coroutine is closed, never run)."""
+
+
+class ServeError(FlowKernelError, ValueError):
+    """Flows cannot be served as asked (``flowkernel serve``, :mod:`flowkernel.mcp.serve`): two flows under
+    one tool name, a driver that cannot run inside the server's event loop, an address that is not
+    ``HOST:PORT``. Raised before the server starts. Also a :class:`ValueError`, as a bad argument is."""
 
 
 class AbandonedCallWarning(RuntimeWarning):

@@ -13,6 +13,7 @@ from .plan import FlowPlan, compile_plan
 from .policies import ContextPolicy, Fallback
 from .refs import Ref
 from .resource import Resource
+from .schemas import flow_input_schema, flow_output_schema
 from .step import Step
 from .tool import Tool
 from .validation import find_problems
@@ -33,6 +34,8 @@ class Flow(CheckedModel):
 
     name: str = Field(min_length=1)
     version: str = "1"
+    description: str = ""
+    """What the flow does, for people and for callers it is offered to (an MCP tool's description)."""
     steps: tuple[Step, ...]
     input_model: type[BaseModel] | None = None
     outputs: dict[str, Ref] | None = None
@@ -83,6 +86,16 @@ class Flow(CheckedModel):
     def depth(self) -> int:
         """How deep sub-flows nest in this flow (1 without sub-flows)."""
         return 1 + max((step.flow.depth for step in self.steps if step.flow is not None), default=0)
+
+    def input_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the inputs a run takes (from ``input_model``, else from the ``Input``
+        references and the tool fields they feed); a new dict on every call."""
+        return flow_input_schema(self)
+
+    def output_schema(self) -> dict[str, Any]:
+        """The JSON Schema of a run's ``outputs``: one property per output, typed by the output model of
+        the step giving it (``{}`` where nothing says); a new dict on every call."""
+        return flow_output_schema(self)
 
     def step(self, step_id: str) -> Step:
         """The step with this id."""
