@@ -29,11 +29,11 @@ class Options(BaseModel):
 
 
 @tool
-def report(times: list[dict[str, Any]], log: str) -> str:
-    """The report: one line per zone, then the commit subjects."""
-    lines = [f"{t['timezone']:>20}  {t['datetime']}  ({t['day_of_week']})" for t in times]
-    subjects = [line.removeprefix("Message: ") for line in log.splitlines() if line.startswith("Message: ")]
-    return "\n".join([*lines, "", f"latest {len(subjects)} commits:", *(f"  - {s}" for s in subjects)])
+def report(times: list[dict[str, Any]], log: str) -> dict[str, list[str]]:
+    """The report: the time in each zone, and the subjects of the latest commits."""
+    clocks = [f"{t['timezone']}: {t['datetime']} ({t['day_of_week']})" for t in times]
+    subjects = [line.removeprefix("Message: ")[:72] for line in log.splitlines() if line.startswith("Message: ")]
+    return {"times": clocks, "commits": subjects}
 
 
 flow = Flow(

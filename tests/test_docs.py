@@ -72,3 +72,16 @@ def test_every_example_on_the_world_page_runs() -> None:
     for block in blocks:
         exec(compile(block, str(page), "exec"), namespace)
     assert namespace["events_log"] == ["open counter", "open session", "close session", "close counter"]
+
+
+def test_every_example_on_the_mcp_page_runs_against_the_real_time_server() -> None:
+    import pytest
+
+    pytest.importorskip("mcp", reason="the MCP page needs the mcp extra: pip install 'flowkernel[mcp]'")
+    page = ROOT / "docs" / "mcp.md"
+    blocks = python_blocks(page)
+    assert len(blocks) == 4
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), namespace)
+    assert namespace["problems"]  # the mismatch example raised, and listed its problems

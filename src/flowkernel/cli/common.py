@@ -17,7 +17,14 @@ from click.exceptions import NoArgsIsHelpError
 from pydantic import ValidationError
 from rich.console import Console
 
-from ..errors import DefinitionError, DriverNotFoundError, FlowInputError, FlowValidationError, JournalError
+from ..errors import (
+    DefinitionError,
+    DriverNotFoundError,
+    FlowInputError,
+    FlowValidationError,
+    JournalError,
+    ResourceError,
+)
 from ..events import Event
 from ..host import Driver, UnsupportedToolError, load_driver, partial_result
 from ..host.journal import Durability, SqliteJournal
@@ -234,7 +241,7 @@ def describe_validation_error(exc: ValidationError) -> str:
 def handle_run_error(exc: BaseException, *, resume_hint: str | None = None) -> ExecutionResult:
     """Turn an error from the driver into a clean exit, or the partial result of a run stopped by Ctrl-C
     (with ``resume_hint``, the command that resumes a journaled run, since Ctrl-C leaves it resumable)."""
-    if isinstance(exc, FlowInputError | UnsupportedToolError | JournalError):
+    if isinstance(exc, FlowInputError | UnsupportedToolError | JournalError | ResourceError):
         raise CannotRunError(str(exc)) from None
     if isinstance(exc, KeyboardInterrupt):
         partial = partial_result(exc)

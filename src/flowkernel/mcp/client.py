@@ -17,8 +17,11 @@ they are sent::
 from __future__ import annotations
 
 import difflib
+import shutil
+import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowkernel.errors import Problem
@@ -133,7 +136,7 @@ class MCPServer(Resource[MCPSession]):
             target: Any = self.url
             if self.command is not None:
                 target = mcp.StdioServerParameters(
-                    command=self.command, args=list(self.args), env=self.env, cwd=self.cwd
+                    command=_found(self.command), args=list(self.args), env=self.env, cwd=self.cwd
                 )
             elif self.headers:
                 from mcp.client.streamable_http import streamable_http_client
@@ -159,6 +162,15 @@ class MCPServer(Resource[MCPSession]):
     def __reduce__(self) -> tuple[Any, ...]:
         settings = {"command": self.command, "args": self.args, "env": self.env, "cwd": self.cwd, "url": self.url}
         return (_rebuild, (self.name, settings, self.headers))
+
+
+def _found(command: str) -> str:
+    """``command`` as given, or from the directory of the running Python when it is not on ``PATH``: a
+    server installed beside flowkernel (``pip install mcp-server-time``) is found from an unactivated
+    virtual environment too."""
+    if shutil.which(command) is not None:
+        return command
+    return shutil.which(command, path=str(Path(sys.executable).parent)) or command
 
 
 async def _listed_tools(client: mcp.Client) -> list[mcp.types.Tool]:
