@@ -36,6 +36,7 @@ import bench_dask  # noqa: E402
 import bench_fanout  # noqa: E402
 import bench_journal  # noqa: E402
 import bench_many_runs  # noqa: E402
+import bench_mcp  # noqa: E402
 import bench_otel  # noqa: E402
 import bench_world  # noqa: E402
 from _harness import Config, Row, format_table, log  # noqa: E402
@@ -49,6 +50,7 @@ BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
     bench_journal.NAME: bench_journal.run,
     bench_otel.NAME: bench_otel.run,
     bench_world.NAME: bench_world.run,
+    bench_mcp.NAME: bench_mcp.run,
 }
 DEFAULT_JSON = HERE / "results" / "latest.json"
 

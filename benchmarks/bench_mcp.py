@@ -1,0 +1,134 @@
+"""Benchmark 10: what a flowkernel step adds to an MCP tool call, against the bare SDK loop.
+
+The same stdio server (``tests/mcp/servers/misbehaving.py``, its ``echo`` tool) answers n calls, one at a
+time, in four ways:
+
+* ``bare``: ``await client.call_tool("echo", {...})`` in a loop on one ``mcp.Client`` (the baseline);
+* ``asyncio``, ``trio``: a flow of n echo steps (``max_concurrency=1``) on that driver, the session opened
+  once by the caller and shared by the runs (``server.opened(session)``): per call, what a step adds;
+* ``sync``: the same flow on the default sync driver, which opens its own session per run (the server
+  process start and tool listing are part of the figure, spread over the n calls).
+
+Each variant runs in **its own clean process** (``--child``), one process per variant per round, the order
+rotated from round to round; a process samples its loop ``repeats`` times and reports its median per call.
+Figures are medians over the rounds, spreads the lowest and highest process median; a variant's ratio to
+``bare`` is taken round by round (the processes of a round ran side by side) and its median reported.
+
+    python benchmarks/bench_mcp.py --child VARIANT N REPEATS   # one process's samples as JSON
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _harness import Config, Row, log, median
+
+NAME = "mcp"
+
+HERE = Path(__file__).resolve().parent
+SERVER = HERE.parent / "tests" / "mcp" / "servers" / "misbehaving.py"
+VARIANTS = ("bare", "asyncio", "trio", "sync")
+TARGET = 1.10
+"""An MCP tool step against the bare call: within 10 % per call (the issue's target)."""
+
+
+def child(variant: str, n: int, repeats: int) -> dict[str, Any]:
+    """One process's measurement: ``repeats`` samples of n calls, seconds per call."""
+    import anyio
+    import mcp
+
+    from flowkernel import Flow, Step
+    from flowkernel.host import load_driver
+    from flowkernel.mcp import MCPServer
+
+    server = MCPServer("bench", command=sys.executable, args=[str(SERVER)])
+    echo = server.tool("echo")
+    flow = Flow(name="echoes", steps=[Step(id=f"e{i}", tool=echo, arguments={"text": f"call {i}"}) for i in range(n)])
+    samples: list[float] = []
+
+    if variant == "sync":
+        driver = load_driver("sync")
+        for _ in range(repeats + 1):  # the first run warms up (imports, the server's first start)
+            started = time.perf_counter()
+            result = driver.run_blocking(flow, max_concurrency=1)
+            samples.append((time.perf_counter() - started) / n)
+            assert result.status == "succeeded", result.steps
+        return {"samples": samples[1:]}
+
+    async def measure() -> None:
+        params = mcp.StdioServerParameters(command=sys.executable, args=[str(SERVER)])
+        if variant == "bare":
+            async with mcp.Client(params, cache=None) as client:
+                await client.list_tools()
+                for _ in range(repeats + 1):
+                    started = time.perf_counter()
+                    for i in range(n):
+                        result = await client.call_tool("echo", {"text": f"call {i}"})
+                        assert not result.is_error
+                    samples.append((time.perf_counter() - started) / n)
+            return
+        driver = load_driver(variant)
+        async with server.connect() as session:
+            shared = server.opened(session)
+            for _ in range(repeats + 1):
+                started = time.perf_counter()
+                result = await driver.run(flow, max_concurrency=1, resources=[shared])
+                samples.append((time.perf_counter() - started) / n)
+                assert result.status == "succeeded", result.steps
+
+    anyio.run(measure, backend="trio" if variant == "trio" else "asyncio")
+    return {"samples": samples[1:]}
+
+
+def _spawn(variant: str, n: int, repeats: int) -> float:
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", variant, str(n), str(repeats)],
+        check=True, capture_output=True, text=True, timeout=600, cwd=HERE,
+    ).stdout  # fmt: skip
+    return float(statistics.median(json.loads(out)["samples"]))
+
+
+def run(config: Config) -> list[Row]:
+    n = 10 if config.quick else 300
+    rounds = 1 if config.quick else 5
+    repeats = 1 if config.quick else 5
+    log(f"mcp: {n} echo calls over stdio, {len(VARIANTS)} variants each in its own process, {rounds} rounds")
+    per_round: list[dict[str, float]] = []
+    for r in range(rounds):
+        order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
+        per_round.append({variant: _spawn(variant, n, repeats) for variant in order})
+    rows = []
+    bare = [round_["bare"] * 1e6 for round_ in per_round]
+    for variant in VARIANTS:
+        values = [round_[variant] * 1e6 for round_ in per_round]
+        spread = f"{min(values):.0f}-{max(values):.0f}"
+        if variant == "bare":
+            rows.append(Row(f"mcp call, bare SDK loop (n={n})", median(values), None, "µs/call", None,
+                            f"spread {spread}", "", None, samples={"per_round": values}))  # fmt: skip
+            continue
+        ratios = [v / b for v, b in zip(values, bare, strict=True)]
+        ratio = median(ratios)
+        judged = variant != "sync"  # sync opens its own session per run: informational
+        rows.append(
+            Row(
+                f"mcp tool step, {variant} driver" + (" (session per run)" if variant == "sync" else ""),
+                median(values), median(bare), "µs/call", ratio,
+                f"{ratio:.2f}x bare (rounds {min(ratios):.2f}-{max(ratios):.2f}); spread {spread}",
+                f"<= {TARGET:.2f}x" if judged else "", ratio <= TARGET if judged else None,
+                samples={"per_round": values, "ratios": ratios},
+            )
+        )  # fmt: skip
+    return rows
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        print(json.dumps(child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
+    else:
+        sys.exit("usage: bench_mcp.py --child VARIANT N REPEATS   (run benchmarks/run.py --only mcp)")
