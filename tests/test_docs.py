@@ -80,7 +80,7 @@ def test_every_example_on_the_mcp_page_runs_against_the_real_time_server() -> No
     pytest.importorskip("mcp", reason="the MCP page needs the mcp extra: pip install 'flowkernel[mcp]'")
     page = ROOT / "docs" / "mcp.md"
     blocks = python_blocks(page)
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     namespace: dict[str, object] = {}
     for block in blocks:
         exec(compile(block, str(page), "exec"), namespace)

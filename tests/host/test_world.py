@@ -10,7 +10,7 @@ import pytest
 
 from flowkernel import Flow, Resource, Step, tool
 from flowkernel.errors import Problem, ResourceError, ToolMismatchError
-from flowkernel.host.world import declared_resources
+from flowkernel.host.world import declared_resources, shared_resources
 from flowkernel_sync import SyncDriver
 
 opened: list[str] = []
@@ -88,3 +88,30 @@ def test_every_open_resource_checks_the_flow_and_all_problems_come_at_once() -> 
         "steps[0] (a): second refuses 'bad'",
     ]
     assert calls == []  # checked before any call
+
+
+def test_shared_resources_open_once_for_many_runs_and_close_after_the_block() -> None:
+    import anyio
+
+    from flowkernel_asyncio import AsyncioDriver
+
+    opened.clear()
+    closed: list[str] = []
+
+    @contextmanager
+    def counted() -> Iterator[str]:
+        opened.append("shared")
+        yield "shared"
+        closed.append("shared")
+
+    flow = Flow(name="f", steps=[Step(id="a", tool=uses_client_tool, arguments={"x": 1})])
+
+    async def main() -> list[Any]:
+        async with shared_resources([Resource("client", counted)]) as resources:
+            outputs = [(await AsyncioDriver().run(flow, resources=resources)).outputs for _ in range(3)]
+            assert closed == []
+        return outputs
+
+    assert anyio.run(main) == [{"a": "shared 1"}] * 3
+    assert opened == ["shared"]
+    assert closed == ["shared"]

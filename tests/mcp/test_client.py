@@ -253,3 +253,25 @@ def test_one_session_opened_by_the_caller_serves_many_runs(backend: str) -> None
 
     session, runs = anyio.run(main, backend=backend)
     assert [run.outputs for run in runs] == [{"echo": {"result": "hi"}, "which": session}] * 3
+
+
+def test_the_sync_driver_shares_one_session_between_runs_on_its_loop_thread() -> None:
+    odd = misbehaving()
+
+    @tool
+    async def session_id(x: int) -> int:
+        return id(odd.get())
+
+    flow = Flow(
+        name="f",
+        steps=[
+            Step(id="echo", tool=odd.tool("echo"), arguments={"text": "hi"}),
+            Step(id="which", tool=session_id, arguments={"x": 1}),
+        ],
+    )
+    driver = SyncDriver()
+    with driver.shared(odd) as resources:
+        runs = [driver.run(flow, resources=resources) for _ in range(3)]
+    sessions = {run.outputs["which"] for run in runs}
+    assert len(sessions) == 1  # one session served the three runs
+    assert [run.outputs["echo"] for run in runs] == [{"result": "hi"}] * 3

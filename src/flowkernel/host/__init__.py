@@ -12,7 +12,7 @@ from .session import KernelSession, idempotency_key, new_run_id, partial_result
 from .settings import RunSettings
 from .streams import EventIterator, EventStream
 from .threads import DaemonThreadPool, ThreadCall
-from .world import NO_WORLD, CallWorld, declared_resources, opened_resources
+from .world import NO_WORLD, CallWorld, declared_resources, opened_resources, shared_resources
 
 __all__ = (
     "NOT_CANCELLABLE",
@@ -21,6 +21,7 @@ __all__ = (
     "Middleware",
     "declared_resources",
     "opened_resources",
+    "shared_resources",
     "through_chain",
     "ENTRY_POINT_GROUP",
     "AsyncDriver",

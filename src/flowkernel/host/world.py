@@ -12,7 +12,7 @@ from ..model.flow import Flow
 from ..model.resource import Resource
 from .middleware import Middleware
 
-__all__ = ("NO_WORLD", "CallWorld", "declared_resources", "opened_resources")
+__all__ = ("NO_WORLD", "CallWorld", "declared_resources", "opened_resources", "shared_resources")
 
 
 class CallWorld(NamedTuple):
@@ -87,3 +87,11 @@ async def opened_resources(
         # client, anyio's streams) must be exited in the scope it was entered in. Each manager's exit runs
         # however the run ended; one that awaits under a cancellation shields its own cleanup (anyio's do).
         await stack.aclose()
+
+
+@asynccontextmanager
+async def shared_resources(resources: Sequence[Resource[Any]]) -> AsyncIterator[tuple[Resource[Any], ...]]:
+    """Open ``resources`` once for many runs: the block gets them as opened resources (see
+    :meth:`Resource.opened`) to pass in each run's ``resources=``; they close when the block ends."""
+    async with opened_resources(resources) as values:
+        yield tuple(resource.opened(values[resource.name]) for resource in resources)

@@ -13,7 +13,7 @@ import queue
 import time
 from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import Future
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Any, Unpack
 
 from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, StopRun, TimerFired
@@ -31,8 +31,10 @@ from flowkernel.host import (
     call_sync,
     check_tools_fit,
     raised,
+    shared_resources,
 )
 from flowkernel.host.journal import open_run
+from flowkernel.model import Resource
 
 from .interrupt import ctrl_c_stops
 from .loop_thread import held_on_loop_thread, shared_loop_thread
@@ -68,6 +70,13 @@ class SyncDriver:
         raise AssertionError("a run that does not pause paused")  # pragma: no cover
 
     run_blocking = run
+
+    @contextmanager
+    def shared(self, *resources: Resource[Any]) -> Iterator[tuple[Resource[Any], ...]]:
+        """Open ``resources`` once, on the loop thread where this driver's async tools run, for many
+        runs: pass what the block gets in each run's ``resources=`` (an MCP session shared by runs)."""
+        with held_on_loop_thread(shared_resources(resources)) as opened:
+            yield opened
 
     def stream(
         self,

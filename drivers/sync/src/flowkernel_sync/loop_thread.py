@@ -49,25 +49,27 @@ def shared_loop_thread() -> LoopThread:
 
 
 @contextmanager
-def held_on_loop_thread(manager: AbstractAsyncContextManager[Any]) -> Iterator[None]:
+def held_on_loop_thread(manager: AbstractAsyncContextManager[T]) -> Iterator[T]:
     """Enter ``manager`` on the loop thread for the block, entering and exiting it in one task there
-    (as anyio-based clients require), so async resources live on the loop that runs async tools."""
-    entered: Future[None] = Future()
+    (as anyio-based clients require), so async resources live on the loop that runs async tools; the
+    block gets what it entered to."""
+    entered: Future[T] = Future()
     release: list[asyncio.Event] = []
 
     async def hold() -> None:
         release.append(asyncio.Event())
-        async with manager:
-            entered.set_result(None)
+        async with manager as value:
+            entered.set_result(value)
             await release[0].wait()
 
     thread = shared_loop_thread()
     task = thread.submit(hold())
-    wait([entered, task], return_when=FIRST_COMPLETED)
+    either: list[Future[Any]] = [entered, task]
+    wait(either, return_when=FIRST_COMPLETED)
     if not entered.done():
         task.result()  # it failed to open: raise why
     try:
-        yield
+        yield entered.result()
     finally:
         thread.loop.call_soon_threadsafe(release[0].set)
         task.result()  # wait until everything is closed
