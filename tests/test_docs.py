@@ -72,3 +72,16 @@ def test_every_example_on_the_world_page_runs() -> None:
     for block in blocks:
         exec(compile(block, str(page), "exec"), namespace)
     assert namespace["events_log"] == ["open counter", "open session", "close session", "close counter"]
+
+
+def test_every_example_on_the_mcp_serve_page_runs() -> None:
+    import pytest
+
+    pytest.importorskip("mcp", reason="the mcp extra is not installed")
+    page = ROOT / "docs" / "mcp-serve.md"
+    blocks = python_blocks(page)
+    assert len(blocks) >= 3
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), namespace)
+    assert namespace["names"] == ["add", "square_numbers"]
