@@ -85,3 +85,16 @@ def test_every_example_on_the_mcp_page_runs_against_the_real_time_server() -> No
     for block in blocks:
         exec(compile(block, str(page), "exec"), namespace)
     assert namespace["problems"]  # the mismatch example raised, and listed its problems
+
+
+def test_every_example_on_the_mcp_serve_page_runs() -> None:
+    import pytest
+
+    pytest.importorskip("mcp", reason="the mcp extra is not installed")
+    page = ROOT / "docs" / "mcp-serve.md"
+    blocks = python_blocks(page)
+    assert len(blocks) >= 3
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), namespace)
+    assert namespace["names"] == ["add", "square_numbers"]

@@ -73,3 +73,13 @@ broken = Flow(
     description="Always fails.",
     steps=[Step(id="boom", tool=explode, arguments={"x": Input("x")})],
 )
+
+
+@tool
+async def loop_name() -> str:
+    import sniffio
+
+    return sniffio.current_async_library()
+
+
+where = Flow(name="where", description="The event loop the run is on.", steps=[Step(id="loop", tool=loop_name)])

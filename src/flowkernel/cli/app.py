@@ -1,5 +1,5 @@
-"""The click commands: ``run``, ``resume``, ``runs``, ``show``, ``graph`` and ``drivers``. Imported only
-once click is known.
+"""The click commands: ``run``, ``resume``, ``runs``, ``show``, ``graph``, ``drivers`` and ``serve``.
+Imported only once click is known.
 
 Exit codes of ``run``, ``resume`` and ``show``: 0 the run succeeded; 1 it failed, was cancelled or
 timed out (``show``: or has not finished); 2 it could not start (a bad command line, an unknown driver,
@@ -41,6 +41,7 @@ from .common import (
 from .journal_commands import delete, resume, runs, show
 from .loading import InputSyntaxError, flow_source, parse_input_pairs, parse_inputs_json
 from .progress import live_progress
+from .serve import serve
 
 __all__ = ("EXIT_FAILED", "EXIT_SUCCEEDED", "EXIT_USAGE", "CannotRunError", "cli")
 
@@ -192,5 +193,5 @@ def drivers() -> None:
         click.echo(name)
 
 
-for _command in (resume, runs, show, delete):
+for _command in (resume, runs, show, delete, serve):
     cli.add_command(_command)
