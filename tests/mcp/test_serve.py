@@ -56,7 +56,7 @@ def test_served_flows_are_tools_with_schemas_structured_results_and_progress(tmp
         seen.append((progress, total, message))
 
     async def main(errlog: TextIO) -> tuple[list[types.Tool], types.CallToolResult, types.CallToolResult]:
-        async with serving(f"{FLOWS}:report", f"{FLOWS}:broken", errlog=errlog) as client:
+        async with serving(f"{FLOWS}:report", f"{FLOWS}:broken", "-v", errlog=errlog) as client:
             tools = (await client.list_tools()).tools
             called = await client.call_tool("report", {"name": "Ada", "n": 3}, progress_callback=on_progress)
             return tools, called, await client.call_tool("broken", {"x": 2})
@@ -93,7 +93,7 @@ def test_served_flows_are_tools_with_schemas_structured_results_and_progress(tmp
 
 def test_a_cancelled_call_stops_its_run_logs_the_partial_result_and_the_server_goes_on(tmp_path: Path) -> None:
     async def main(errlog: TextIO) -> types.CallToolResult:
-        async with serving(f"{FLOWS}:slow", f"{FLOWS}:squares", errlog=errlog) as client:
+        async with serving(f"{FLOWS}:slow", f"{FLOWS}:squares", "-v", errlog=errlog) as client:
             with anyio.CancelScope() as scope:
 
                 async def on_progress(progress: float, total: float | None, message: str | None) -> None:

@@ -41,6 +41,7 @@ MCP_HINT = "pip install 'flowkernel[mcp]'"
     help="Record every served run in this SQLite journal, for flowkernel runs, show and resume.",
 )
 @click.option("-c", "--concurrency", type=click.IntRange(min=1), help="Most tool calls in flight in one run.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every run's start and end, not only runs that fail.")
 @click.option("--traceback", "show_traceback", is_flag=True, help=TRACEBACK_HELP)
 def serve(
     references: tuple[str, ...],
@@ -48,6 +49,7 @@ def serve(
     driver: str | None,
     journal_path: Path | None,
     concurrency: int | None,
+    verbose: bool,
     show_traceback: bool,
 ) -> None:
     """Serve each flow MODULE:FLOW as a tool of an MCP server, over stdio (default) or --http.
@@ -74,7 +76,7 @@ def serve(
                 "--http serves on asyncio (uvicorn): use --driver asyncio", param_hint="'--driver'"
             )
     flows = [(load(reference, show_traceback), reference) for reference in references]
-    _log_to_stderr()
+    _log_to_stderr(logging.DEBUG if verbose else logging.INFO)
     journal: AbstractContextManager[SqliteJournal | None] = nullcontext()
     if journal_path is not None:
         journal = open_journal(journal_path, "process")
@@ -107,11 +109,11 @@ def _async_driver(name: str) -> AsyncDriver:
     return runner
 
 
-def _log_to_stderr() -> None:
+def _log_to_stderr(level: int) -> None:
     """flowkernel's own log lines on stderr, one a line; stdout carries the protocol."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("flowkernel serve: %(message)s"))
     log = logging.getLogger("flowkernel.mcp")
     log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    log.setLevel(level)
     log.propagate = False

@@ -142,7 +142,9 @@ class FlowTools:
             settings["journal"] = self.journal
             settings["flow_source"] = served.source
         where = f" in {self.journal.path}" if self.journal is not None and hasattr(self.journal, "path") else ""
-        logger.info("run %s of flow %r started%s", run_id, served.flow.name, where and f" (recorded{where})")
+        # Per-run lines are DEBUG: two INFO lines per call were half of a served call's time (a
+        # synchronous write to stderr on the server's loop, measured with py-spy); failures stay visible.
+        logger.debug("run %s of flow %r started%s", run_id, served.flow.name, where and f" (recorded{where})")
         async with anyio.create_task_group() as group:
             if report is not None:
                 group.start_soon(reporter.deliver, report)
@@ -156,7 +158,8 @@ class FlowTools:
                 raise
             finally:
                 reporter.close()
-        logger.info("run %s of flow %r %s", run_id, served.flow.name, result.status)
+        level = logging.DEBUG if result.status == "succeeded" else logging.INFO
+        logger.log(level, "run %s of flow %r %s%s", run_id, served.flow.name, result.status, where)
         return tool_result(result)
 
     def _log_cancelled(self, served: ServedFlow, run_id: str, exc: BaseException) -> None:
