@@ -57,36 +57,55 @@ def _flow_resources(flow: Flow) -> Iterable[Resource[Any]]:
 async def opened_resources(
     declared: Sequence[Resource[Any]], flow: Flow | None = None
 ) -> AsyncIterator[dict[str, Any]]:
-    """Open ``declared`` in order, in the current task (sync context managers too); close them in
-    reverse order when the block ends, however it ends.
-    With ``flow``, each open resource then checks it (:meth:`Resource.check`): every problem found is
-    raised in one :class:`ToolMismatchError`, before the block runs."""
-    stack = AsyncExitStack()
-    values: dict[str, Any] = {}
-    try:
-        for resource in declared:
+    """Open ``declared`` in order and close them in reverse order when the block ends, however it ends,
+    each closing in full even when the block was cancelled (sync context managers too).
+
+    They are held by one task of their own, inside a shielded scope entered *before* them: a cancellation
+    of the caller cannot cut a resource's cleanup short, and a manager that holds a task group (an MCP
+    client, anyio's streams) still exits in the scope it was entered in (a shield around the exits alone
+    would break that nesting). With ``flow``, each open resource then checks it (:meth:`Resource.check`):
+    every problem found is raised in one :class:`ToolMismatchError`, before the block runs."""
+    import anyio  # here: importing flowkernel stays light for runs without resources
+
+    release = anyio.Event()
+
+    async def hold(*, task_status: anyio.abc.TaskStatus[dict[str, Any] | BaseException]) -> None:
+        with anyio.CancelScope(shield=True):
+            async with AsyncExitStack() as stack:
+                try:
+                    values = {resource.name: await _enter(stack, resource) for resource in declared}
+                    if flow is not None:
+                        problems = tuple(p for r in declared for p in r.check(values[r.name], flow))
+                        if problems:
+                            raise ToolMismatchError(flow.name, problems)
+                except Exception as exc:  # handed to the caller as it is (not in a task group's group)
+                    task_status.started(exc)
+                    return  # closing the ones already open
+                task_status.started(values)
+                await release.wait()
+
+    async with anyio.create_task_group() as holder:
+        opened = await holder.start(hold)
+        if not isinstance(opened, BaseException):
             try:
-                manager = resource.factory()
-                if hasattr(manager, "__aenter__"):
-                    values[resource.name] = await stack.enter_async_context(manager)  # type: ignore[arg-type]
-                elif hasattr(manager, "__enter__"):
-                    values[resource.name] = stack.enter_context(manager)
-                else:
-                    raise TypeError(f"its factory returned {type(manager).__name__}, not a context manager")
-            except Exception as exc:
-                raise ResourceError(
-                    f"resource {resource.name!r} could not be opened: {type(exc).__name__}: {exc}"
-                ) from exc
-        if flow is not None:
-            problems = tuple(problem for r in declared for problem in r.check(values[r.name], flow))
-            if problems:
-                raise ToolMismatchError(flow.name, problems)
-        yield values
-    finally:
-        # Not inside a shielded scope of our own: a resource whose manager holds a task group (an MCP
-        # client, anyio's streams) must be exited in the scope it was entered in. Each manager's exit runs
-        # however the run ended; one that awaits under a cancellation shields its own cleanup (anyio's do).
-        await stack.aclose()
+                yield opened
+            finally:
+                release.set()
+    if isinstance(opened, BaseException):
+        raise opened
+
+
+async def _enter(stack: AsyncExitStack, resource: Resource[Any]) -> Any:
+    """Open one resource onto ``stack``; :class:`ResourceError` naming it if it cannot be opened."""
+    try:
+        manager = resource.factory()
+        if hasattr(manager, "__aenter__"):
+            return await stack.enter_async_context(manager)  # type: ignore[arg-type]
+        if hasattr(manager, "__enter__"):
+            return stack.enter_context(manager)
+        raise TypeError(f"its factory returned {type(manager).__name__}, not a context manager")
+    except Exception as exc:
+        raise ResourceError(f"resource {resource.name!r} could not be opened: {type(exc).__name__}: {exc}") from exc
 
 
 @asynccontextmanager
