@@ -6,6 +6,7 @@
     python benchmarks/run.py --only journal  # the journal's cost per step (about 2.5 minutes)
     python benchmarks/run.py --only otel     # OpenTelemetry tracing's cost per step
     python benchmarks/run.py --only mcp_serve   # a served flow's MCP round trip vs a plain tool's
+    python benchmarks/run.py --only startup  # import flowkernel and flowkernel run, fresh processes (~30 s)
     python benchmarks/run.py --only world --against b363cf6   # events/middleware per step; plain chain vs a revision
 
 Every figure is a median over repeated samples; every ratio compares against a baseline measured in the
@@ -40,6 +41,7 @@ import bench_many_runs  # noqa: E402
 import bench_mcp  # noqa: E402
 import bench_mcp_serve  # noqa: E402
 import bench_otel  # noqa: E402
+import bench_startup  # noqa: E402
 import bench_world  # noqa: E402
 from _harness import Config, Row, format_table, log  # noqa: E402
 
@@ -54,6 +56,7 @@ BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
     bench_world.NAME: bench_world.run,
     bench_mcp.NAME: bench_mcp.run,
     bench_mcp_serve.NAME: bench_mcp_serve.run,
+    bench_startup.NAME: bench_startup.run,
 }
 DEFAULT_JSON = HERE / "results" / "latest.json"
 

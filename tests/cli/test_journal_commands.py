@@ -19,10 +19,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from flowkernel import ErrorInfo, ErrorKind, ExecutionResult, RunStatus
-from flowkernel.cli import common
 from flowkernel.cli.app import cli
 from flowkernel.cli.loading import flow_source, load_flow
 from flowkernel.cli.render import error_lines
+from flowkernel.host import journal as journal_package
 from flowkernel.host.journal import SqliteJournal
 from flowkernel_sync import SyncDriver
 
@@ -269,7 +269,7 @@ def test_durability_reaches_the_journal_and_needs_one(
             opened.append(durability)
             super().__init__(path, durability=durability, trusted=trusted)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(common, "SqliteJournal", Recording)
+    monkeypatch.setattr(journal_package, "SqliteJournal", Recording)  # open_journal imports it from there
     journal = tmp_path / "runs.db"
     result = invoke("run", f"{flows}:flow", "-i", "n=1", "--journal", journal, "--durability", "power")
     assert result.exit_code == 0, result.output

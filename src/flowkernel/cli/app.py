@@ -11,14 +11,13 @@ not deterministic). Those errors are one clear message on stderr, never a traceb
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .. import __version__
 from ..diagrams import flow_graph
 from ..host import installed_drivers, new_run_id
-from ..host.journal import Durability
 from .common import (
     DURABILITY_HELP,
     EXIT_FAILED,
@@ -42,6 +41,9 @@ from .journal_commands import delete, resume, runs, show
 from .loading import InputSyntaxError, flow_source, parse_input_pairs, parse_inputs_json
 from .progress import live_progress
 from .serve import serve
+
+if TYPE_CHECKING:
+    from ..host.journal import Durability
 
 __all__ = ("EXIT_FAILED", "EXIT_SUCCEEDED", "EXIT_USAGE", "CannotRunError", "cli")
 

@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
 from click.exceptions import NoArgsIsHelpError
@@ -27,11 +27,13 @@ from ..errors import (
 )
 from ..events import Event
 from ..host import Driver, UnsupportedToolError, load_driver, partial_result
-from ..host.journal import Durability, SqliteJournal
 from ..model.flow import Flow
 from ..result import ExecutionResult, RunStatus
 from .loading import FlowLoadError, FlowReferenceError, load_flow
 from .render import render_result
+
+if TYPE_CHECKING:
+    from ..host.journal import Durability, SqliteJournal
 
 __all__ = (
     "DURABILITY_HELP",
@@ -190,7 +192,11 @@ def journal_errors() -> Iterator[None]:
 
 @contextmanager
 def open_journal(path: Path, durability: Durability, *, trusted: bool = False) -> Iterator[SqliteJournal]:
-    """``trusted``: the journal may hold pickles, which can run code when read (``--trusted``)."""
+    """``trusted``: the journal may hold pickles, which can run code when read (``--trusted``).
+
+    SQLite is imported here, when a command opens a journal, not when the command line starts."""
+    from ..host.journal import SqliteJournal
+
     with journal_errors():
         journal = SqliteJournal(path, durability=durability, trusted=trusted)
     try:

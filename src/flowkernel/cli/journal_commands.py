@@ -10,12 +10,12 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 
-from ..host.journal import Durability, RunSummary, SqliteJournal, replay
+from ..host.journal import RunSummary, replay
 from ..host.journal import retry_failed as mark_for_retry
 from ..model.flow import Flow
 from .common import (
@@ -38,6 +38,9 @@ from .common import (
 )
 from .progress import live_progress
 from .render import INCOMPLETE, render_runs, run_summary_dict
+
+if TYPE_CHECKING:  # SQLite loads when a command opens a journal (common.open_journal)
+    from ..host.journal import Durability, SqliteJournal
 
 __all__ = ("delete", "resume", "runs", "show")
 

@@ -23,8 +23,6 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from ..events import Event, RetryScheduled, RunFinished, StepCancelled, StepFinished, StepSkipped, StepStarted
@@ -128,6 +126,9 @@ class LiveProgress:
     Use it as a context manager around the run, passing :meth:`on_event` to the driver; leaving the
     block erases the display (if it ever appeared) before anything else is printed. Nothing is written
     to ``console`` before ``delay``.
+
+    rich's ``Live`` and ``Progress`` are imported when a display is made, only on a terminal: a run whose
+    output goes to a pipe or a file never loads them.
     """
 
     def __init__(
@@ -139,6 +140,9 @@ class LiveProgress:
         delay: float = DISPLAY_DELAY,
         refresh_per_second: float = REFRESH_PER_SECOND,
     ) -> None:
+        from rich.live import Live
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
         self.state = ProgressState(total)
         self._progress = Progress(
             SpinnerColumn(),

@@ -8,7 +8,7 @@ means the user's Ctrl-C (in the caller's thread, never in a worker thread).
 
 from __future__ import annotations
 
-import asyncio
+import sys
 import types
 from collections.abc import Callable, Sequence
 from concurrent import futures
@@ -37,7 +37,7 @@ def raised(command: Invoke, exc: BaseException, started: float, clock: Clock) ->
     A ``CancelledError`` the tool raised itself (nobody cancelled it) is one record on every driver,
     whichever class reached the driver (asyncio's, or the one a cancelled future gives).
     """
-    if isinstance(exc, asyncio.CancelledError | futures.CancelledError):
+    if isinstance(exc, futures.CancelledError) or _asyncio_cancelled(exc):
         detail = _message(exc)
         message = "the tool raised CancelledError itself (it was not cancelled)" + (f": {detail}" if detail else "")
         error = ErrorInfo(ErrorKind.TOOL, "CancelledError", message, command.step_id)
@@ -53,10 +53,19 @@ def _message(exc: BaseException) -> str:
         return ""
 
 
+def _asyncio_cancelled(exc: BaseException) -> bool:
+    """Whether ``exc`` is asyncio's ``CancelledError``, without importing asyncio (tens of milliseconds at
+    start-up, which a sync run of sync tools never needs): if asyncio is not loaded, nothing raised one."""
+    exceptions = sys.modules.get("asyncio.exceptions")
+    return exceptions is not None and isinstance(exc, exceptions.CancelledError)
+
+
 def _cancelled_by_the_driver(exc: BaseException) -> bool:
     """Whether an asyncio ``CancelledError`` is the task's cancellation, not one the tool raised itself."""
-    if not isinstance(exc, asyncio.CancelledError):
+    if not _asyncio_cancelled(exc):
         return True
+    import asyncio  # already loaded: it raised exc
+
     try:
         task = asyncio.current_task()
     except RuntimeError:  # not on asyncio (trio): asyncio's CancelledError is the tool's own

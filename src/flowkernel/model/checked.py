@@ -13,7 +13,7 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import DefinitionError, FlowKernelError, FlowValidationError, Problem
 
@@ -28,7 +28,14 @@ durations overflow drivers' clocks and timer heaps; a run meant to wait for ever
 
 
 class CheckedModel(BaseModel):
-    """A pydantic model whose construction errors are a :class:`DefinitionError` listing every problem."""
+    """A pydantic model whose construction errors are a :class:`DefinitionError` listing every problem.
+
+    Its validator is built on first use (``defer_build``), not at import: ``import flowkernel.model`` then
+    builds none, and a run builds only the models it meets (a flow without retries never builds
+    ``RetryPolicy``'s). Subclasses inherit the setting (pydantic merges ``model_config``).
+    """
+
+    model_config = ConfigDict(defer_build=True)
 
     _kind: ClassVar[str] = "model"
     """What the model is called in messages (``"step"``)."""

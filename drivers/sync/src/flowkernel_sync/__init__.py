@@ -3,17 +3,19 @@
 Concurrency 1 calls sync tools inline in the caller's thread (no thread hop at all); above 1 they run in
 a pool of daemon threads. Async tools run on one long-lived event loop in a helper thread. A thread
 cannot be killed: cancelling a sync tool releases the caller at once and discards the late result.
+
+asyncio and the loop thread (``loop_thread``) are imported on first need (an async tool, or resources to
+open), not with the driver: a run of sync tools, the command line's usual case, never loads asyncio.
 """
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import queue
 import time
 from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import Future
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Unpack
 
 from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, StopRun, TimerFired
@@ -37,7 +39,6 @@ from flowkernel.host.journal import open_run
 from flowkernel.model import Resource
 
 from .interrupt import ctrl_c_stops
-from .loop_thread import held_on_loop_thread, shared_loop_thread
 
 __all__ = ("SyncDriver",)
 
@@ -75,6 +76,8 @@ class SyncDriver:
     def shared(self, *resources: Resource[Any]) -> Iterator[tuple[Resource[Any], ...]]:
         """Open ``resources`` once, on the loop thread where this driver's async tools run, for many
         runs: pass what the block gets in each run's ``resources=`` (an MCP session shared by runs)."""
+        from .loop_thread import held_on_loop_thread
+
         with held_on_loop_thread(shared_resources(resources)) as opened:
             yield opened
 
@@ -130,7 +133,11 @@ class SyncDriver:
         inline = limit == 1 and flow.runs_inline_safely and settings.get("deadline") is None
         backend = _SyncBackend(inline=inline, max_workers=workers)
         session = KernelSession(flow, opened.inputs, backend, recorder=opened.recorder, **settings)
-        world = held_on_loop_thread(session.opened_world()) if session.resources else nullcontext()
+        world: AbstractContextManager[Any] = nullcontext()
+        if session.resources:
+            from .loop_thread import held_on_loop_thread
+
+            world = held_on_loop_thread(session.opened_world())
         try:
             with world, session.guard(), ctrl_c_stops(backend):
                 session.start()
@@ -171,8 +178,7 @@ class _SyncBackend(Backend):
 
     def start_invoke(self, command: Invoke) -> None:
         if command.tool.is_async:
-            coroutine = call_async(command, self._clock, "asyncio", (asyncio.CancelledError,), self.world)
-            self._watch(command, shared_loop_thread().submit(coroutine))
+            self._start_async(command)
         elif self._inline:  # in the caller's thread, where KeyboardInterrupt is the user's Ctrl-C
             self.in_inline_tool = True
             try:
@@ -184,6 +190,15 @@ class _SyncBackend(Backend):
                 self._pool = DaemonThreadPool(self._max_workers)
             future = self._pool.submit(call_sync, command, self._clock, (), self.world)
             self._watch(command, future, ThreadCall(future, self._pool))
+
+    def _start_async(self, command: Invoke) -> None:
+        """An async tool: a task on the shared loop thread (asyncio is imported here, on the first one)."""
+        import asyncio
+
+        from .loop_thread import shared_loop_thread
+
+        coroutine = call_async(command, self._clock, "asyncio", (asyncio.CancelledError,), self.world)
+        self._watch(command, shared_loop_thread().submit(coroutine))
 
     def _watch(self, command: Invoke, future: Future[Any], handle: Cancellable | None = None) -> None:
         self.track(command.call_id, handle or future)
