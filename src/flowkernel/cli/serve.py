@@ -12,14 +12,17 @@ import sys
 from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import ServeError
 from ..host import AsyncDriver
-from ..host.journal import SqliteJournal
 from .common import TRACEBACK_HELP, CannotRunError, driver_named, load, open_journal
 from .loading import flow_source
+
+if TYPE_CHECKING:
+    from ..host.journal import SqliteJournal
 
 __all__ = ("serve",)
 
