@@ -7,8 +7,20 @@ import time
 from collections.abc import Mapping
 from typing import Any, Unpack
 
-from flowkernel import Completion, ExecutionResult, Flow, Invoke, Raised, Returned, StartTimer, TimerFired
+from flowkernel import (
+    Completion,
+    ErrorInfo,
+    ErrorKind,
+    ExecutionResult,
+    Flow,
+    Invoke,
+    Raised,
+    Returned,
+    StartTimer,
+    TimerFired,
+)
 from flowkernel.host import Backend, KernelSession, RunSettings, call_async, call_sync
+from flowkernel_sync import SyncDriver
 
 
 class _InlineBackend(Backend):
@@ -80,6 +92,39 @@ class _LosesOutputs(_InlineBackend):
         if isinstance(completion, Returned) and self.count % 2 == 0:
             return [completion._replace(value={"step": "?", "n": 0})]
         return [completion]
+
+
+class _RecordsOwnCancelsRaw(_InlineBackend):
+    """Records a tool's own ``CancelledError`` as the sync driver did before issue 10.8: by its class, with
+    its message lost."""
+
+    def distort(self, completion: Completion) -> list[Completion]:
+        if isinstance(completion, Raised) and completion.error.type == "CancelledError":
+            error = ErrorInfo(ErrorKind.TOOL, "concurrent.futures._base.CancelledError", "", completion.error.step)
+            return [completion._replace(error=error)]
+        return [completion]
+
+
+class IgnoresTheLimitsDriver:
+    """The sync driver, with the run's ``max_concurrency`` and the steps' own limits dropped: the same
+    results as an honest run, more calls in flight than the caller allowed (as sub-runs had before issue
+    10.16)."""
+
+    name = "ignores-the-limits"
+
+    def run_blocking(
+        self,
+        flow: Flow,
+        inputs: Mapping[str, Any] | None = None,
+        **settings: Unpack[RunSettings],
+    ) -> ExecutionResult:
+        settings.pop("max_concurrency", None)
+        steps = tuple(step.model_copy(update={"max_concurrency": None}) for step in flow.steps)
+        return SyncDriver().run(flow.model_copy(update={"steps": steps}), inputs, **settings)
+
+
+class RecordsOwnCancelsRawDriver(_BrokenDriver):
+    backend = _RecordsOwnCancelsRaw
 
 
 class FailuresAsReturnedDriver(_BrokenDriver):

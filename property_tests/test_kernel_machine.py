@@ -16,10 +16,8 @@ from flowkernel import (
     Cancelled,
     Command,
     Completion,
-    ErrorInfo,
     ExecutionResult,
     Invoke,
-    Raised,
     Returned,
     RunOptions,
     StartTimer,
@@ -27,6 +25,7 @@ from flowkernel import (
     TimerFired,
     run_flow,
 )
+from flowkernel.host import raised
 from flowkernel.kernel.states import TRANSITIONS
 from flowkernel.testing import Scenario, ScriptedFailure, oracle_result, scenarios
 
@@ -46,6 +45,7 @@ class KernelMachine(RuleBasedStateMachine):
         self.invokes: dict[str, Invoke] = {}
         self.timers: dict[str, StartTimer] = {}
         self.counted: set[str] = set()  # invokes that count against the limit
+        self.own_limits = {step.id: step.max_concurrency for step in scenario.flow.steps if step.max_concurrency}
         self.issued: set[str] = set()
         self.invoked: set[str] = set()  # top-level steps with a call issued
         self.cancel_sent: set[str] = set()
@@ -84,8 +84,8 @@ class KernelMachine(RuleBasedStateMachine):
                 assert not busy, f"{top} dispatched while its dependencies {busy} are still running"
             self.invoked.add(top)
             self.invokes[command.call_id] = command
-            if not command.call_id.endswith("@fallback") and "/" not in command.step_id:
-                self.counted.add(command.call_id)  # calls of a map step's elements have the step's own limit
+            if not command.call_id.endswith("@fallback"):
+                self.counted.add(command.call_id)  # every call of the run, sub-runs' included (not fallbacks)
 
     def _script_key(self, invoke: Invoke) -> tuple[str, int]:
         return invoke.tool.name.removeprefix("scripted_"), invoke.attempt
@@ -116,8 +116,9 @@ class KernelMachine(RuleBasedStateMachine):
         step, attempt = self._script_key(invoke)
         try:
             value: Any = self.scenario.script.outcome(step, attempt, invoke.arguments)
-        except ScriptedFailure as exc:
-            return Raised(call_id, ErrorInfo.from_exception(exc), 0.0, 1.0)
+        except ScriptedFailure as failure:  # what the tool raises, recorded as a driver records it
+            exc = self.scenario.script.raised_by_tool(failure, step, attempt, is_async=invoke.tool.is_async)
+            return raised(invoke, exc, 0.0, lambda: 1.0)
         return Returned(call_id, value, 0.0, 1.0)
 
     def _send(self, batch: list[Completion] | None) -> None:
@@ -160,8 +161,11 @@ class KernelMachine(RuleBasedStateMachine):
 
     @invariant()
     def concurrency_limit_respected(self) -> None:
+        """The run's limit bounds every call in flight, sub-runs' included; a step's own limit its own."""
         if getattr(self, "limit", None) is not None:
             assert len(self.counted) <= self.limit
+        for step_id, own in getattr(self, "own_limits", {}).items():
+            assert sum(call.startswith(f"{step_id}/") for call in self.counted) <= own, step_id
 
     def _check_transitions(self, result: ExecutionResult) -> None:
         """Every step moved only along the documented state table."""

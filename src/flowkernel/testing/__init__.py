@@ -9,20 +9,22 @@ from typing import TYPE_CHECKING, Any
 
 from .events import assert_event_parity, kernel_events, runs_in_sequence
 from .oracle import oracle_result
-from .parity import DEFAULT_LIMITS, ParityError, assert_parity, run_canonical
+from .parity import DEFAULT_LIMITS, ParityError, assert_calls_within_limits, assert_parity, run_canonical
 from .replay import assert_replay_parity
-from .scripted import Scenario, Script, ScriptedFailure, ScriptedOutput, scripted_tool
+from .scripted import CallGauge, Scenario, Script, ScriptedFailure, ScriptedOutput, scripted_tool
 
 if TYPE_CHECKING:
     from .strategies import scenarios
 
 __all__ = (
     "DEFAULT_LIMITS",
+    "CallGauge",
     "ParityError",
     "Scenario",
     "Script",
     "ScriptedFailure",
     "ScriptedOutput",
+    "assert_calls_within_limits",
     "assert_event_parity",
     "assert_parity",
     "assert_replay_parity",

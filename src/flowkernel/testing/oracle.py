@@ -239,6 +239,9 @@ def _call(
     try:
         value: Any = script.outcome(key, attempt, arguments)
     except ScriptedFailure as exc:
+        if (key, attempt) in script.cancels:  # the tool raised CancelledError itself: one record everywhere
+            message = f"the tool raised CancelledError itself (it was not cancelled): {exc}"
+            return None, ErrorInfo(ErrorKind.TOOL, "CancelledError", message, step_id)
         return None, ErrorInfo.from_exception(exc).for_step(step_id)
     if tool.output_model is not None:
         try:

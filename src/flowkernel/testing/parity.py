@@ -9,14 +9,24 @@ Public API, so users can prove their own drivers::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..host.driver import Driver
+from ..model.flow import Flow
+from ..model.step import Step
 from .oracle import oracle_result
 from .scripted import Scenario
 
-__all__ = ("DEFAULT_LIMITS", "ParityError", "assert_parity", "first_difference", "run_canonical")
+__all__ = (
+    "DEFAULT_LIMITS",
+    "ParityError",
+    "assert_calls_within_limits",
+    "assert_parity",
+    "first_difference",
+    "run_canonical",
+)
 
 DEFAULT_LIMITS: tuple[int | None, ...] = (1, 2, None)
 
@@ -39,8 +49,11 @@ def assert_parity(
     limits: Iterable[int | None] = DEFAULT_LIMITS,
     *,
     oracle: bool = True,
+    count_calls: bool = True,
 ) -> None:
-    """Every (driver, limit) run of ``scenario`` gives the same canonical result, equal to the oracle's.
+    """Every (driver, limit) run of ``scenario`` gives the same canonical result, equal to the oracle's,
+    and (with ``count_calls``) never has more calls in flight than its limits allow: see
+    :func:`assert_calls_within_limits`, which needs the tools to run in this process.
 
     Raises :class:`ParityError` naming the disagreeing pair and where they first differ.
     """
@@ -48,10 +61,13 @@ def assert_parity(
     for name, driver in drivers.items():
         for limit in limits:
             label = f"{name} (max_concurrency={limit})"
+            scenario.script.gauge.reset()
             try:
                 got = run_canonical(driver, scenario, limit)
             except Exception as exc:
                 raise ParityError(f"{label} raised {type(exc).__name__}: {exc}") from exc
+            if count_calls:
+                assert_calls_within_limits(scenario, got, limit, label)
             if reference is None:
                 reference_name, reference = label, got
             elif got != reference:
@@ -60,6 +76,65 @@ def assert_parity(
                     f"{label} disagrees with {reference_name} at {where}:\n"
                     f"  {reference_name}: {left!r}\n  {label}: {right!r}"
                 )
+
+
+def assert_calls_within_limits(scenario: Scenario, result: dict[str, Any], limit: int | None, label: str) -> None:
+    """The run of ``scenario`` that gave the canonical ``result`` never had more scripted calls in flight
+    than ``limit`` (every call of the run, its sub-runs' and map elements' included), nor more calls of a
+    map step's element tool than the step's own ``max_concurrency``, as the script's gauge counted them
+    (reset it before the run).
+
+    The gauge must have counted every call the result records (hanging calls and fallbacks aside, which
+    it leaves out): else the tools ran where it cannot see them, and the check would pass vacuously.
+    Raises :class:`ParityError`.
+    """
+    gauge = scenario.script.gauge
+    made = _calls_made(result["steps"])
+    if gauge.calls != made:
+        raise ParityError(
+            f"{label}: the scripted tools counted {gauge.calls} calls where the run records {made}; do the tools "
+            "run in another process? (pass count_calls=False to check results only)"
+        )
+    if limit is not None and gauge.peak > limit:
+        raise ParityError(f"{label} had {gauge.peak} calls in flight at once, over the run's limit of {limit}")
+    for step_id, tool, own in _own_limits(scenario.flow):
+        if gauge.peaks[tool] > own:
+            raise ParityError(
+                f"{label} had {gauge.peaks[tool]} calls of step {step_id!r} in flight at once, over its own "
+                f"limit of {own}"
+            )
+
+
+def _calls_made(steps: Sequence[dict[str, Any]]) -> int:
+    """How many tool calls the step records tell of, sub-runs' included: every attempt of a step that
+    calls a tool (a sub-flow or map step's attempt is its sub-run's), except attempts that timed out
+    (scripted hangs, which the gauge leaves out: the kernel stops counting them at their timeout)."""
+    made = 0
+    for step in steps:
+        if step["subflow"] is not None:
+            made += _calls_made(step["subflow"]["steps"])
+            continue
+        for attempt in step["attempts"]:
+            error = attempt["error"]
+            made += error is None or error["kind"] != "timeout"
+    return made
+
+
+def _own_limits(flow: Flow) -> Iterator[tuple[str, str, int]]:
+    """(step id, the name of its element tool, its limit) for map steps with a limit of their own, however
+    deep, whose tool no other step uses (the gauge counts calls per tool name)."""
+    steps = list(_all_steps(flow))
+    uses = Counter(step.tool.name for step in steps if step.tool is not None)
+    for step in steps:
+        if step.max_concurrency is not None and step.tool is not None and uses[step.tool.name] == 1:
+            yield step.id, step.tool.name, step.max_concurrency
+
+
+def _all_steps(flow: Flow) -> Iterator[Step]:
+    for step in flow.steps:
+        yield step
+        if step.flow is not None:
+            yield from _all_steps(step.flow)
 
 
 def first_difference(left: Any, right: Any, path: str = "result") -> tuple[str, Any, Any]:

@@ -3,8 +3,9 @@
 Flows are DAGs of up to ``max_steps`` steps whose declaration order is a random permutation of a
 topological order; arguments mix literals, flow inputs, whole outputs, JMESPath selections and
 references nested in lists and dicts; some steps add ``after`` dependencies; tools are sync or async,
-some with pydantic input/output models. The script makes chosen calls fail, return invalid outputs,
-or sleep, so drivers complete calls in adversarial orders.
+some with pydantic input/output models. The script makes chosen calls fail (some by raising
+``CancelledError`` themselves), return invalid outputs, or sleep, so drivers complete calls in
+adversarial orders.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def scenarios(
     bad_outputs: set[tuple[str, int]] = set()
     hangs: set[tuple[str, int]] = set()
     blocking: set[tuple[str, int]] = set()
+    cancels: set[tuple[str, int]] = set()
     delays: dict[tuple[str, int], float] = {}
     specs: list[_StepSpec] = []
     context = None
@@ -77,10 +79,14 @@ def scenarios(
         for j in range(spec.extra.get("subflow", 0)):
             if draw(st.integers(0, 4)) == 0:
                 failures.add((f"{step_id}_c{j}", 1))
+                if draw(st.integers(0, 3)) == 0:
+                    cancels.add((f"{step_id}_c{j}", 1))  # a sub-run's tool raising CancelledError itself
         for attempt in range(1, attempts + 1):
             key = (step_id, attempt)
             if draw(st.integers(0, 6 if attempt == 1 and "retry" not in spec.extra else 1)) == 0:
                 failures.add(key)
+                if draw(st.integers(0, 3)) == 0:
+                    cancels.add(key)  # the failure is the tool raising CancelledError itself
             elif output_model and draw(st.integers(0, 5)) == 0:
                 bad_outputs.add(key)
             elif "timeout" in spec.extra and timeouts_fire and draw(st.booleans()):
@@ -93,7 +99,14 @@ def scenarios(
         specs.append(spec)
     if sum("timeout" in spec.extra for spec in specs) > 1:
         blocking.clear()  # a blocked loop holds back every call on it: another one's timeout would fire too
-    script = Script(frozenset(failures), frozenset(bad_outputs), frozenset(hangs), delays, blocking=frozenset(blocking))
+    script = Script(
+        frozenset(failures),
+        frozenset(bad_outputs),
+        frozenset(hangs),
+        delays,
+        blocking=frozenset(blocking),
+        cancels=frozenset(cancels),
+    )
     order = draw(st.permutations(range(n)))
     steps = [_build_step(specs[k], script) for k in order]
     outputs = None
@@ -153,7 +166,8 @@ def _draw_policies(draw: st.DrawFn, spec: _StepSpec, deps: list[str], earlier: l
 def _build_step(spec: _StepSpec, script: Script) -> Step:
     extra = dict(spec.extra)
     if extra.get("on_error") == "fallback-tool":
-        extra["on_error"] = Fallback(tool=scripted_tool(f"{spec.step_id}-fallback", script, is_async=spec.is_async))
+        fallback = scripted_tool(f"{spec.step_id}-fallback", script, is_async=spec.is_async, counted=False)
+        extra["on_error"] = Fallback(tool=fallback)
     size = extra.pop("subflow", 0)
     if size:
         chain = [
