@@ -9,6 +9,10 @@ time, in four ways:
 * ``sync``: the same flow on the default sync driver, which opens its own session per run (the server
   process start and tool listing are part of the figure, spread over the n calls).
 
+and, paired: ``paired-asyncio`` and ``paired-trio`` run the bare loop and the flow **in one process on one
+client** (the flow's session wraps that client), sample by sample (bare, flow, bare, flow, ...), so both
+meet the same server process and the same load: the tightest figure of what a step adds per call.
+
 Each variant runs in **its own clean process** (``--child``), one process per variant per round, the order
 rotated from round to round; a process samples its loop ``repeats`` times and reports its median per call.
 Figures are medians over the rounds, spreads the lowest and highest process median; a variant's ratio to
@@ -34,11 +38,12 @@ NAME = "mcp"
 HERE = Path(__file__).resolve().parent
 SERVER = HERE.parent / "tests" / "mcp" / "servers" / "misbehaving.py"
 VARIANTS = ("bare", "asyncio", "trio", "sync")
+PAIRED = ("paired-asyncio", "paired-trio")
 TARGET = 1.10
 """An MCP tool step against the bare call: within 10 % per call (the issue's target)."""
 
 
-def child(variant: str, n: int, repeats: int) -> dict[str, Any]:
+def child(variant: str, n: int, repeats: int) -> Any:
     """One process's measurement: ``repeats`` samples of n calls, seconds per call."""
     import anyio
     import mcp
@@ -60,6 +65,28 @@ def child(variant: str, n: int, repeats: int) -> dict[str, Any]:
             samples.append((time.perf_counter() - started) / n)
             assert result.status == "succeeded", result.steps
         return {"samples": samples[1:]}
+
+    async def paired() -> dict[str, list[float]]:
+        from flowkernel.mcp import MCPSession
+
+        params = mcp.StdioServerParameters(command=sys.executable, args=[str(SERVER)])
+        driver = load_driver(variant.removeprefix("paired-"))
+        found: dict[str, list[float]] = {"bare": [], "flow": []}
+        async with mcp.Client(params, cache=None) as client:
+            shared = server.opened(MCPSession("bench", client, (await client.list_tools()).tools))
+            for _ in range(repeats + 1):
+                started = time.perf_counter()
+                for i in range(n):
+                    assert not (await client.call_tool("echo", {"text": f"call {i}"})).is_error
+                found["bare"].append((time.perf_counter() - started) / n)
+                started = time.perf_counter()
+                result = await driver.run(flow, max_concurrency=1, resources=[shared])
+                found["flow"].append((time.perf_counter() - started) / n)
+                assert result.status == "succeeded", result.steps
+        return {key: values[1:] for key, values in found.items()}
+
+    if variant in PAIRED:
+        return anyio.run(paired, backend=variant.removeprefix("paired-"))
 
     async def measure() -> None:
         params = mcp.StdioServerParameters(command=sys.executable, args=[str(SERVER)])
@@ -86,12 +113,37 @@ def child(variant: str, n: int, repeats: int) -> dict[str, Any]:
     return {"samples": samples[1:]}
 
 
-def _spawn(variant: str, n: int, repeats: int) -> float:
+def _child_report(variant: str, n: int, repeats: int) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", variant, str(n), str(repeats)],
         check=True, capture_output=True, text=True, timeout=600, cwd=HERE,
     ).stdout  # fmt: skip
-    return float(statistics.median(json.loads(out)["samples"]))
+    report: dict[str, Any] = json.loads(out)
+    return report
+
+
+def _spawn(variant: str, n: int, repeats: int) -> float:
+    return float(statistics.median(_child_report(variant, n, repeats)["samples"]))
+
+
+def _paired_rows(n: int, repeats: int) -> list[Row]:
+    rows = []
+    for variant in PAIRED:
+        found = _child_report(variant, n, repeats)
+        bare = [s * 1e6 for s in found["bare"]]
+        flow = [s * 1e6 for s in found["flow"]]
+        ratios = [f / b for f, b in zip(flow, bare, strict=True)]
+        ratio = median(ratios)
+        added = median([f - b for f, b in zip(flow, bare, strict=True)])
+        rows.append(
+            Row(
+                f"mcp tool step vs bare, {variant} (one process, one client)",
+                median(flow), median(bare), "µs/call", ratio,
+                f"{ratio:.2f}x (samples {min(ratios):.2f}-{max(ratios):.2f}), +{added:.0f} µs/call",
+                f"<= {TARGET:.2f}x", ratio <= TARGET, samples={"bare": bare, "flow": flow},
+            )
+        )  # fmt: skip
+    return rows
 
 
 def run(config: Config) -> list[Row]:
@@ -124,7 +176,7 @@ def run(config: Config) -> list[Row]:
                 samples={"per_round": values, "ratios": ratios},
             )
         )  # fmt: skip
-    return rows
+    return [*rows, *_paired_rows(n, 3 if config.quick else 15)]
 
 
 if __name__ == "__main__":
