@@ -5,6 +5,7 @@
     python benchmarks/run.py --only chain    # one benchmark (repeat --only for several)
     python benchmarks/run.py --only journal  # the journal's cost per step (about 2.5 minutes)
     python benchmarks/run.py --only otel     # OpenTelemetry tracing's cost per step
+    python benchmarks/run.py --only map      # a map step's cost per element against a chain step
     python benchmarks/run.py --only world --against b363cf6   # events/middleware per step; plain chain vs a revision
 
 Every figure is a median over repeated samples; every ratio compares against a baseline measured in the
@@ -36,6 +37,7 @@ import bench_dask  # noqa: E402
 import bench_fanout  # noqa: E402
 import bench_journal  # noqa: E402
 import bench_many_runs  # noqa: E402
+import bench_map  # noqa: E402
 import bench_mcp  # noqa: E402
 import bench_otel  # noqa: E402
 import bench_world  # noqa: E402
@@ -51,6 +53,7 @@ BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
     bench_otel.NAME: bench_otel.run,
     bench_world.NAME: bench_world.run,
     bench_mcp.NAME: bench_mcp.run,
+    bench_map.NAME: bench_map.run,
 }
 DEFAULT_JSON = HERE / "results" / "latest.json"
 

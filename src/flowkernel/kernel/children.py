@@ -20,10 +20,12 @@ from ..model.flow import ELEMENT, Flow
 from ..model.plan import FlowPlan, Getter, Resolver
 from ..model.refs import Ref
 from ..model.step import Step, element_step
-from ..protocol import Cancel, Command, Invoke, StartTimer
+from ..protocol import Cancel, Command, Completion, Invoke, StartTimer
 from ..result import ErrorInfo, ErrorKind, ExecutionResult, RunStatus, StepStatus
 
-__all__ = ("child_call", "child_outcome", "element_inputs", "element_plan", "map_flow", "prefixed")
+__all__ = ("child_call", "child_outcome", "element_inputs", "element_plan", "map_flow", "prefixed", "renamed")
+
+_new = tuple.__new__  # named tuples built from their fields, without their Python-level __new__
 
 
 def map_flow(parent: Flow, step: Step, items: list[Any], outer: dict[str, Any]) -> tuple[Flow, dict[str, Any]]:
@@ -94,14 +96,24 @@ def _whole_output(k: int) -> Getter:
 
 def prefixed(prefix: str, commands: list[Command]) -> list[Command]:
     """A child's commands as its parent yields them: call ids under the step's id."""
+    if not commands:
+        return commands
+    head = prefix + "/"
     out: list[Command] = []
     for command in commands:
         kind = type(command)
-        if kind is Invoke:
-            out.append(command._replace(call_id=f"{prefix}/{command.call_id}", step_id=f"{prefix}/{command.step_id}"))  # type: ignore[union-attr, call-arg]
+        if kind is Invoke:  # its step id is prefixed too
+            out.append(_new(kind, (head + command[0], head + command[1], *command[2:])))  # type: ignore[operator, misc]
         elif kind is StartTimer or kind is Cancel:
-            out.append(command._replace(call_id=f"{prefix}/{command.call_id}"))
+            out.append(_new(kind, (head + command[0], *command[1:])))
     return out
+
+
+def renamed(message: Completion, call_id: str) -> Completion:
+    """A completion with another call id (every completion's first field): what the parent hands its
+    child, under the child's own id. Built as ``prefixed`` builds commands, without ``_replace`` (a
+    Python-level call and a field-by-field rebuild, per message and per level of nesting)."""
+    return _new(type(message), (call_id, *message[1:]))
 
 
 def child_call(call_id: str, children: dict[str, Any]) -> tuple[str, str] | None:

@@ -28,7 +28,7 @@ from ..model.plan import FlowPlan
 from ..model.refs import PathError, is_truthy, select
 from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, Returned, StartTimer, StopRun
 from ..result import AttemptRecord, AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus
-from .children import child_call, child_outcome, element_inputs, element_plan, prefixed
+from .children import child_call, child_outcome, element_inputs, element_plan, prefixed, renamed
 from .inputs import prepare_inputs
 from .isolation import IMMUTABLE, isolated
 from .options import RunOptions
@@ -156,7 +156,7 @@ class RunState(PolicyTable):
                 self._on_fallback_done(self._fallback_calls.pop(call_id), call_id, completion, commands)
             elif (routed := child_call(call_id, self._children)) is not None:
                 child_batches = child_batches or {}
-                child_batches.setdefault(routed[0], []).append(completion._replace(call_id=routed[1]))  # type: ignore[call-arg]
+                child_batches.setdefault(routed[0], []).append(renamed(completion, routed[1]))
             else:
                 raise self._unknown_call(completion)
         for step_id, batch in (child_batches or {}).items():
@@ -198,6 +198,8 @@ class RunState(PolicyTable):
     def _dispatch(self, commands: list[Command], before: int = _UNBOUNDED) -> None:
         """Start ready steps (those declared before ``before``), lowest declaration index first, while this
         run's limit and the root run's (``slots``: calls in flight in the whole tree, and the limit) allow."""
+        if not self._ready:  # common in a tree of runs, where every run is asked after every batch
+            return
         ready, calls, state, limit = self._ready, self._calls, self._state, self._limit
         step_ids, tools, timeouts, plain = self._plan.step_ids, self._tools, self._plan.timeouts, self._plan.plain
         run_id, slots, immutable = self.place.run_id, self._slots, IMMUTABLE
