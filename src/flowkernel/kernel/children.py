@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from ..model.flow import ELEMENT, Flow
-from ..model.plan import FlowPlan, Getter, Resolver
+from ..model.plan import FlowPlan, Resolver
 from ..model.refs import Ref
 from ..model.step import Step, element_step
 from ..protocol import Cancel, Command, Completion, Invoke, StartTimer
@@ -57,7 +57,7 @@ def element_plan(element: Flow, items: Sequence[Any]) -> FlowPlan:
     Every element runs the element flow's one step, so everything but the ids, the arguments and the
     outputs is that step's entry repeated (tuples of references, no copies). Element ``k``'s arguments
     are the element step's, resolved with ``item`` = ``items[k]`` beside the shared inputs
-    (:func:`element_inputs`); its output is the flow's output ``item<k>``. Nothing is validated per
+    (:func:`element_inputs`); its whole output is the flow's output ``item<k>``. Nothing is validated per
     element: the element flow was validated once, and the inputs are the map step's own.
     ``tests/kernel/test_children.py`` holds this to :func:`map_flow`, field by field and run by run.
     """
@@ -71,7 +71,7 @@ def element_plan(element: Flow, items: Sequence[Any]) -> FlowPlan:
         dependents=one.dependents * n,
         resolvers=tuple([partial(_element_arguments, resolve, item) for item in items]),
         input_names=tuple(name for name in one.input_names if name != ELEMENT),
-        outputs=tuple([(step_id, k, _whole_output(k)) for k, step_id in enumerate(step_ids)]),
+        outputs=tuple([(step_id, k, None) for k, step_id in enumerate(step_ids)]),  # each element's whole output
         retry=one.retry * n,
         timeouts=one.timeouts * n,
         on_error=one.on_error * n,
@@ -88,10 +88,6 @@ def _element_arguments(
 ) -> dict[str, Any]:
     """One element's arguments: the element step's resolver, with the input ``item`` holding the element."""
     return resolve(outputs, {**inputs, ELEMENT: item})
-
-
-def _whole_output(k: int) -> Getter:
-    return lambda outputs, inputs: outputs[k]
 
 
 def prefixed(prefix: str, commands: list[Command]) -> list[Command]:

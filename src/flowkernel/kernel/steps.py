@@ -184,6 +184,9 @@ class StepTable:
         outputs = {}
         for name, i, getter in plan.outputs:
             if state[i] == SUCCEEDED:
+                if getter is None:
+                    outputs[name] = self._outputs[i]
+                    continue
                 try:
                     outputs[name] = getter(self._outputs, self.inputs)
                 except PathError:

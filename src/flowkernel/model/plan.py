@@ -44,7 +44,9 @@ class FlowPlan:
     dependents: tuple[tuple[int, ...], ...]
     resolvers: tuple[Resolver, ...]
     input_names: tuple[str, ...]
-    outputs: tuple[tuple[str, int, Getter], ...]
+    outputs: tuple[tuple[str, int, Getter | None], ...]
+    """The flow's outputs: (name, the step giving it, what reads it from the step's output); ``None``
+    reads the whole output (a map's elements: one getter fewer to build per element)."""
     retry: tuple[RetryPolicy | None, ...]
     timeouts: tuple[float | None, ...]
     on_error: tuple[ErrorPolicy, ...]
