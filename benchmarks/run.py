@@ -7,6 +7,7 @@
     python benchmarks/run.py --only otel     # OpenTelemetry tracing's cost per step
     python benchmarks/run.py --only mcp_serve   # a served flow's MCP round trip vs a plain tool's
     python benchmarks/run.py --only startup  # import flowkernel and flowkernel run, fresh processes (~30 s)
+    python benchmarks/run.py --only map      # a map step's cost per element against a chain step
     python benchmarks/run.py --only world --against b363cf6   # events/middleware per step; plain chain vs a revision
 
 Every figure is a median over repeated samples; every ratio compares against a baseline measured in the
@@ -38,6 +39,7 @@ import bench_dask  # noqa: E402
 import bench_fanout  # noqa: E402
 import bench_journal  # noqa: E402
 import bench_many_runs  # noqa: E402
+import bench_map  # noqa: E402
 import bench_mcp  # noqa: E402
 import bench_mcp_serve  # noqa: E402
 import bench_otel  # noqa: E402
@@ -57,6 +59,7 @@ BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
     bench_mcp.NAME: bench_mcp.run,
     bench_mcp_serve.NAME: bench_mcp_serve.run,
     bench_startup.NAME: bench_startup.run,
+    bench_map.NAME: bench_map.run,
 }
 DEFAULT_JSON = HERE / "results" / "latest.json"
 

@@ -21,8 +21,10 @@ def test_quick_benchmarks_run_and_report_ratios(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())
     names = json.dumps(report)
-    for benchmark in ("chain", "fan-out", "critical", "journal", "dask fan-out", "concurrent runs"):
+    for benchmark in ("chain", "fan-out", "critical", "journal", "dask fan-out", "concurrent runs", "map n="):
         assert benchmark in names.lower()
+    mapped = [row for row in report["rows"] if row["name"].startswith("map n=")]
+    assert all(row["baseline"] > 0 and row["ratio"] is not None for row in mapped)
     journal = [row for row in report["rows"] if row["name"].startswith("journal n=")]
     assert {row["name"].split("durability=")[-1] for row in journal} == {"process)", "power)"}
     assert all(row["baseline"] > 0 and row["measured"] > row["baseline"] for row in journal)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from flowkernel import (
     Flow,
     FlowInputError,
     Input,
+    Item,
     Ref,
     RunStatus,
     Step,
@@ -142,6 +144,37 @@ def test_concurrency_one_runs_sync_tools_inline_in_the_callers_thread() -> None:
 
     assert in_thread(go).status is RunStatus.SUCCEEDED
     assert seen == [caller[0], caller[0]]
+
+
+def test_concurrency_one_runs_map_and_sub_flow_elements_inline_too() -> None:
+    # The run's limit bounds every call of the tree (a map's own limit nests inside it), so a map step
+    # or a sub-flow needs no thread; with a timeout anywhere in the tree the calls still need one.
+    seen: list[int] = []
+
+    @tool
+    def where(x: Any = None) -> None:
+        seen.append(threading.get_ident())
+
+    child = Flow(name="child", steps=[Step(id="a", tool=where)])
+    steps = [
+        Step(id="m", tool=where, map=Input("xs"), arguments={"x": Item()}, max_concurrency=4),
+        Step(id="s", flow=child),
+        Step(id="e", flow=child, map=Input("xs"), arguments={}),
+    ]
+    caller: list[int] = []
+
+    def go(flow: Flow) -> Any:
+        caller.append(threading.get_ident())
+        return SyncDriver().run(flow, {"xs": [1, 2, 3]}, max_concurrency=1)
+
+    assert in_thread(partial(go, Flow(name="f", steps=steps))).status is RunStatus.SUCCEEDED
+    assert seen == [caller[0]] * 7
+    timed_child = Flow(name="child", steps=[Step(id="a", tool=where, arguments={"x": Input("xs")}, timeout=60)])
+    timed_sub_flow = Step(id="s", flow=timed_child, arguments={"xs": Input("xs")})
+    for slow in (steps[0].model_copy(update={"timeout": 60}), timed_sub_flow):
+        seen.clear()
+        assert in_thread(partial(go, Flow(name="f", steps=[slow]))).status is RunStatus.SUCCEEDED
+        assert caller[-1] not in seen
 
 
 @pytest.mark.parametrize("concurrency", [None, 2])

@@ -36,6 +36,7 @@ from flowkernel import (
 )
 from flowkernel.model import Fallback, RetryPolicy
 from flowkernel.model.retry import jitter_unit
+from flowkernel.model.step import holds_item
 
 from .support import RUN_ID, backup, echo, fail, finish, invoke, ok, start, statuses
 
@@ -581,3 +582,118 @@ def test_the_empty_batch_error_counts_the_calls_of_children() -> None:
     kernel, _ = start(mapped(), {"xs": [0]})
     with pytest.raises(ProtocolError, match=r"1 call\(s\) are outstanding \(m/item0@1\)"):
         kernel.send([])
+
+
+# ---- the map fast path agrees with the definition ---------------------------------------------------
+
+
+@tool
+def scaled(x: Any = None, k: Any = None, scale: Any = 1) -> Any:
+    if x == "bad":
+        raise ValueError(f"bad element (k={k})")
+    return {"x": x, "k": k, "scale": scale}
+
+
+class Point(BaseModel):
+    x: int
+
+
+@tool(input_model=Point)
+def modelled(x: int) -> int:
+    return x * 2
+
+
+AGREEING_MAPS = [
+    Step(id="m", tool=scaled, map=Input("xs"), arguments={"x": Item()}),
+    Step(
+        id="m",
+        tool=scaled,
+        map=Ref("rows", "items"),
+        arguments={"x": Item("v", default=0), "k": {"deep": [Item("w"), 1]}, "scale": Ref("rows", "scale")},
+        retry=RetryPolicy(max_attempts=2, initial_delay=0.5, jitter=0.3),
+        timeout=30,
+        on_error="continue",
+    ),
+    Step(id="m", tool=scaled, map=Input("xs"), arguments={"x": Item(), "k": [1, 2]}, on_error=Fallback(value=-1)),
+    Step(id="m", tool=modelled, map=Input("xs"), arguments={"x": Item()}, max_concurrency=2),
+    Step(id="m", flow=CHILD, map=Input("xs"), arguments={"p": Item(), "q": Input("k")}),
+]
+ITEMS: list[Any] = [1, {"v": 2, "w": 3}, {"w": None}, "bad", None, [4]]
+
+
+def _agreeing_parent(map_step: Step) -> Flow:
+    rows = Step(id="rows", tool=echo)
+    return Flow(name="p", steps=[rows, map_step, Step(id="after", tool=echo, arguments={"x": Ref("m")})])
+
+
+@pytest.mark.parametrize("map_step", AGREEING_MAPS, ids=lambda s: f"{s.target_name}-{sorted(s.arguments)}")
+def test_the_map_fast_path_compiles_the_plan_the_definition_does(map_step: Step) -> None:
+    from flowkernel.kernel.children import element_inputs, element_plan, map_flow
+    from flowkernel.model.refs import PathError
+
+    parent = _agreeing_parent(map_step)
+    outer = {name: f"resolved {name}" for name, value in map_step.arguments.items() if not holds_item(value)}
+    general_flow, general_inputs = map_flow(parent, map_step, ITEMS, outer)
+    element = parent.map_element(1)
+    fast, fast_inputs = element_plan(element, ITEMS), element_inputs(outer)
+    general = general_flow.plan
+    assert (element.name, element.version) == (general_flow.name, general_flow.version)
+    for field in ("step_ids", "deps", "dependents", "retry", "timeouts", "on_error", "conditions", "join_any"):
+        assert getattr(fast, field) == getattr(general, field), field
+    for field in ("map_sources", "plain", "reads_context"):
+        assert getattr(fast, field) == getattr(general, field), field
+    assert [(s.tool, s.flow) for s in fast.steps] == [(s.tool, s.flow) for s in general.steps]
+    assert [(s.retry_policy, s.timeout_seconds, s.on_error) for s in fast.steps] == [
+        (s.retry_policy, s.timeout_seconds, s.on_error) for s in general.steps
+    ]
+    outputs = [f"out{k}" for k in range(len(ITEMS))]
+    whole = outputs.__getitem__  # what a getter of None reads: the step's whole output
+    assert [(name, i, get(outputs, {}) if get else whole(i)) for name, i, get in fast.outputs] == [
+        (name, i, get(outputs, {}) if get else whole(i)) for name, i, get in general.outputs
+    ]
+
+    def resolved(plan: Any, k: int, inputs: dict[str, Any]) -> Any:
+        try:
+            return plan.resolvers[k](outputs, inputs)
+        except PathError as exc:
+            return str(exc)
+
+    for k in range(len(ITEMS)):
+        assert resolved(fast, k, fast_inputs) == resolved(general, k, general_inputs), k
+
+
+@pytest.mark.parametrize("map_step", AGREEING_MAPS, ids=lambda s: f"{s.target_name}-{sorted(s.arguments)}")
+def test_a_map_step_runs_as_the_flow_the_definition_builds(map_step: Step) -> None:
+    from flowkernel.host import call_sync
+    from flowkernel.kernel.children import map_flow
+
+    def drive_inline(kernel: Any) -> ExecutionResult:
+        """Every call answered at once, in order, by calling the tool (timers fire at once)."""
+        commands = kernel.send(None)
+        try:
+            while True:
+                batch: list[Any] = []
+                for command in commands:
+                    if isinstance(command, Invoke):
+                        batch.append(call_sync(command, lambda: 0.0))  # (no clock: timeouts never fire)
+                    elif isinstance(command, StartTimer) and command.call_id.endswith("/backoff"):
+                        batch.append(TimerFired(command.call_id))
+                    elif isinstance(command, Cancel):
+                        batch.append(Cancelled(command.call_id))
+                commands = kernel.send(batch)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    parent = _agreeing_parent(map_step)
+    rows = {"items": ITEMS, "scale": 3}
+    inputs = {"xs": ITEMS, "k": 7} if "q" in map_step.arguments else {"xs": ITEMS}
+    if isinstance(map_step.map, Ref):
+        inputs = {}
+        parent = Flow(name="p", steps=[Step(id="rows", tool=tool(lambda: rows, name="rows")), *parent.steps[1:]])
+    whole = drive_inline(run_flow(parent, inputs, RunOptions(RUN_ID, 3)))
+    fast, outer = whole.step("m").subflow, whole.step("m").input
+    assert fast is not None
+    assert outer is not None
+    general_flow, general_inputs = map_flow(parent, parent.steps[1], ITEMS, outer)
+    general = drive_inline(run_flow(general_flow, general_inputs, RunOptions(f"{RUN_ID}/m", 3)))
+    assert fast.canonical() == general.canonical()

@@ -109,3 +109,17 @@ def test_sources_without_a_default_keep_their_repr_and_hash() -> None:
     assert hash(Ref("a", "b", default=[1])) == hash(Ref("a", "b"))  # an unhashable default is fine
     assert Ref("a", "b", default=None) != Ref("a", "b")
     assert pickle.loads(pickle.dumps(Ref("a", "b"))).default is MISSING
+
+
+def test_an_element_whose_item_path_selects_nothing_names_the_element_and_item() -> None:
+    # Regression: the message named the map's internal input ('flow input 'item1'') and told the user
+    # to give Input(..., default=...), a source they never wrote.
+    each = [Step(id="use", tool=shout, map=Input("rows"), arguments={"s": Item("name")})]
+    [error] = SyncDriver().run(Flow(name="m", steps=each), {"rows": [{"name": "a"}, {}]}).errors
+    assert error.message == (
+        "element 1 failed: path 'name' selects nothing (null) in the element;"
+        " give Item(..., default=...) the value to use then"
+    )
+    inner = SyncDriver().run(Flow(name="m", steps=each), {"rows": [{}]}).step("use").subflow
+    assert inner is not None
+    assert inner.errors[0].message.startswith("path 'name' selects nothing (null) in the element;")

@@ -26,7 +26,8 @@ def prepare_inputs(flow: Flow, inputs: Mapping[str, Any] | None) -> dict[str, An
     known = flow.plan.input_names if model is None else tuple(model.model_fields)
     problems = []
     if model is None or model.model_config.get("extra") != "allow":
-        problems = [Problem(f"inputs.{name}", _unknown_input(name, known)) for name in given if name not in known]
+        taken = frozenset(known)  # not the tuple: n inputs would cost n² comparisons
+        problems = [Problem(f"inputs.{name}", _unknown_input(name, known)) for name in given if name not in taken]
     if model is None:
         problems += [Problem(f"inputs.{name}", "missing input") for name in known if name not in given]
         validated = given

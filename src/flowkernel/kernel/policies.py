@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from ..errors import ProtocolError
 from ..events import AttemptFailed, RetryScheduled
 from ..model.flow import Flow
+from ..model.plan import FlowPlan
 from ..model.policies import Fallback
 from ..model.retry import jitter_unit
 from ..model.tool import Tool
@@ -34,9 +35,16 @@ _RETRYABLE_KINDS = (ErrorKind.TOOL, ErrorKind.OUTPUT_VALIDATION)
 class PolicyTable(StepTable):
     """Calls and timers outstanding; failures, timers and fallbacks, settled by the step's policies."""
 
-    def __init__(self, flow: Flow, inputs: dict[str, Any], options: RunOptions, place: Place | None = None) -> None:
-        super().__init__(flow, inputs, options, place)
-        self._tools = [cast(Tool, step.tool) for step in flow.steps]  # None for sub-flow steps: never invoked
+    def __init__(
+        self,
+        flow: Flow,
+        inputs: dict[str, Any],
+        options: RunOptions,
+        place: Place | None = None,
+        plan: FlowPlan | None = None,
+    ) -> None:
+        super().__init__(flow, inputs, options, place, plan)
+        self._tools = [cast(Tool, step.tool) for step in self._plan.steps]  # None for sub-flow steps: never invoked
         self._index = {step_id: i for i, step_id in enumerate(self._plan.step_ids)}
         self._calls: dict[str, int] = {}  # invokes in flight -> step index (these count against the limit)
         self._fallback_calls: dict[str, int] = {}  # fallback tools in flight -> step index

@@ -24,10 +24,11 @@ from pydantic import ValidationError
 from ..errors import FlowInputError, ProtocolError
 from ..events import StepStarted
 from ..model.flow import Flow
+from ..model.plan import FlowPlan
 from ..model.refs import PathError, is_truthy, select
 from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, Returned, StartTimer, StopRun
 from ..result import AttemptRecord, AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus
-from .children import child_call, child_outcome, map_flow, prefixed
+from .children import child_call, child_outcome, element_inputs, element_plan, prefixed, renamed
 from .inputs import prepare_inputs
 from .isolation import IMMUTABLE, isolated
 from .options import RunOptions
@@ -69,8 +70,15 @@ def drive(state: RunState) -> KernelGenerator:
 class RunState(PolicyTable):
     """One run: dispatch, completions, runs inside the run, stopping; no I/O anywhere."""
 
-    def __init__(self, flow: Flow, inputs: dict[str, Any], options: RunOptions, place: Place | None = None) -> None:
-        super().__init__(flow, inputs, options, place)
+    def __init__(
+        self,
+        flow: Flow,
+        inputs: dict[str, Any],
+        options: RunOptions,
+        place: Place | None = None,
+        plan: FlowPlan | None = None,
+    ) -> None:
+        super().__init__(flow, inputs, options, place, plan)
         self._limit = options.max_concurrency or _UNBOUNDED
         self._children: dict[str, tuple[int, RunState, int | None]] = {}  # step id -> (index, run, elements)
 
@@ -148,7 +156,7 @@ class RunState(PolicyTable):
                 self._on_fallback_done(self._fallback_calls.pop(call_id), call_id, completion, commands)
             elif (routed := child_call(call_id, self._children)) is not None:
                 child_batches = child_batches or {}
-                child_batches.setdefault(routed[0], []).append(completion._replace(call_id=routed[1]))  # type: ignore[call-arg]
+                child_batches.setdefault(routed[0], []).append(renamed(completion, routed[1]))
             else:
                 raise self._unknown_call(completion)
         for step_id, batch in (child_batches or {}).items():
@@ -190,6 +198,8 @@ class RunState(PolicyTable):
     def _dispatch(self, commands: list[Command], before: int = _UNBOUNDED) -> None:
         """Start ready steps (those declared before ``before``), lowest declaration index first, while this
         run's limit and the root run's (``slots``: calls in flight in the whole tree, and the limit) allow."""
+        if not self._ready:  # common in a tree of runs, where every run is asked after every batch
+            return
         ready, calls, state, limit = self._ready, self._calls, self._state, self._limit
         step_ids, tools, timeouts, plain = self._plan.step_ids, self._tools, self._plan.timeouts, self._plan.plain
         run_id, slots, immutable = self.place.run_id, self._slots, IMMUTABLE
@@ -281,8 +291,9 @@ class RunState(PolicyTable):
 
     def _start_child(self, i: int, arguments: dict[str, Any], commands: list[Command]) -> None:
         """Start a sub-flow step, or a map step over the list its source gives."""
-        step, step_id = self.flow.steps[i], self._plan.step_ids[i]
+        step, step_id = self._plan.steps[i], self._plan.step_ids[i]
         elements: int | None = None
+        plan: FlowPlan | None = None
         if step.map is not None:
             source = self._plan.map_sources[i]
             assert source is not None
@@ -300,10 +311,17 @@ class RunState(PolicyTable):
                 self._succeed(i)
                 return
             elements = len(items)
-            flow, inputs = map_flow(self.flow, step, list(items), arguments)
+            flow = self.flow.map_element(i)  # built and validated once, with the flow
+            plan, inputs = element_plan(flow, items), element_inputs(arguments)  # (inputs of our own: no check)
         else:
             assert step.flow is not None
-            flow, inputs = step.flow, arguments
+            flow = step.flow
+            try:
+                inputs = prepare_inputs(flow, arguments)
+            except FlowInputError as exc:
+                message = "; ".join(str(problem) for problem in exc.problems)
+                self._give_up(i, ErrorInfo(ErrorKind.INPUT_VALIDATION, "FlowInputError", message, step_id), commands)
+                return
         options = RunOptions(
             run_id=f"{self.options.run_id}/{step_id}",
             max_concurrency=step.max_concurrency or self.options.max_concurrency,
@@ -311,12 +329,7 @@ class RunState(PolicyTable):
             events=self._emit,
         )
         place = self.place.child(self._paths[i] if self._emit else step_id, step_id, elements is not None)
-        try:
-            child = RunState(flow, prepare_inputs(flow, inputs), options, place)
-        except FlowInputError as exc:
-            message = "; ".join(str(problem) for problem in exc.problems)
-            self._give_up(i, ErrorInfo(ErrorKind.INPUT_VALIDATION, "FlowInputError", message, step_id), commands)
-            return
+        child = RunState(flow, inputs, options, place, plan)
         self._state[i] = RUNNING
         self._children[step_id] = (i, child, elements)
         if self._emit:
@@ -337,7 +350,7 @@ class RunState(PolicyTable):
         if result.status == RunStatus.CANCELLED:
             self._cancel(i)
             return
-        output, error = child_outcome(self.flow.steps[i], result, elements)
+        output, error = child_outcome(step_id, result, elements)
         status = AttemptStatus.SUCCEEDED if error is None else AttemptStatus.FAILED
         self._record(i, status, None, None, error)
         if error is None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..events import StepCancelled, StepFinished, StepSkipped
 from ..model.flow import Flow
+from ..model.plan import FlowPlan
 from ..model.refs import PathError
 from ..result import AttemptRecord, AttemptStatus, ErrorInfo, ExecutionResult, RunStatus, StepRecord
 from .options import RunOptions
@@ -28,8 +29,17 @@ _new_finished = partial(tuple.__new__, StepFinished)
 class StepTable:
     """Every step's state, outputs, arguments, errors and attempts; transitions that settle steps."""
 
-    def __init__(self, flow: Flow, inputs: dict[str, Any], options: RunOptions, place: Place | None = None) -> None:
-        plan = flow.plan
+    def __init__(
+        self,
+        flow: Flow,
+        inputs: dict[str, Any],
+        options: RunOptions,
+        place: Place | None = None,
+        plan: FlowPlan | None = None,
+    ) -> None:
+        """Run ``flow`` (its name, version and policies) by ``plan``: the flow's own, unless given (a map
+        step's elements: ``flow`` is the element flow, ``plan`` its expansion to every element)."""
+        plan = plan or flow.plan
         n = len(plan.step_ids)
         self.flow = flow
         self.inputs = inputs
@@ -174,6 +184,9 @@ class StepTable:
         outputs = {}
         for name, i, getter in plan.outputs:
             if state[i] == SUCCEEDED:
+                if getter is None:
+                    outputs[name] = self._outputs[i]
+                    continue
                 try:
                     outputs[name] = getter(self._outputs, self.inputs)
                 except PathError:

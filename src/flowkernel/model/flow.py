@@ -14,11 +14,14 @@ from .policies import ContextPolicy, Fallback
 from .refs import Ref
 from .resource import Resource
 from .schemas import flow_input_schema, flow_output_schema
-from .step import Step
+from .step import Step, element_step
 from .tool import Tool
 from .validation import find_problems
 
-__all__ = ("Flow",)
+__all__ = ("ELEMENT", "Flow")
+
+ELEMENT = "item"
+"""The id of the step in a map step's element flow, and the input holding its element."""
 
 
 class Flow(CheckedModel):
@@ -43,6 +46,7 @@ class Flow(CheckedModel):
     resources: tuple[Resource[Any], ...] = ()
     """Resources the run opens when it starts and closes when it ends (see :class:`Resource`)."""
     _plan: FlowPlan = PrivateAttr()
+    _elements: dict[int, Flow] = PrivateAttr()
 
     @classmethod
     def _error(cls, data: Mapping[str, Any], problems: tuple[Problem, ...]) -> FlowKernelError:
@@ -55,12 +59,31 @@ class Flow(CheckedModel):
         if problems:
             raise FlowValidationError(self.name, tuple(problems))
         self._plan = compile_plan(self.steps, self.outputs)
+        self._elements = {
+            i: Flow(
+                name=f"{self.name}.{step.id}",
+                version=self.version,
+                steps=[element_step(step, ELEMENT)],
+                outputs={ELEMENT: Ref(ELEMENT)},
+            )
+            for i, step in enumerate(self.steps)
+            if step.map is not None
+        }
         return self
 
     @property
     def plan(self) -> FlowPlan:
         """The compiled structure the kernel executes."""
         return self._plan
+
+    def map_element(self, i: int) -> Flow:
+        """The flow that one element of map step ``i`` runs: its one step ``item`` calls the map step's
+        tool (or sub-flow) on the input ``item`` (see :func:`~flowkernel.model.step.element_step`).
+
+        Built and validated once, with this flow; a run expands its plan to all the elements
+        (:func:`flowkernel.kernel.children.element_plan`) rather than building a flow per element.
+        """
+        return self._elements[i]
 
     def tools(self) -> Iterator[tuple[str, Tool]]:
         """Every tool the flow may call, with where it is: steps, fallbacks, sub-flows (depth first)."""
@@ -76,10 +99,13 @@ class Flow(CheckedModel):
 
     @property
     def runs_inline_safely(self) -> bool:
-        """Whether a driver may call this flow's tools one by one in its own thread: no timeouts to
-        enforce (here or in sub-flows) and no sub-flow or map step with a concurrency of its own."""
+        """Whether a driver whose run has a limit of one call may call the tools one by one in its own
+        thread: no timeout to enforce, here or in sub-flows. Sub-flow and map steps qualify whatever
+        their own ``max_concurrency``: the run's limit bounds every call of the run (one count for the
+        whole tree of runs, docs/design.md §7h), so they too run one call at a time."""
         return not any(
-            step.timeout_seconds is not None or step.flow is not None or step.map is not None for step in self.steps
+            step.timeout_seconds is not None or (step.flow is not None and not step.flow.runs_inline_safely)
+            for step in self.steps
         )
 
     @property

@@ -37,11 +37,16 @@ class FlowPlan:
     """Everything the kernel needs about a flow's structure, indexed by declaration position."""
 
     step_ids: tuple[str, ...]
+    steps: tuple[Step, ...]
+    """The step at each position. A map step's elements all run one step (see ``Flow.map_element``),
+    under the ids ``step_ids`` gives them: the kernel names steps by ``step_ids``, never by ``Step.id``."""
     deps: tuple[tuple[int, ...], ...]
     dependents: tuple[tuple[int, ...], ...]
     resolvers: tuple[Resolver, ...]
     input_names: tuple[str, ...]
-    outputs: tuple[tuple[str, int, Getter], ...]
+    outputs: tuple[tuple[str, int, Getter | None], ...]
+    """The flow's outputs: (name, the step giving it, what reads it from the step's output); ``None``
+    reads the whole output (a map's elements: one getter fewer to build per element)."""
     retry: tuple[RetryPolicy | None, ...]
     timeouts: tuple[float | None, ...]
     on_error: tuple[ErrorPolicy, ...]
@@ -74,6 +79,7 @@ def compile_plan(steps: Sequence[Step], outputs: Mapping[str, Ref] | None) -> Fl
             input_names.update(dict.fromkeys(sorted(condition_names(condition.expression)[0]["inputs"])))
     return FlowPlan(
         step_ids=tuple(index),
+        steps=tuple(steps),
         deps=deps,
         dependents=tuple(tuple(users) for users in dependents),
         resolvers=tuple(_compile_arguments(_outer_arguments(step), index) for step in steps),

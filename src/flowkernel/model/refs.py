@@ -19,6 +19,7 @@ from pydantic import BaseModel
 __all__ = (
     "MISSING",
     "Context",
+    "ElementInput",
     "Input",
     "Item",
     "PathError",
@@ -115,6 +116,16 @@ class Item:
         return f"Item(path={self.path!r}{_default_repr(self.default)})"
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class ElementInput(Input):
+    """An :class:`Item` as the step running one element of a map step reads it: the input holding that
+    element. It reads like any ``Input``; only a path that selects nothing is reported as the user wrote
+    it (in the element, ``Item(..., default=...)``), not as the map's own input (``item3``)."""
+
+    def __repr__(self) -> str:
+        return f"ElementInput(name={self.name!r}, path={self.path!r}{_default_repr(self.default)})"
+
+
 def _default_repr(default: Any) -> str:
     """Nothing without a default, so reprs (and the flow fingerprints built from them) stay as they were."""
     return "" if default is MISSING else f", default={default!r}"
@@ -122,17 +133,17 @@ def _default_repr(default: Any) -> str:
 
 def nothing_selected(source: Ref | Input | Context | Item) -> str:
     """The message of the argument error when ``source``'s path selects nothing."""
+    kind = type(source).__name__
     if isinstance(source, Ref):
         where = f"the output of step {source.step!r}"
+    elif isinstance(source, ElementInput | Item):
+        where, kind = "the element", "Item"
     elif isinstance(source, Input):
         where = f"flow input {source.name!r}"
-    elif isinstance(source, Context):
-        where = "the step's context"
     else:
-        where = "the element"
+        where = "the step's context"
     return (
-        f"path {source.path!r} selects nothing (null) in {where}; give {type(source).__name__}(..., default=...)"
-        " the value to use then"
+        f"path {source.path!r} selects nothing (null) in {where}; give {kind}(..., default=...) the value to use then"
     )
 
 

@@ -10,14 +10,14 @@ from pydantic import ConfigDict, Field, model_validator
 from ..errors import Problem
 from .checked import MAX_SECONDS, WHOLE, CheckedModel
 from .policies import ErrorPolicy
-from .refs import Input, Item, Ref
+from .refs import ElementInput, Input, Item, Ref
 from .retry import RetryPolicy
 from .tool import Tool
 
 if TYPE_CHECKING:
     from .flow import Flow
 
-__all__ = ("STEP_ID_PATTERN", "Step", "holds", "holds_item", "walk_sources")
+__all__ = ("STEP_ID_PATTERN", "Step", "element_step", "holds", "holds_item", "walk_sources")
 
 STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
 """Step ids are identifiers (dots and dashes allowed), so call ids built from them stay unambiguous."""
@@ -122,3 +122,34 @@ def holds(value: Any, kind: type) -> bool:
     if isinstance(value, list | tuple):
         return any(holds(v, kind) for v in value)
     return False
+
+
+def element_step(step: Step, name: str) -> Step:
+    """The step that runs one element of map step ``step``, as step ``name`` of the elements' flow.
+
+    It calls the map step's tool (or sub-flow) with the same retry, timeout and error policies; an
+    argument holding :class:`Item` reads the element from the input ``name``, every other argument the
+    input ``arg_<argument>`` (the map step resolves those once, for all its elements).
+    """
+    return Step(
+        id=name,
+        tool=step.tool,
+        flow=step.flow,
+        arguments={
+            argument: _with_element(value, name) if holds_item(value) else Input(f"arg_{argument}")
+            for argument, value in step.arguments.items()
+        },
+        retry=step.retry,
+        timeout=step.timeout,
+        on_error=step.on_error,
+    )
+
+
+def _with_element(value: Any, name: str) -> Any:
+    if isinstance(value, Item):
+        return ElementInput(name, value.path, default=value.default)
+    if isinstance(value, dict):
+        return {key: _with_element(item, name) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_with_element(item, name) for item in value)
+    return value
