@@ -75,14 +75,6 @@ class Flow(CheckedModel):
                     yield f"{where}.flow.{inner}", tool
 
     @property
-    def runs_inline_safely(self) -> bool:
-        """Whether a driver may call this flow's tools one by one in its own thread: no timeouts to
-        enforce (here or in sub-flows) and no sub-flow or map step with a concurrency of its own."""
-        return not any(
-            step.timeout_seconds is not None or step.flow is not None or step.map is not None for step in self.steps
-        )
-
-    @property
     def depth(self) -> int:
         """How deep sub-flows nest in this flow (1 without sub-flows)."""
         return 1 + max((step.flow.depth for step in self.steps if step.flow is not None), default=0)
