@@ -5,6 +5,7 @@
     python benchmarks/run.py --only chain    # one benchmark (repeat --only for several)
     python benchmarks/run.py --only journal  # the journal's cost per step (about 2.5 minutes)
     python benchmarks/run.py --only otel     # OpenTelemetry tracing's cost per step
+    python benchmarks/run.py --only sync_default   # the sync driver at default settings vs inline (~1 minute)
     python benchmarks/run.py --only world --against b363cf6   # events/middleware per step; plain chain vs a revision
 
 Every figure is a median over repeated samples; every ratio compares against a baseline measured in the
@@ -38,6 +39,7 @@ import bench_journal  # noqa: E402
 import bench_many_runs  # noqa: E402
 import bench_mcp  # noqa: E402
 import bench_otel  # noqa: E402
+import bench_sync_default  # noqa: E402
 import bench_world  # noqa: E402
 from _harness import Config, Row, format_table, log  # noqa: E402
 
@@ -51,6 +53,7 @@ BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
     bench_otel.NAME: bench_otel.run,
     bench_world.NAME: bench_world.run,
     bench_mcp.NAME: bench_mcp.run,
+    bench_sync_default.NAME: bench_sync_default.run,
 }
 DEFAULT_JSON = HERE / "results" / "latest.json"
 
