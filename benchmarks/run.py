@@ -8,6 +8,7 @@
     python benchmarks/run.py --only mcp_serve   # a served flow's MCP round trip vs a plain tool's
     python benchmarks/run.py --only startup  # import flowkernel and flowkernel run, fresh processes (~30 s)
     python benchmarks/run.py --only map      # a map step's cost per element against a chain step
+    python benchmarks/run.py --only sync_default   # the sync driver at default settings vs inline (~1 minute)
     python benchmarks/run.py --only world --against b363cf6   # events/middleware per step; plain chain vs a revision
 
 Every figure is a median over repeated samples; every ratio compares against a baseline measured in the
@@ -44,6 +45,7 @@ import bench_mcp  # noqa: E402
 import bench_mcp_serve  # noqa: E402
 import bench_otel  # noqa: E402
 import bench_startup  # noqa: E402
+import bench_sync_default  # noqa: E402
 import bench_world  # noqa: E402
 from _harness import Config, Row, format_table, log  # noqa: E402
 
@@ -60,6 +62,7 @@ BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
     bench_mcp_serve.NAME: bench_mcp_serve.run,
     bench_startup.NAME: bench_startup.run,
     bench_map.NAME: bench_map.run,
+    bench_sync_default.NAME: bench_sync_default.run,
 }
 DEFAULT_JSON = HERE / "results" / "latest.json"
 

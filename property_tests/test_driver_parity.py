@@ -84,6 +84,18 @@ def test_timeouts_that_fire_agree_with_the_oracle(drivers: dict[str, Driver], sh
     check()
 
 
+@examples(1.0)
+@given(scenario=st.one_of(scenarios(max_steps=12, max_deps=1), scenarios(), scenarios(max_steps=6, timeouts_fire=True)))
+def test_inline_lone_calls_agree_with_threads(scenario: Scenario) -> None:
+    """The sync driver's fast path (a call alone in flight runs in the caller's thread:
+    ``flowkernel_sync.runs_inline``) gives the oracle's result, as the same driver does with a thread
+    for every call; chains take the fast path at every step, wider flows whenever they narrow to one call."""
+    from flowkernel_sync import SyncDriver
+
+    drivers = {"sync": SyncDriver(), "sync, threads only": SyncDriver(inline_lone_calls=False)}
+    assert_parity(scenario, drivers, limits=(1, 2, None))
+
+
 @pytest.mark.parametrize(("drivers", "share"), LANES)
 def test_fail_fast_keeps_what_stays_deterministic(drivers: dict[str, Driver], share: float) -> None:
     """fail_fast is the documented exception to the contract: which steps finish before the stop depends

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import signal
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from flowkernel import (
 )
 from flowkernel.events import StepStarted
 from flowkernel.host import UnsupportedToolError, partial_result
-from flowkernel_sync import SyncDriver, loop_thread
+from flowkernel_sync import SyncDriver, loop_thread, runs_inline
 
 from .support import TIMEOUT, TOOL_ERRORS, Abort, Gauge, Point, after, failing_flow, in_thread, raising
 
@@ -175,6 +176,119 @@ def test_concurrency_one_runs_map_and_sub_flow_elements_inline_too() -> None:
         seen.clear()
         assert in_thread(partial(go, Flow(name="f", steps=[slow]))).status is RunStatus.SUCCEEDED
         assert caller[-1] not in seen
+
+
+@pytest.mark.parametrize(
+    ("calls", "others_in_flight", "completions_waiting", "inline"),
+    [
+        (1, 0, False, True),  # a chain's step: alone in flight
+        (2, 0, False, False),  # two calls at once: concurrency needs threads
+        (1, 1, False, False),  # its own timeout timer, the deadline's, a backoff, or another call
+        (1, 0, True, False),  # a completion the kernel has not seen may start another call
+        (0, 0, False, False),
+    ],
+)
+def test_a_sync_call_runs_inline_only_when_it_is_alone_in_flight(
+    calls: int, others_in_flight: int, completions_waiting: bool, inline: bool
+) -> None:
+    assert runs_inline(calls, others_in_flight, completions_waiting) is inline
+
+
+def _threads_of(flow: Flow, driver: SyncDriver | None = None, **options: Any) -> dict[str, str]:
+    """Which thread ran each step's tool: ``caller`` or ``pool`` (tools return their thread's name)."""
+    caller: list[str] = []
+
+    def go() -> Any:
+        caller.append(threading.current_thread().name)
+        return (driver or SyncDriver()).run(flow, **options)
+
+    result = in_thread(go)
+    assert result.status is RunStatus.SUCCEEDED, result.errors
+    names = {step.id: step.output for step in result.steps}
+    assert all(name == caller[0] or name.startswith("flowkernel-tool") for name in names.values()), names
+    return {step: "caller" if name == caller[0] else "pool" for step, name in names.items()}
+
+
+@tool
+def thread_name(x: Any = None) -> str:
+    return threading.current_thread().name
+
+
+LONE_AND_CONCURRENT = Flow(
+    name="lone-and-concurrent",
+    steps=[
+        Step(id="a", tool=thread_name),
+        Step(id="b", tool=thread_name, arguments={"x": Ref("a")}, timeout=TIMEOUT),
+        Step(id="c", tool=thread_name, arguments={"x": Ref("b")}),
+        Step(id="d", tool=thread_name, arguments={"x": Ref("c")}),
+        Step(id="e", tool=thread_name, arguments={"x": Ref("c")}),
+    ],
+)
+
+
+@pytest.mark.parametrize("limit", [None, 1, 3])
+def test_a_call_alone_in_flight_runs_in_the_callers_thread_the_rest_in_threads(limit: int | None) -> None:
+    """Issue 12: at default settings a chain's calls cost a thread hand-off each; now a call runs inline
+    when nothing else is in flight, and in a thread when it has a timeout or runs beside another call."""
+    wide = "pool" if limit != 1 else "caller"  # d and e run one at a time at max_concurrency=1
+    expected = {"a": "caller", "b": "pool", "c": "caller", "d": wide, "e": wide}
+    assert _threads_of(LONE_AND_CONCURRENT, max_concurrency=limit) == expected
+
+
+def test_with_a_deadline_or_without_inline_lone_calls_every_sync_call_gets_a_thread() -> None:
+    everywhere = dict.fromkeys("abcde", "pool")
+    assert _threads_of(LONE_AND_CONCURRENT, deadline=TIMEOUT) == everywhere
+    assert _threads_of(LONE_AND_CONCURRENT, SyncDriver(inline_lone_calls=False), max_concurrency=1) == everywhere
+
+
+def test_a_lone_call_with_a_timeout_is_still_released_at_its_timeout(release: threading.Event) -> None:
+    @tool
+    def hangs(x: int) -> int:
+        release.wait(TIMEOUT)
+        return x
+
+    flow = Flow(
+        name="f",
+        steps=[
+            Step(id="a", tool=thread_name),
+            Step(id="hangs", tool=hangs, arguments={"x": 1}, after=["a"], timeout=0.05),
+        ],
+    )
+    started = time.monotonic()
+    result = run(flow)
+    assert time.monotonic() - started < TIMEOUT / 2
+    assert result.step("hangs").error.type == "TimeoutError"
+    assert not release.is_set()
+
+
+marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="unset")
+
+
+@pytest.mark.parametrize("limit", [None, 1, 2])
+def test_a_contextvar_a_tool_sets_stays_in_its_call(limit: int | None) -> None:
+    """docs/world.md promises it; inline calls (``max_concurrency=1``) ran in the caller's own context, so
+    the next tool and the caller saw the value."""
+
+    @tool
+    def sets() -> str:
+        marker.set("set by a tool")
+        return marker.get()
+
+    @tool
+    def reads(x: str) -> str:
+        return marker.get()
+
+    flow = Flow(
+        name="f", steps=[Step(id="sets", tool=sets), Step(id="reads", tool=reads, arguments={"x": Ref("sets")})]
+    )
+
+    def go() -> tuple[Any, str]:
+        return SyncDriver().run(flow, max_concurrency=limit), marker.get()
+
+    result, after_the_run = in_thread(go)
+    assert result.step("sets").output == "set by a tool"
+    assert result.step("reads").output == "unset"
+    assert after_the_run == "unset"
 
 
 @pytest.mark.parametrize("concurrency", [None, 2])
@@ -511,7 +625,8 @@ def test_ctrl_c_whose_signal_reaches_a_tool_thread_still_stops_the_run_at_once(r
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt) as excinfo:
-            SyncDriver().run(Flow(name="f", steps=[Step(id="t", tool=signals_itself)]))
+            # A lone call would run inline in the caller's thread: this test is about a tool's thread.
+            SyncDriver(inline_lone_calls=False).run(Flow(name="f", steps=[Step(id="t", tool=signals_itself)]))
     finally:
         signal.signal(signal.SIGINT, previous)
     assert not release.is_set()  # the run ended while the tool still waited
@@ -544,6 +659,45 @@ def test_ctrl_c_during_an_inline_tool_gives_a_partial_result() -> None:
         pytest.fail(f"expected KeyboardInterrupt with a partial result, got {exc!r}")
     else:
         pytest.fail("expected KeyboardInterrupt")
+
+
+@pytest.mark.parametrize("limit", [None, 1])
+def test_ctrl_c_that_an_inline_tool_swallows_still_stops_the_run(limit: int | None) -> None:
+    """Inline, Ctrl-C lands in the tool as KeyboardInterrupt; a tool that catches it (``except
+    BaseException``) kept the run going at max_concurrency=1, where threads would have stopped it."""
+    main = threading.main_thread().ident
+    assert main is not None
+    ran: list[str] = []
+
+    @tool
+    def swallows() -> str:
+        try:
+            signal.pthread_kill(main, signal.SIGINT)  # Ctrl-C, in the caller's thread: this one
+            time.sleep(TIMEOUT)
+        except BaseException:
+            return "swallowed"
+        return "not interrupted"
+
+    @tool
+    def later(x: str) -> None:
+        ran.append(x)
+
+    flow = Flow(
+        name="f",
+        steps=[Step(id="swallows", tool=swallows), Step(id="later", tool=later, arguments={"x": Ref("swallows")})],
+    )
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt) as excinfo:
+            SyncDriver().run(flow, max_concurrency=limit)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert ran == []
+    result = partial_result(excinfo.value)
+    assert result is not None
+    assert result.status is RunStatus.CANCELLED
+    assert result.step("swallows").output == "swallowed"
+    assert result.step("later").status is StepStatus.CANCELLED
 
 
 CTRL_C_SCRIPT = """
@@ -623,7 +777,7 @@ def test_cancelled_timers_do_not_pile_up_in_the_sync_backend() -> None:
     from flowkernel import Cancel, StartTimer
     from flowkernel_sync import _SyncBackend
 
-    backend = _SyncBackend(inline=True, max_workers=1)
+    backend = _SyncBackend(max_workers=1)
     for k in range(200):
         backend.start_timer(StartTimer(f"s{k}@1/timeout", 1e6))
         backend.cancel(Cancel(f"s{k}@1/timeout"))

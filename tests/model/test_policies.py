@@ -265,8 +265,6 @@ def test_the_plan_holds_the_policies_in_force() -> None:
     )
     assert flow.plan.retry == (tool_policy, step_policy, None)
     assert flow.plan.timeouts == (7, 1, None)
-    assert not flow.runs_inline_safely
-    assert Flow(name="g", steps=[Step(id="c", tool=echo)]).runs_inline_safely
 
 
 @pytest.mark.parametrize("bad", [0, -1])

@@ -78,7 +78,12 @@ class Backend(ABC):
         handle = self._live.pop(command.call_id, None)
         if handle is not None:
             handle.cancel()
-            self.post(Cancelled(command.call_id))
+            self.post_here(Cancelled(command.call_id))
+
+    def post_here(self, completion: Completion) -> None:
+        """Hand over a completion made in the thread that dispatches commands (the answer to a ``Cancel``):
+        :meth:`post`, unless the backend keeps those apart from what other threads post."""
+        self.post(completion)
 
     def is_live(self, call_id: str) -> bool:
         """Whether a call has started and not been answered yet."""

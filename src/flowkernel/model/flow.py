@@ -98,17 +98,6 @@ class Flow(CheckedModel):
                     yield f"{where}.flow.{inner}", tool
 
     @property
-    def runs_inline_safely(self) -> bool:
-        """Whether a driver whose run has a limit of one call may call the tools one by one in its own
-        thread: no timeout to enforce, here or in sub-flows. Sub-flow and map steps qualify whatever
-        their own ``max_concurrency``: the run's limit bounds every call of the run (one count for the
-        whole tree of runs, docs/design.md §7h), so they too run one call at a time."""
-        return not any(
-            step.timeout_seconds is not None or (step.flow is not None and not step.flow.runs_inline_safely)
-            for step in self.steps
-        )
-
-    @property
     def depth(self) -> int:
         """How deep sub-flows nest in this flow (1 without sub-flows)."""
         return 1 + max((step.flow.depth for step in self.steps if step.flow is not None), default=0)

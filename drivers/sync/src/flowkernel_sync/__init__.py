@@ -1,8 +1,10 @@
 """The sync driver: plain Python, for scripts. The embedded default.
 
-Concurrency 1 calls sync tools inline in the caller's thread (no thread hop at all); above 1 they run in
-a pool of daemon threads. Async tools run on one long-lived event loop in a helper thread. A thread
-cannot be killed: cancelling a sync tool releases the caller at once and discards the late result.
+A sync call that is the only thing a run has in flight (a chain's step, at any concurrency limit) runs
+inline in the caller's thread, with no thread hop; the rest run in a pool of daemon threads, built when a
+run first needs one (see :func:`runs_inline`). Async tools run on one long-lived event loop in a helper
+thread. A thread cannot be killed: cancelling a sync tool releases the caller at once and discards the
+late result.
 
 asyncio and the loop thread (``loop_thread``) are imported on first need (an async tool, or resources to
 open), not with the driver: a run of sync tools, the command line's usual case, never loads asyncio.
@@ -10,6 +12,7 @@ open), not with the driver: a run of sync tools, the command line's usual case, 
 
 from __future__ import annotations
 
+import contextvars
 import heapq
 import queue
 import time
@@ -47,13 +50,45 @@ SIGNAL_POLL = 0.05
 """The longest the caller's thread sleeps waiting for completions before it looks for a pending Ctrl-C."""
 
 
+def runs_inline(calls: int, others_in_flight: int, completions_waiting: bool) -> bool:
+    """Whether the sync calls a batch started may run inline, in the caller's thread, rather than in
+    threads: only when the batch started exactly one sync call (``calls``), nothing else is in flight
+    (``others_in_flight``: no other call, no timer of any kind) and nothing another thread posted waits
+    to be taken (``completions_waiting``: a call that just finished, a Ctrl-C's stop; the kernel must
+    see those first, they may start calls or stop the run).
+
+    Inline, the caller's thread is busy until the tool returns, so that is allowed only when the run
+    could not do anything else meanwhile, which is what keeps everything threads give:
+
+    * **timeouts** and the **deadline** are timers: a call with a timeout has its timer beside it in
+      the batch, and every call has the deadline's while one runs, so such a call gets a thread and the
+      caller is released when the timer fires;
+    * **concurrency**: with nothing else in flight and nothing waiting, the kernel can issue a new call
+      only after this one completes, so no other call could have run beside it (a retry's backoff timer
+      counts as in flight: its retry could);
+    * **Ctrl-C** lands in the tool as ``KeyboardInterrupt`` and stops the run with its partial result,
+      as at ``max_concurrency=1``; a tool that swallows it does not keep the run going
+      (``_SyncBackend.call_inline``). Only a tool blocked in C code that never checks for signals delays
+      the stop until it returns: give it a timeout, or use ``SyncDriver(inline_lone_calls=False)``.
+
+    The parity test ``test_inline_lone_calls_agree_with_threads`` proves both paths give the oracle's
+    result on generated flows.
+    """
+    return calls == 1 and others_in_flight == 0 and not completions_waiting
+
+
 class SyncDriver:
-    """Runs flows from plain synchronous code; Ctrl-C cancels and attaches the partial result."""
+    """Runs flows from plain synchronous code; Ctrl-C cancels and attaches the partial result.
+
+    ``inline_lone_calls=False`` gives every sync call a thread, even one that runs alone (for tools that
+    must not run in the caller's thread: thread-local state, C code that ignores Ctrl-C).
+    """
 
     name = "sync"
 
-    def __init__(self, *, max_workers: int | None = None) -> None:
+    def __init__(self, *, max_workers: int | None = None, inline_lone_calls: bool = True) -> None:
         self.max_workers = max_workers
+        self.inline_lone_calls = inline_lone_calls
 
     def run(
         self,
@@ -129,9 +164,7 @@ class SyncDriver:
         settings = opened.settings
         limit = settings.get("max_concurrency")
         workers = self.max_workers or max(limit or 0, DEFAULT_MAX_WORKERS)  # the kernel enforces the limits
-        # One at a time, tools run inline in this thread; timeouts, a deadline or nested limits need threads.
-        inline = limit == 1 and flow.runs_inline_safely and settings.get("deadline") is None
-        backend = _SyncBackend(inline=inline, max_workers=workers)
+        backend = _SyncBackend(max_workers=workers, inline_lone_calls=self.inline_lone_calls)
         session = KernelSession(flow, opened.inputs, backend, recorder=opened.recorder, **settings)
         world: AbstractContextManager[Any] = nullcontext()
         if session.resources:
@@ -141,10 +174,12 @@ class SyncDriver:
         try:
             with world, session.guard(), ctrl_c_stops(backend):
                 session.start()
+                backend.start_sync_calls()
                 if pause:
                     yield
                 while session.result is None:  # (session.running, without a property call per batch)
                     session.feed(backend.wait())
+                    backend.start_sync_calls()
                     if pause:
                         yield
                 session.record_result()
@@ -159,12 +194,17 @@ class SyncDriver:
 
 
 class _SyncBackend(Backend):
-    def __init__(self, *, inline: bool, max_workers: int) -> None:
+    """Sync calls are held while the session dispatches a batch (``start_invoke``) and started together
+    once the whole batch is known (``start_sync_calls``), since whether one may run inline depends on
+    what else the batch started."""
+
+    def __init__(self, *, max_workers: int, inline_lone_calls: bool = True) -> None:
         super().__init__()
-        self._inline = inline
+        self._inline_lone_calls = inline_lone_calls
         self._max_workers = max_workers
         self._pool: DaemonThreadPool | None = None
-        self._local: list[Completion] = []  # inline calls' completions
+        self._held: list[Invoke] = []  # the batch's sync calls, tracked but not started yet
+        self._local: list[Completion] = []  # completions made in the caller's thread: inline calls', cancels' answers
         self._queue: queue.SimpleQueue[Completion] = queue.SimpleQueue()  # everything else, from any thread
         self._timers: list[tuple[float, str]] = []
         self._clock = time.monotonic
@@ -179,15 +219,23 @@ class _SyncBackend(Backend):
     def start_invoke(self, command: Invoke) -> None:
         if command.tool.is_async:
             self._start_async(command)
-        elif self._inline:  # in the caller's thread, where KeyboardInterrupt is the user's Ctrl-C
-            self.in_inline_tool = True
-            try:
-                self._local.append(call_sync(command, self._clock, (KeyboardInterrupt,), self.world))
-            finally:
-                self.in_inline_tool = False
         else:
-            if self._pool is None:
-                self._pool = DaemonThreadPool(self._max_workers)
+            self._live[command.call_id] = NOT_CANCELLABLE  # track(), inlined; a thread's handle replaces it
+            self._held.append(command)
+
+    def start_sync_calls(self) -> None:
+        """Start the sync calls of the batch just dispatched: inline if :func:`runs_inline` allows, else
+        each in a thread, in the batch's order."""
+        held = self._held
+        if not held:
+            return
+        self._held = []
+        if self._inline_lone_calls and runs_inline(len(held), len(self._live) - len(held), not self._queue.empty()):
+            self.call_inline(held[0])
+            return
+        if self._pool is None:
+            self._pool = DaemonThreadPool(self._max_workers)
+        for command in held:
             future = self._pool.submit(call_sync, command, self._clock, (), self.world)
             self._watch(command, future, ThreadCall(future, self._pool))
 
@@ -199,6 +247,24 @@ class _SyncBackend(Backend):
 
         coroutine = call_async(command, self._clock, "asyncio", (asyncio.CancelledError,), self.world)
         self._watch(command, shared_loop_thread().submit(coroutine))
+
+    def call_inline(self, command: Invoke) -> None:
+        """Call a sync tool in the caller's thread, where ``KeyboardInterrupt`` is the user's Ctrl-C.
+
+        It runs in a copy of the caller's context, as in a pool thread, so a contextvar the tool sets
+        stays in its call. If Ctrl-C landed in the tool and the tool swallowed it, the run is stopped
+        all the same (as when the tool runs in a thread, which never sees it)."""
+        interrupted = self.interrupted
+        self.in_inline_tool = True
+        try:
+            context = contextvars.copy_context()
+            completion = context.run(call_sync, command, self._clock, (KeyboardInterrupt,), self.world)
+        finally:
+            self.in_inline_tool = False
+        del self._live[command.call_id]  # complete(), without the queue: nothing could have answered it
+        self._local.append(completion)
+        if self.interrupted and not interrupted:
+            self.interrupt()
 
     def _watch(self, command: Invoke, future: Future[Any], handle: Cancellable | None = None) -> None:
         self.track(command.call_id, handle or future)
@@ -218,6 +284,12 @@ class _SyncBackend(Backend):
 
     def post(self, completion: Completion) -> None:
         self._queue.put(completion)
+
+    def post_here(self, completion: Completion) -> None:
+        """Answers to the kernel's cancellations skip the queue: only what other threads post (a call's
+        result, a Ctrl-C's stop) can let the kernel start a call, so only that keeps a call from running
+        inline (``runs_inline``'s ``completions_waiting``)."""
+        self._local.append(completion)
 
     def take(self) -> list[Completion]:
         batch, self._local = self._local, []
@@ -248,5 +320,6 @@ class _SyncBackend(Backend):
             return batch + self.take()
 
     def close(self) -> None:
+        self._held = []  # a run that stopped while dispatching: its calls were answered Cancelled
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)

@@ -25,13 +25,15 @@ class Interruptible(Protocol):
 def ctrl_c_stops(backend: Interruptible) -> Iterator[None]:
     """In the main thread, turn Ctrl-C into a clean stop of the run instead of an exception that could
     land anywhere (inside the kernel it would leave no partial result). Inside an inline tool, and on
-    a second Ctrl-C, it raises ``KeyboardInterrupt`` as usual."""
+    a second Ctrl-C, it raises ``KeyboardInterrupt`` as usual; ``interrupted`` is set either way, so the
+    backend stops the run even if an inline tool swallows the exception."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
         if backend.in_inline_tool or backend.interrupted:
+            backend.interrupted = True
             raise KeyboardInterrupt
         backend.interrupt()
 
