@@ -226,10 +226,12 @@ class _SyncBackend(Backend):
         # A call the same batch cancelled (a sub-run's call, when fail_fast stops the run) was answered.
         held = [command for command in self._held if command.call_id in live]
         self._held = []
+        if not held:
+            return
         if self._inline_lone_calls and runs_inline(len(held), len(live) - len(held), not self._queue.empty()):
             self.call_inline(held[0])
             return
-        if held and self._pool is None:
+        if self._pool is None:
             self._pool = DaemonThreadPool(self._max_workers)
         for command in held:
             future = self._pool.submit(call_sync, command, self._clock, (), self.world)
