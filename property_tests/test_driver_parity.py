@@ -85,11 +85,13 @@ def test_timeouts_that_fire_agree_with_the_oracle(drivers: dict[str, Driver], sh
 
 
 @examples(1.0)
-@given(scenario=st.one_of(scenarios(max_steps=12, max_deps=1), scenarios(), scenarios(max_steps=6, timeouts_fire=True)))
+@given(scenario=st.one_of(scenarios(max_steps=12, max_deps=1), scenarios()))
 def test_inline_lone_calls_agree_with_threads(scenario: Scenario) -> None:
     """The sync driver's fast path (a call alone in flight runs in the caller's thread:
     ``flowkernel_sync.runs_inline``) gives the oracle's result, as the same driver does with a thread
-    for every call; chains take the fast path at every step, wider flows whenever they narrow to one call."""
+    for every call; chains take the fast path at every step, wider flows whenever they narrow to one call.
+    (Timeouts that fire are left to ``test_timeouts_that_fire_agree_with_the_oracle``: a step with a
+    timeout never takes the fast path, and their 0.25 s timeouts misfire on a loaded machine.)"""
     from flowkernel_sync import SyncDriver
 
     drivers = {"sync": SyncDriver(), "sync, threads only": SyncDriver(inline_lone_calls=False)}

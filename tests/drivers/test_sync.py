@@ -772,6 +772,37 @@ def test_ctrl_c_between_inline_steps_stops_the_run_cleanly_with_the_partial_resu
     assert set(statuses[done:]) == {"cancelled"}
 
 
+@pytest.mark.parametrize("with_another", [False, True])
+def test_a_call_cancelled_in_the_batch_that_started_it_is_never_called(with_another: bool) -> None:
+    """A batch can start a sub-run's call and cancel it (fail_fast stopping the run as the sub-run starts).
+    The sync backend holds a batch's calls until the batch is dispatched; it started the cancelled one
+    anyway, and the kernel got a second completion for it (ProtocolError, found by the parity suite)."""
+    from flowkernel import Cancel, Cancelled, Invoke
+    from flowkernel_sync import _SyncBackend
+
+    called: list[str] = []
+
+    @tool
+    def records(name: str) -> str:
+        called.append(name)
+        return name
+
+    backend = _SyncBackend(max_workers=2)
+    backend.start_invoke(Invoke("x@1", "x", records, {"name": "x"}, 1, "run"))
+    if with_another:
+        backend.start_invoke(Invoke("y@1", "y", records, {"name": "y"}, 1, "run"))
+    backend.cancel(Cancel("x@1"))
+    backend.start_sync_calls()
+    answers = backend.wait()
+    while with_another and len(answers) < 2:
+        answers += backend.wait()
+    time.sleep(0.05)  # what a started x would have answered by now
+    answers += backend.take()
+    backend.close()
+    assert [a for a in answers if a.call_id == "x@1"] == [Cancelled("x@1")]
+    assert called == (["y"] if with_another else [])
+
+
 def test_cancelled_timers_do_not_pile_up_in_the_sync_backend() -> None:
     """Issue 10.12: every step's timeout timer stayed in the heap until its time came, even once cancelled."""
     from flowkernel import Cancel, StartTimer

@@ -226,11 +226,15 @@ class _SyncBackend(Backend):
     def start_sync_calls(self) -> None:
         """Start the sync calls of the batch just dispatched: inline if :func:`runs_inline` allows, else
         each in a thread, in the batch's order."""
-        held = self._held
+        if not self._held:
+            return
+        live = self._live
+        # A call the same batch cancelled (a sub-run's call, when fail_fast stops the run) was answered.
+        held = [command for command in self._held if command.call_id in live]
+        self._held = []
         if not held:
             return
-        self._held = []
-        if self._inline_lone_calls and runs_inline(len(held), len(self._live) - len(held), not self._queue.empty()):
+        if self._inline_lone_calls and runs_inline(len(held), len(live) - len(held), not self._queue.empty()):
             self.call_inline(held[0])
             return
         if self._pool is None:
