@@ -120,7 +120,9 @@ class IgnoresTheLimitsDriver:
     ) -> ExecutionResult:
         settings.pop("max_concurrency", None)
         steps = tuple(step.model_copy(update={"max_concurrency": None}) for step in flow.steps)
-        return SyncDriver().run(flow.model_copy(update={"steps": steps}), inputs, **settings)
+        # Built anew, not model_copy'd: a flow compiles its plan (a map step's limit included) when built.
+        fields = {name: getattr(flow, name) for name in type(flow).model_fields}
+        return SyncDriver().run(type(flow)(**{**fields, "steps": steps}), inputs, **settings)
 
 
 class RecordsOwnCancelsRawDriver(_BrokenDriver):
