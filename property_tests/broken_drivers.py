@@ -120,9 +120,7 @@ class IgnoresTheLimitsDriver:
     ) -> ExecutionResult:
         settings.pop("max_concurrency", None)
         steps = tuple(step.model_copy(update={"max_concurrency": None}) for step in flow.steps)
-        # Built anew, not model_copy'd: a flow compiles its plan (a map step's limit included) when built.
-        fields = {name: getattr(flow, name) for name in type(flow).model_fields}
-        return SyncDriver().run(type(flow)(**{**fields, "steps": steps}), inputs, **settings)
+        return SyncDriver().run(flow.model_copy(update={"steps": steps}), inputs, **settings)
 
 
 class RecordsOwnCancelsRawDriver(_BrokenDriver):

@@ -71,6 +71,15 @@ class Flow(CheckedModel):
         }
         return self
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Flow:
+        """A copy; with ``update``, a flow built anew from this one's fields and the update, so it is
+        validated and its plan compiled again (pydantic's copy would keep the old plan: a copy with other
+        steps, or other limits on them, would run as the original)."""
+        if not update:
+            return super().model_copy(deep=deep)
+        fields = {name: getattr(self, name) for name in type(self).model_fields}
+        return type(self)(**{**fields, **update})
+
     @property
     def plan(self) -> FlowPlan:
         """The compiled structure the kernel executes."""
