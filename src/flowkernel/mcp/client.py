@@ -19,14 +19,13 @@ from __future__ import annotations
 import difflib
 import shutil
 import sys
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowkernel.errors import Problem
 from flowkernel.model.json_schema import SchemaArguments, schema_arguments_model
-from flowkernel.model.policies import Fallback
 from flowkernel.model.resource import Resource
 from flowkernel.model.retry import RetryPolicy
 from flowkernel.model.tool import Tool
@@ -149,7 +148,7 @@ class MCPServer(Resource[MCPSession]):
 
     def check(self, value: MCPSession, flow: Flow) -> Iterable[Problem]:
         """Every step calling one of this server's tools, against the listed tools and their schemas."""
-        for where, tool, arguments in _calls(flow):
+        for where, tool, step in flow.calls():
             call = tool.fn
             if not isinstance(call, MCPToolCall) or call.server.name != self.name:
                 continue
@@ -157,7 +156,7 @@ class MCPServer(Resource[MCPSession]):
                 yield Problem(f"{where}.tool", _unknown_tool(self.name, call.tool, value.tools))
                 continue
             model = value.arguments_model(call.tool)
-            yield from model_argument_problems(where, tool.name, model, arguments, names=True)
+            yield from model_argument_problems(where, tool.name, model, step.arguments, names=True)
 
     def __reduce__(self) -> tuple[Any, ...]:
         settings = {"command": self.command, "args": self.args, "env": self.env, "cwd": self.cwd, "url": self.url}
@@ -194,16 +193,3 @@ def _unknown_tool(server: str, tool: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(tool, names, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f" (it has: {', '.join(names) or 'none'})"
     return f"MCP server {server!r} has no tool {tool!r}{hint}"
-
-
-def _calls(flow: Flow, prefix: str = "") -> Iterator[tuple[str, Tool[..., Any], Mapping[str, Any]]]:
-    """Every tool call a flow may make, with where it is and its step's arguments (fallbacks get the
-    step's arguments too), sub-flows' included."""
-    for i, step in enumerate(flow.steps):
-        where = f"{prefix}steps[{i}] ({step.id})"
-        if step.tool is not None:
-            yield where, step.tool, step.arguments
-        if isinstance(step.on_error, Fallback) and step.on_error.tool is not None:
-            yield f"{where}.on_error", step.on_error.tool, step.arguments
-        if step.flow is not None:
-            yield from _calls(step.flow, f"{where}.flow.")

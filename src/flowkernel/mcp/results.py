@@ -13,9 +13,6 @@ if TYPE_CHECKING:
 
 __all__ = ("call_remote", "output_of")
 
-_CONNECTION_CLOSED = -32000
-"""The SDK's code for a request whose connection closed before it was answered."""
-
 
 async def call_remote(session: MCPSession, tool: str, arguments: dict[str, Any]) -> Any:
     """Call ``tool`` with ``arguments`` in ``session``; its output (see :func:`output_of`). Cancelling the
@@ -23,6 +20,7 @@ async def call_remote(session: MCPSession, tool: str, arguments: dict[str, Any])
     ``notifications/cancelled``, and the session serves the run's other calls."""
     import anyio
     import mcp
+    from mcp.types import CONNECTION_CLOSED  # a request whose connection closed before it was answered
 
     where = {"server": session.server, "tool": tool}
     if tool not in session.tools:
@@ -38,7 +36,7 @@ async def call_remote(session: MCPSession, tool: str, arguments: dict[str, Any])
         result = await session.client.call_tool(tool, arguments)
     except mcp.MCPError as exc:
         details = {**where, "code": exc.code, "message": exc.message, "data": exc.data}
-        if exc.code == _CONNECTION_CLOSED:
+        if exc.code == CONNECTION_CLOSED:
             raise MCPConnectionError(
                 f"{session.server}.{tool}: the connection closed during the call: {exc.message}", details=details
             ) from None

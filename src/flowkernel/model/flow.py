@@ -96,15 +96,21 @@ class Flow(CheckedModel):
 
     def tools(self) -> Iterator[tuple[str, Tool]]:
         """Every tool the flow may call, with where it is: steps, fallbacks, sub-flows (depth first)."""
+        for where, tool, _ in self.calls():
+            yield where, tool
+
+    def calls(self) -> Iterator[tuple[str, Tool, Step]]:
+        """:meth:`tools`, each with the step whose arguments it is called with (a fallback tool gets its
+        step's): what checking calls against their tools' schemas needs."""
         for i, step in enumerate(self.steps):
             where = f"steps[{i}] ({step.id})"
             if step.tool is not None:
-                yield where, step.tool
+                yield where, step.tool, step
             if isinstance(step.on_error, Fallback) and step.on_error.tool is not None:
-                yield f"{where}.on_error", step.on_error.tool
+                yield f"{where}.on_error", step.on_error.tool, step
             if step.flow is not None:
-                for inner, tool in step.flow.tools():
-                    yield f"{where}.flow.{inner}", tool
+                for inner, tool, inner_step in step.flow.calls():
+                    yield f"{where}.flow.{inner}", tool, inner_step
 
     @property
     def depth(self) -> int:
