@@ -233,3 +233,32 @@ def test_a_real_process_that_cannot_serve_says_why_in_one_line() -> None:
         "Error: Invalid value for '--http': 'nowhere' is not HOST:PORT (a host name or address, and a port from 1 to "
         "65535)"
     ]
+
+
+@pytest.mark.parametrize("headers", [None, {"X-Flowkernel-Test": "yes"}])
+def test_a_flow_calls_a_served_flow_over_streamable_http(tmp_path: Path, headers: dict[str, str] | None) -> None:
+    """Both ways at once: MCPServer(url=...) in a flow, against ``flowkernel serve --http``; the flow's
+    literal arguments checked against the served flow's input schema before the run."""
+    from flowkernel import Flow as LocalFlow
+    from flowkernel import Step
+    from flowkernel.errors import ToolMismatchError
+    from flowkernel.mcp import MCPServer
+    from flowkernel_asyncio import AsyncioDriver
+
+    port = free_port()
+    command = [sys.executable, "-m", "flowkernel", "serve", f"{FLOWS}:squares", "--http", f"127.0.0.1:{port}"]
+    with (tmp_path / "server.log").open("w") as errlog:
+        server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=errlog)
+    served = MCPServer("served", url=f"http://127.0.0.1:{port}/mcp", headers=headers)
+    caller = LocalFlow(name="caller", steps=[Step(id="remote", tool=served.tool("squares"), arguments={"n": 4})])
+    wrong = LocalFlow(name="wrong", steps=[Step(id="remote", tool=served.tool("squares"), arguments={"n": "4"})])
+    try:
+        wait_for_port(port, server)
+        result = AsyncioDriver().run_blocking(caller)
+        with pytest.raises(ToolMismatchError, match=r"arguments\.n: '4' is not of type 'integer'"):
+            AsyncioDriver().run_blocking(wrong)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert result.status == "succeeded", result.steps
+    assert result.outputs == {"remote": {"each": [0, 1, 4, 9]}}
