@@ -224,6 +224,22 @@ def test_a_server_that_dies_mid_call_fails_the_step_with_a_typed_error_and_the_r
     assert result.step("local").output == 2
 
 
+def echo_and_session_id(odd: MCPServer) -> Flow:
+    """Two steps: an echo over ``odd``, and the id of the session the run's tools see."""
+
+    @tool
+    async def session_id(x: int) -> int:
+        return id(odd.get())
+
+    return Flow(
+        name="f",
+        steps=[
+            Step(id="echo", tool=odd.tool("echo"), arguments={"text": "hi"}),
+            Step(id="which", tool=session_id, arguments={"x": 1}),
+        ],
+    )
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_one_session_opened_by_the_caller_serves_many_runs(backend: str) -> None:
     import anyio
@@ -231,18 +247,7 @@ def test_one_session_opened_by_the_caller_serves_many_runs(backend: str) -> None
     from flowkernel.host import load_driver
 
     odd = misbehaving()
-
-    @tool
-    async def session_id(x: int) -> int:
-        return id(odd.get())
-
-    flow = Flow(
-        name="f",
-        steps=[
-            Step(id="echo", tool=odd.tool("echo"), arguments={"text": "hi"}),
-            Step(id="which", tool=session_id, arguments={"x": 1}),
-        ],
-    )
+    flow = echo_and_session_id(odd)
     driver = load_driver(backend)
 
     async def main() -> tuple[int, list[Any]]:
@@ -257,18 +262,7 @@ def test_one_session_opened_by_the_caller_serves_many_runs(backend: str) -> None
 
 def test_the_sync_driver_shares_one_session_between_runs_on_its_loop_thread() -> None:
     odd = misbehaving()
-
-    @tool
-    async def session_id(x: int) -> int:
-        return id(odd.get())
-
-    flow = Flow(
-        name="f",
-        steps=[
-            Step(id="echo", tool=odd.tool("echo"), arguments={"text": "hi"}),
-            Step(id="which", tool=session_id, arguments={"x": 1}),
-        ],
-    )
+    flow = echo_and_session_id(odd)
     driver = SyncDriver()
     with driver.shared(odd) as resources:
         runs = [driver.run(flow, resources=resources) for _ in range(3)]
