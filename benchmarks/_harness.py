@@ -8,18 +8,26 @@ machine hits both sides alike. ``gc.collect()`` runs before every sample, outsid
 from __future__ import annotations
 
 import gc
+import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 __all__ = (
     "Config",
     "Row",
     "Timer",
+    "REPO",
     "calibrate",
+    "child_main",
+    "in_clean_process",
+    "source_paths",
     "GcActivity",
     "GcRecorder",
     "describe_gc",
@@ -282,3 +290,52 @@ def format_table(rows: Sequence[Row], *, markdown: bool = False) -> str:
     if notes:
         lines += ["", "Notes:", *notes]
     return "\n".join(lines)
+
+
+# ---- clean processes --------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def source_paths(root: Path = REPO) -> list[str]:
+    """``src/`` and every driver's ``src/`` of a checkout: what its children import flowkernel from."""
+    return [str(root / "src"), *sorted(str(p) for p in root.glob("drivers/*/src") if p.is_dir())]
+
+
+def in_clean_process(
+    script: str, *args: object, root: Path = REPO, check_modules: Sequence[str] = ("flowkernel",), timeout: float = 900
+) -> dict[str, Any]:
+    """Run ``script --child ARGS...`` in a fresh interpreter importing ``root``'s code; its JSON report.
+
+    A baseline measured in its own process never walks (in its collections) nor shares caches with the
+    heap of the measured code. Each module in ``check_modules`` must be reported (``report[module]`` =
+    its ``__file__``) as coming from ``root``, so a stale install cannot be timed by mistake.
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([*source_paths(root), *filter(None, [env.get("PYTHONPATH")])])
+    here = Path(script).resolve()
+    done = subprocess.run(
+        [sys.executable, str(here), "--child", *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, env=env, cwd=here.parent,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"{here.name} --child {' '.join(map(str, args))} exited {done.returncode}:\n{done.stderr}")
+    report: dict[str, Any] = json.loads(done.stdout)
+    for module in check_modules:
+        if not Path(report[module]).resolve().is_relative_to(root.resolve()):
+            raise AssertionError(f"child imported {module} from {report[module]}, not from {root}")
+    return report
+
+
+def child_main(child: Callable[..., dict[str, Any]], *types: Callable[[str], Any], usage: str) -> None:
+    """The ``__main__`` of a benchmark with a ``--child`` mode: parse ``--child ARGS`` with ``types``,
+    print ``child(*args)`` as JSON, with the file of every flowkernel module it imported (for the parent's
+    check); anything else exits with ``usage``."""
+    argv = sys.argv[1:]
+    if len(argv) != len(types) + 1 or argv[0] != "--child":
+        sys.exit(f"usage: {Path(sys.argv[0]).name} --child {usage}   (run benchmarks/run.py)")
+    report = child(*(kind(value) for kind, value in zip(types, argv[1:], strict=True)))
+    for name, module in list(sys.modules.items()):
+        if name.partition(".")[0] == name and name.startswith("flowkernel") and getattr(module, "__file__", None):
+            report.setdefault(name, module.__file__)
+    print(json.dumps(report))

@@ -21,21 +21,14 @@ takes: its first run's wall time and the growth of the process's peak RSS (``VmH
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-from _harness import Config, Row, calibrate, log, median, repeat, timed
+from _harness import Config, Row, calibrate, child_main, in_clean_process, log, median, repeat, timed
 
 NAME = "map"
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
 TARGET = 2.0
 """A map element against a plain chain step: at most twice its cost."""
 SETTINGS = {"mc=1": {"max_concurrency": 1}, "default settings": {}}
@@ -99,18 +92,7 @@ def child(variant: str, n: int, repeats: int, min_sample_time: float) -> dict[st
 
 
 def _spawn(variant: str, n: int, repeats: int, config: Config) -> dict[str, Any]:
-    env = dict(os.environ)
-    paths = [str(REPO / "src"), *sorted(str(p) for p in REPO.glob("drivers/*/src") if p.is_dir())]
-    env["PYTHONPATH"] = os.pathsep.join([*paths, *filter(None, [env.get("PYTHONPATH")])])
-    out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", variant, str(n), str(repeats),
-         str(config.min_sample_time)],
-        check=True, capture_output=True, text=True, timeout=900, env=env, cwd=HERE,
-    ).stdout  # fmt: skip
-    report: dict[str, Any] = json.loads(out)
-    if not Path(report["flowkernel"]).resolve().is_relative_to(REPO.resolve()):
-        raise AssertionError(f"{variant} child imported flowkernel from {report['flowkernel']}, not from {REPO}")
-    return report
+    return in_clean_process(__file__, variant, n, repeats, config.min_sample_time)
 
 
 def _spread(values: Sequence[float], digits: int = 2) -> str:
@@ -194,8 +176,4 @@ def run(config: Config) -> list[Row]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "--child":
-        variant, n, repeats, min_time = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
-        print(json.dumps(child(variant, n, repeats, min_time)))
-    else:
-        sys.exit("usage: bench_map.py --child VARIANT N REPEATS MIN_SAMPLE_TIME   (run benchmarks/run.py)")
+    child_main(child, str, int, int, float, usage="VARIANT N REPEATS MIN_SAMPLE_TIME")

@@ -23,15 +23,13 @@ Figures are medians over the rounds, spreads the lowest and highest process medi
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from _harness import Config, Row, log, median
+from _harness import Config, Row, child_main, in_clean_process, log, median
 
 NAME = "mcp"
 
@@ -114,12 +112,7 @@ def child(variant: str, n: int, repeats: int) -> Any:
 
 
 def _child_report(variant: str, n: int, repeats: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", variant, str(n), str(repeats)],
-        check=True, capture_output=True, text=True, timeout=600, cwd=HERE,
-    ).stdout  # fmt: skip
-    report: dict[str, Any] = json.loads(out)
-    return report
+    return in_clean_process(__file__, variant, n, repeats, timeout=600)
 
 
 def _spawn(variant: str, n: int, repeats: int) -> float:
@@ -180,7 +173,4 @@ def run(config: Config) -> list[Row]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--child":
-        print(json.dumps(child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
-    else:
-        sys.exit("usage: bench_mcp.py --child VARIANT N REPEATS   (run benchmarks/run.py --only mcp)")
+    child_main(child, str, int, int, usage="VARIANT N REPEATS")

@@ -22,15 +22,11 @@ the processes' CPU time is shown beside it (steadier when other work holds the c
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from _harness import Config, Row, log, median
+from _harness import Config, Row, child_main, in_clean_process, log, median
 
 NAME = "sync_default"
 
@@ -77,11 +73,7 @@ def child(variant: str, n: int, repeats: int, min_sample_time: float) -> dict[st
 
 def _spawn(variant: str, n: int, repeats: int, min_sample_time: float) -> tuple[float, float]:
     """(wall, CPU) medians of one process, µs per step."""
-    out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", variant, str(n), str(repeats), str(min_sample_time)],
-        check=True, capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parent,
-    ).stdout  # fmt: skip
-    measured = json.loads(out)
+    measured = in_clean_process(__file__, variant, n, repeats, min_sample_time)
     return float(statistics.median(measured["samples"])), float(statistics.median(measured["cpu"]))
 
 
@@ -138,10 +130,4 @@ def run(config: Config) -> list[Row]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "--child":
-        print(json.dumps(child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))))
-    else:
-        sys.exit(
-            "usage: bench_sync_default.py --child VARIANT N REPEATS MIN_SAMPLE_TIME"
-            "   (run benchmarks/run.py --only sync_default)"
-        )
+    child_main(child, str, int, int, float, usage="VARIANT N REPEATS MIN_SAMPLE_TIME")

@@ -26,11 +26,8 @@ removed at the end.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Generator, Iterator, Sequence
@@ -38,12 +35,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _harness import Config, Row, calibrate, log, median, repeat, timed
+from _harness import REPO, Config, Row, calibrate, child_main, in_clean_process, log, median, repeat, timed
 
 NAME = "world"
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
 WATCHED = ("events", "middleware", "both")
 VARIANTS = ("plain", *WATCHED)
 AGAINST_TARGET = 1.05
@@ -112,29 +107,10 @@ def child(variant: str, n: int, repeats: int, min_sample_time: float) -> dict[st
 # ---- the parent ------------------------------------------------------------------------------------------
 
 
-def _source_paths(root: Path) -> list[str]:
-    """``src/`` and every driver's ``src/`` of a checkout: what its children import flowkernel from."""
-    return [str(root / "src"), *sorted(str(p) for p in root.glob("drivers/*/src") if p.is_dir())]
-
-
 def _spawn(root: Path, variant: str, n: int, config: Config) -> dict[str, Any]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([*_source_paths(root), *filter(None, [env.get("PYTHONPATH")])])
-    args = [str(n), str(config.repeats), str(config.min_sample_time)]
-    out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", variant, *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        cwd=HERE,
-    ).stdout
-    report: dict[str, Any] = json.loads(out)
-    for module in ("flowkernel", "flowkernel_sync"):
-        if not Path(report[module]).resolve().is_relative_to(root.resolve()):
-            raise AssertionError(f"{variant} child imported {module} from {report[module]}, not from {root}")
-    return report
+    modules = ("flowkernel", "flowkernel_sync")
+    args = (variant, n, config.repeats, config.min_sample_time)
+    return in_clean_process(__file__, *args, root=root, check_modules=modules)
 
 
 def _git(*args: str) -> str:
@@ -275,8 +251,4 @@ def run(config: Config) -> list[Row]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "--child":
-        variant, n, repeats, min_time = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
-        print(json.dumps(child(variant, n, repeats, min_time)))
-    else:
-        sys.exit("usage: bench_world.py --child VARIANT N REPEATS MIN_SAMPLE_TIME   (run benchmarks/run.py)")
+    child_main(child, str, int, int, float, usage="VARIANT N REPEATS MIN_SAMPLE_TIME")
