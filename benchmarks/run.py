@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # importable as a module too (a test may import it)
     sys.path.insert(0, str(HERE))
 
+import bench_async_chain  # noqa: E402
 import bench_chain  # noqa: E402
 import bench_critical_path  # noqa: E402
 import bench_dask  # noqa: E402
@@ -63,6 +64,7 @@ BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
     bench_startup.NAME: bench_startup.run,
     bench_map.NAME: bench_map.run,
     bench_sync_default.NAME: bench_sync_default.run,
+    bench_async_chain.NAME: bench_async_chain.run,
 }
 DEFAULT_JSON = HERE / "results" / "latest.json"
 
