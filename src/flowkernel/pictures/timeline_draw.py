@@ -48,7 +48,8 @@ text { font: 12px system-ui, -apple-system, "Segoe UI", Helvetica, Arial, "DejaV
 .attempt.failed { fill: #cf222e; }
 .attempt.cancelled { fill: #8c959f; }
 .attempt.retry { fill-opacity: 0.85; }
-.attempt.critical, .span.critical { stroke: #f97316; stroke-width: 2.5; }
+.attempt.critical { stroke: #f97316; stroke-width: 2.5; }
+.span.critical { stroke: #f97316; stroke-width: 1.2; }
 .attempt-number { font-size: 9px; fill: #ffffff; }
 .wait { fill: #fff8c5; stroke: #bf8700; stroke-dasharray: 3 2; }
 .failure-mark { stroke: #a40e26; stroke-width: 2; fill: none; }
@@ -75,7 +76,7 @@ def draw_timeline(layout: TimelineLayout) -> Drawing:
         children.setdefault(row.path[:-1], []).append((index, row))
     shapes: list[Shape] = [Text(8, 20, layout.title, "title"), *_axis(layout)]
     shapes.extend(_steps(children.get((), []), children, layout))
-    shapes.extend(_legend(layout))
+    shapes.append(Group(tuple(_legend(layout)), "legend"))
     return Drawing(
         width=layout.width,
         height=layout.height,
@@ -209,6 +210,6 @@ def _legend(layout: TimelineLayout) -> Iterator[Shape]:
     )
     x = 8.0
     for text, css in entries:
-        yield Rect(x, y, 14, 10, f"legend {css}")
+        yield Rect(x, y, 14, 10, css)
         yield Text(x + 18, y + 9, text, "legend-text")
         x += 34 + 7 * len(text)
