@@ -71,3 +71,17 @@ def test_durations_read_as_people_write_them() -> None:
         "59.25 s",
         "2 min 5 s",
     ]
+
+
+def test_a_long_note_is_cut_at_the_pictures_edge_and_whole_in_its_title() -> None:
+    reason = "dependency 'first' failed " * 20
+    svg = timeline_svg(run(ran("first", 0, 1), StepRecord("later", StepStatus.SKIPPED, reason=reason)))
+    root = ET.fromstring(svg)
+    (note,) = [t for t in root.iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "note"]
+    shown = note.text or ""
+    assert shown.endswith("…")
+    assert f"skipped: {reason}".startswith(shown[:-1])
+    assert float(note.get("x", "0")) + 6.6 * len(shown) <= float(root.get("width", "0"))
+    title = note.find("{http://www.w3.org/2000/svg}title")
+    assert title is not None
+    assert title.text == f"skipped: {reason}"

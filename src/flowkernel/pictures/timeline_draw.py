@@ -32,6 +32,8 @@ from .timeline import (
 
 __all__ = ("STYLE", "draw_timeline", "timeline_svg")
 
+NOTE_CHAR_WIDTH = 6.6
+"""About the width of a character of a note (12 px italic), to cut notes at the picture's edge."""
 INDENT = 14.0
 """Pixels a sub-flow's or map's rows are indented, per level."""
 
@@ -123,7 +125,14 @@ def _row_shapes(row: Row, index: int, layout: TimelineLayout) -> Iterator[Shape]
         yield from _bar(bar)
         ends.append(bar.at.x + bar.at.width + (12 if bar.status == "failed" else 0))
     if row.note:
-        yield Text(max(ends) + 6, row.y + 15, row.note, "note")
+        x = max(ends) + 6
+        yield Text(x, row.y + 15, _fit(row.note, layout.width - x), "note", title=row.note)
+
+
+def _fit(text: str, room: float) -> str:
+    """``text``, cut with an ellipsis to about ``room`` pixels (the whole of it is in the hover title)."""
+    fits = max(int(room / NOTE_CHAR_WIDTH), 1)
+    return text if len(text) <= fits else text[: fits - 1] + "…"
 
 
 def _label(name: str, row: Row, layout: TimelineLayout) -> str:
