@@ -185,13 +185,13 @@ class _Builder:
     def add_step(self, record: StepRecord, step: _StepShape, path: StepPath, depth: int) -> None:
         y = self._next_y()
         critical = path in self.critical
-        group: Literal["", "map", "subflow"] = ""
-        if record.subflow is not None:
-            group = "map" if step.is_map or _looks_like_elements(record.subflow) else "subflow"
+        if record.subflow is None:
+            self.rows.append(Row(path, depth, y, str(record.status), _note(record), critical))
+            self._add_attempts(record.attempts, path, y, critical)
+            return
+        group: Literal["map", "subflow"] = "map" if step.is_map or _looks_like_elements(record.subflow) else "subflow"
         self.rows.append(Row(path, depth, y, str(record.status), _note(record), critical, group))
         self._add_attempts(record.attempts, path, y, critical)
-        if record.subflow is None or group == "":
-            return
         span = span_of(record)
         if span is not None:
             self.groups.append(GroupSpan(path, group, self._place(*span), y, critical, len(record.subflow.steps)))
