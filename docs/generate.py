@@ -1,6 +1,11 @@
 """Regenerate the diagrams in docs/ from the code: ``python docs/generate.py`` (``--check`` in tests).
 
-Each generated block sits between ``<!-- generated: NAME -->`` and ``<!-- end generated -->``.
+Each generated block sits between ``<!-- generated: NAME -->`` and ``<!-- end generated -->``. The
+pictures in ``docs/images/`` are generated too: the example flow's graph (SVG, compared byte for byte by
+``--check``), and the timeline of a real run of it, recorded in a journal and read back as ``flowkernel
+show --timeline`` does. A run's times differ every time, so ``--check`` cannot compare the timeline's
+bytes: it checks that the file is there, is an SVG timeline, and draws the example flow as it is now
+(a step group per step, each with its attempts' bars) and a run that succeeded.
 """
 
 from __future__ import annotations
@@ -9,13 +14,20 @@ import argparse
 import importlib.util
 import re
 import sys
+import tempfile
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
 from flowkernel.diagrams import flow_graph, state_diagram, state_table
 from flowkernel.model.flow import Flow
+from flowkernel.pictures import graph_svg, timeline_svg
 
 ROOT = Path(__file__).resolve().parents[1]
+IMAGES = ROOT / "docs" / "images"
+GRAPH_IMAGE = IMAGES / "corpus_report_graph.svg"
+TIMELINE_IMAGE = IMAGES / "corpus_report_timeline.svg"
+SVG = "{http://www.w3.org/2000/svg}"
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
 
 
@@ -91,11 +103,66 @@ def render(text: str) -> str:
     return BLOCK.sub(replace, text)
 
 
+def example_timeline() -> str:
+    """Run the example flow on the sync driver into a fresh journal; its timeline, read back from the journal."""
+    from flowkernel.host.journal import SqliteJournal, replay
+    from flowkernel_sync import SyncDriver
+
+    flow = _example_flow()
+    with tempfile.TemporaryDirectory(prefix="flowkernel-docs-") as directory:
+        journal = SqliteJournal(Path(directory) / "journal.sqlite")
+        try:
+            SyncDriver().run(flow, {"out": directory}, journal=journal, run_id="docs-example")
+            result = replay(flow, journal, "docs-example")
+        finally:
+            journal.close()
+    return timeline_svg(result, flow)
+
+
+def timeline_problems(path: Path, flow: Flow) -> list[str]:
+    """Why ``path`` is not a current timeline of a successful run of ``flow`` (nothing if it is)."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError) as exc:
+        return [f"{path.name}: {exc}"]
+    if root.tag != f"{SVG}svg" or "flowkernel-timeline" not in root.get("class", "").split():
+        return [f"{path.name}: not a flowkernel timeline"]
+    title = root.find(f"{SVG}title")
+    problems = []
+    if (
+        title is None
+        or not (title.text or "").startswith(f"{flow.name} v{flow.version} ")
+        or " succeeded " not in (title.text or "")
+    ):
+        problems.append(f"{path.name}: not a successful run of {flow.name} v{flow.version}")
+    drawn = [g.get("data-step") for g in root.iter(f"{SVG}g") if "step" in g.get("class", "").split()]
+    if drawn != [step.id for step in flow.steps]:
+        problems.append(f"{path.name}: draws the steps {drawn}, not the flow's {[step.id for step in flow.steps]}")
+    bars = {r.get("data-step") for r in root.iter(f"{SVG}rect") if "attempt" in r.get("class", "").split()}
+    missing = [step.id for step in flow.steps if step.id not in bars]
+    if missing:
+        problems.append(f"{path.name}: no attempt drawn for {missing}")
+    return problems
+
+
+def images(check: bool) -> list[str]:
+    """Write the pictures (or, with ``check``, say which are missing or out of date)."""
+    flow = _example_flow()
+    graph = graph_svg(flow)
+    if not check:
+        IMAGES.mkdir(exist_ok=True)
+        GRAPH_IMAGE.write_text(graph, encoding="utf-8")
+        TIMELINE_IMAGE.write_text(example_timeline(), encoding="utf-8")
+        return []
+    stale = [] if GRAPH_IMAGE.is_file() and GRAPH_IMAGE.read_text(encoding="utf-8") == graph else [GRAPH_IMAGE.name]
+    return stale + timeline_problems(TIMELINE_IMAGE, flow)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if a generated block is out of date")
     args = parser.parse_args()
-    stale = []
+    stale = images(args.check)
     for path in sorted((ROOT / "docs").glob("*.md")):
         text = path.read_text()
         new = render(text)

@@ -1,6 +1,11 @@
-"""Diagrams drawn from the code, never by hand: a flow's graph and the step state machine (Mermaid)."""
+"""Diagrams drawn from the code, never by hand: a flow's graph and the step state machine (Mermaid).
+
+:func:`flow_edges` is the graph itself, which :mod:`flowkernel.pictures.graph` draws as SVG too.
+"""
 
 from __future__ import annotations
+
+from typing import Literal, NamedTuple
 
 from .kernel.states import TRANSITIONS
 from .model.flow import Flow
@@ -8,7 +13,36 @@ from .model.refs import Context, Ref
 from .model.step import holds
 from .model.validation import condition_steps, dependencies_of
 
-__all__ = ("flow_graph", "state_diagram", "state_table")
+__all__ = ("ARROWS", "Edge", "flow_edges", "flow_graph", "state_diagram", "state_table")
+
+
+class Edge(NamedTuple):
+    """A dependency the kernel waits on, and what reaches the dependent step through it (see :func:`flow_graph`)."""
+
+    source: str
+    target: str
+    kind: Literal["data", "context", "order"]
+    when: bool
+    """The target's ``when`` condition reads the source's output."""
+
+
+def flow_edges(flow: Flow) -> list[Edge]:
+    """Every dependency of ``flow``'s steps, step by step in the kernel's own order, with its kind."""
+    edges = []
+    for step in flow.steps:
+        data = {source.step for _, source in step.sources() if isinstance(source, Ref)}
+        condition = condition_steps(step)
+        reads_context = any(holds(value, Context) for value in step.arguments.values())
+        for dep in dependencies_of(step):  # the kernel's own dependencies, in their order
+            kind: Literal["data", "context", "order"] = (
+                "data" if dep in data else "context" if reads_context else "order"
+            )
+            edges.append(Edge(dep, step.id, kind, dep in condition))
+    return edges
+
+
+ARROWS = {"data": "-->", "context": "==>", "order": "-.->"}
+"""Mermaid's line for each kind of edge."""
 
 
 def flow_graph(flow: Flow) -> str:
@@ -24,14 +58,9 @@ def flow_graph(flow: Flow) -> str:
     for step in flow.steps:
         label = f"{step.id}<br/><small>{step.target_name}</small>".replace('"', "#quot;")
         lines.append(f'    {_node(step.id)}["{label}"]')
-    for step in flow.steps:
-        data = {source.step for _, source in step.sources() if isinstance(source, Ref)}
-        condition = condition_steps(step)
-        reads_context = any(holds(value, Context) for value in step.arguments.values())
-        for dep in dependencies_of(step):  # the kernel's own dependencies, in their order
-            arrow = "-->" if dep in data else "==>" if reads_context else "-.->"
-            label = "|when|" if dep in condition else ""
-            lines.append(f"    {_node(dep)} {arrow}{label} {_node(step.id)}")
+    for edge in flow_edges(flow):
+        label = "|when|" if edge.when else ""
+        lines.append(f"    {_node(edge.source)} {ARROWS[edge.kind]}{label} {_node(edge.target)}")
     return "\n".join(lines)
 
 

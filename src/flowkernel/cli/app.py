@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .. import __version__
-from ..diagrams import flow_graph
 from ..host import installed_drivers, new_run_id
 from .common import (
     DURABILITY_HELP,
@@ -39,6 +38,7 @@ from .common import (
 )
 from .journal_commands import delete, resume, runs, show
 from .loading import InputSyntaxError, flow_source, parse_input_pairs, parse_inputs_json
+from .pictures import GRAPH_FORMATS, graph_text
 from .progress import live_progress
 from .serve import serve
 
@@ -175,14 +175,23 @@ def _read_inputs(pairs: tuple[str, ...], inputs_json: str | None) -> dict[str, A
 
 @cli.command()
 @click.argument("reference", metavar="MODULE:FLOW")
-def graph(reference: str) -> None:
-    """Print the flow's graph as a Mermaid flowchart: an edge for every dependency the run waits on.
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(GRAPH_FORMATS),
+    default="mermaid",
+    show_default=True,
+    help="Mermaid flowchart text, or an SVG picture (steps in layers by depth).",
+)
+def graph(reference: str, form: str) -> None:
+    """Print the flow's graph as a Mermaid flowchart or an SVG picture: an edge for every dependency the run
+    waits on.
 
     Solid: the output reaches the step's arguments; thick: only through its accumulated context;
-    dotted: nothing reaches it (ordering, or a condition only); labelled when: the step's condition
-    reads it.
+    dotted (dashed in SVG): nothing reaches it (ordering, or a condition only); labelled when: the
+    step's condition reads it.
     """
-    click.echo(flow_graph(load(reference, show_traceback=False)))
+    click.echo(graph_text(load(reference, show_traceback=False), form), nl=form == "mermaid")
 
 
 @cli.command()

@@ -36,6 +36,7 @@ from .common import (
     open_journal,
     resume_command,
 )
+from .pictures import TIMELINE_HELP, timeline_path, write_timeline
 from .progress import live_progress
 from .render import INCOMPLETE, render_runs, run_summary_dict
 
@@ -183,15 +184,30 @@ def runs(journal_path: Path, as_json: bool) -> None:
 @click.option("--flow", "reference", metavar="MODULE:FLOW", help=_flow_help("replay the record with"))
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON instead of a table.")
 @click.option("--traceback", "show_traceback", is_flag=True, help=TRACEBACK_HELP)
+@click.option(
+    "--timeline",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=timeline_path,
+    help=TIMELINE_HELP,
+)
 @trusted_option
 def show(
-    journal_path: Path, run_id: str, reference: str | None, as_json: bool, show_traceback: bool, trusted: bool
+    journal_path: Path,
+    run_id: str,
+    reference: str | None,
+    as_json: bool,
+    show_traceback: bool,
+    timeline: Path | None,
+    trusted: bool,
 ) -> None:
     """Show the result of run RUN_ID from JOURNAL, as run --table showed it (every step's row).
 
     The result is rebuilt from the journal's record by replaying it with the run's flow (no tool is
-    called). Exits 0 if the run succeeded, 1 if it failed, was cancelled or has not finished (then it
-    says how far it got and how to resume it), 2 if there is no such run or the journal cannot be read.
+    called). With --timeline FILE, also draws where the run's time went (FILE.svg, or FILE.html: the
+    picture in a page, hover a bar for its details). Exits 0 if the run succeeded, 1 if it failed, was
+    cancelled or has not finished (then it says how far it got and how to resume it), 2 if there is no
+    such run or the journal cannot be read (or the timeline cannot be drawn: a run not finished).
     """
     with open_journal(journal_path, "process", trusted=trusted) as journal:
         summary = summary_of(journal, run_id)
@@ -199,7 +215,14 @@ def show(
             flow = recorded_flow(journal, run_id, reference, show_traceback)
             with journal_errors():
                 result = replay(flow, journal, run_id, allow_flow_change=reference is not None)
+            if timeline is not None:
+                write_timeline(timeline, result, flow)
             exit_with(result, as_json, full_tracebacks=show_traceback)
+        if timeline is not None:
+            raise CannotRunError(
+                f"run {run_id} has not finished: its timeline can be drawn once it has "
+                f"(resume it with: {resume_command(journal_path, run_id)})"
+            )
     if as_json:
         click.echo(json.dumps(run_summary_dict(summary), indent=2))
     else:
