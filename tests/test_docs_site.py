@@ -86,6 +86,13 @@ def python_blocks(page: Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
 
 
+def test_the_example_on_the_home_page_runs() -> None:
+    (block,) = python_blocks(ROOT / "docs" / "index.md")
+    namespace: dict[str, object] = {}
+    exec(compile(block, "docs/index.md", "exec"), namespace)
+    assert namespace["result"].outputs == {"summary": "<html>https:"}  # type: ignore[attr-defined]
+
+
 def test_the_driver_of_the_write_a_driver_page_runs_and_passes_the_parity_suite(tmp_path: Path) -> None:
     _needs("anyio", "hypothesis")
     blocks = python_blocks(DRIVER_PAGE)
