@@ -194,6 +194,21 @@ def test_the_wheels_in_a_fresh_venv_run_the_example_flow(dist_dir: Path, tmp_pat
     assert installed_core.is_relative_to(fresh_venv)  # not this source tree
     assert installed_core.read_text() == (ROOT / "src" / "flowkernel" / "__init__.py").read_text()  # our build
     _run_example(fresh_venv, tmp_path / "sync-out", "sync")
+    missing = subprocess.run(
+        [
+            fresh_venv / "bin" / "flowkernel",
+            "run",
+            f"{ROOT / 'examples' / 'corpus_report.py'}:flow",
+            "--driver",
+            "trio",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_clean_env(),
+    )
+    assert missing.returncode == 2
+    assert 'pip install "flowkernel[trio]"' in missing.stderr  # the extra that brings the missing driver
 
     # Everything: every driver, the CLI, MCP, OpenTelemetry.
     _install(python, dist_dir, f"flowkernel[all]=={version}")
