@@ -9,7 +9,9 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,3 +112,38 @@ def test_the_driver_of_the_write_a_driver_page_runs_and_passes_the_parity_suite(
     assert len(properties) == 3
     for prove in properties:
         prove()
+    _stopping_the_run_cancels_what_runs(module.ThreadDriver())
+
+
+def _stopping_the_run_cancels_what_runs(driver: Any) -> None:
+    """The page's driver, stopped by its caller (a listener raising) while a call hangs in a thread: the
+    guard cancels the call at once and the exception carries the partial result."""
+    from flowkernel import Flow, RunStatus, Step, StepStatus, tool
+    from flowkernel.events import StepFinished
+    from flowkernel.host import partial_result
+
+    @tool
+    def quick() -> int:
+        return 1
+
+    @tool
+    def stuck() -> int:
+        time.sleep(3)
+        return 2
+
+    def stop_when_quick_finishes(event: object) -> None:
+        if isinstance(event, StepFinished) and event.path == "quick":
+            raise KeyboardInterrupt
+
+    flow = Flow(name="stopped", steps=[Step(id="quick", tool=quick), Step(id="stuck", tool=stuck)])
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        driver.run_blocking(flow, on_event=stop_when_quick_finishes)
+    assert time.monotonic() - started < 2  # the stuck call was released, not waited for
+    result = partial_result(stopped.value)
+    assert result is not None
+    assert result.status is RunStatus.CANCELLED
+    assert {step.id: step.status for step in result.steps} == {
+        "quick": StepStatus.SUCCEEDED,
+        "stuck": StepStatus.CANCELLED,
+    }
