@@ -1,4 +1,4 @@
-"""Developer tasks: ``nox`` runs lint, typecheck, tests and property; ``nox -s bench`` the benchmarks.
+"""Developer tasks: ``nox`` runs lint, typecheck, tests, property and docs; ``nox -s bench`` the benchmarks.
 
 Property tests run ``FLOWKERNEL_PROPERTY_EXAMPLES`` examples each (default sized for CI); set it to
 thousands for a long run, e.g. ``FLOWKERNEL_PROPERTY_EXAMPLES=2000 nox -s property``.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "typecheck", "tests", "property"]
+nox.options.sessions = ["lint", "typecheck", "tests", "property", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
@@ -44,6 +44,17 @@ def property(session: nox.Session) -> None:
     """The parity suite and the kernel state machine (hypothesis)."""
     session.install(*DEV)
     session.run("pytest", "property_tests", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The documentation site: ``mkdocs build --strict`` fails on any warning (a broken link or anchor, a page
+    left out of the navigation, a docstring mkdocstrings cannot render); the diagrams must be current."""
+    session.install(*DEV)
+    session.run("python", "docs/generate.py", "--check")
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", f"{session.create_tmp()}/site", env={"NO_MKDOCS_2_WARNING": "1"}
+    )
 
 
 @nox.session(python=PYTHON)

@@ -151,3 +151,11 @@ def test_a_resume_error_lists_every_problem_at_once(tmp_path: Any) -> None:
                 flow, {"n": 2}, journal=journal, run_id="r", resume=True, max_concurrency=3, fail_fast=True
             )
         assert [p.location for p in caught.value.problems] == ["inputs", "max_concurrency", "fail_fast"]
+
+
+def test_a_missing_bundled_driver_says_which_extra_installs_it() -> None:
+    error = DriverNotFoundError("trio", ("sync",))
+    assert str(error) == (
+        "no driver named 'trio' is installed (installed: sync); install it with pip install \"flowkernel[trio]\""
+    )
+    assert "pip install" not in str(DriverNotFoundError("mine", ("sync",)))  # not one flowkernel releases

@@ -64,7 +64,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
         StepStatus,
     )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = (
     "AttemptRecord",

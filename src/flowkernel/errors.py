@@ -122,6 +122,10 @@ class ProtocolError(FlowKernelError):
     """
 
 
+_BUNDLED_DRIVERS = frozenset({"sync", "asyncio", "trio", "dask"})
+"""The drivers flowkernel releases, each a distribution of its own that the core's extra of its name installs."""
+
+
 class DriverNotFoundError(FlowKernelError):
     """No driver is installed under the requested name."""
 
@@ -129,7 +133,8 @@ class DriverNotFoundError(FlowKernelError):
         self.name = name
         self.installed = installed
         known = ", ".join(installed) or "none"
-        super().__init__(f"no driver named {name!r} is installed (installed: {known})")
+        hint = f'; install it with pip install "flowkernel[{name}]"' if name in _BUNDLED_DRIVERS else ""
+        super().__init__(f"no driver named {name!r} is installed (installed: {known}){hint}")
 
 
 class JournalError(FlowKernelError):

@@ -199,7 +199,7 @@ def drivers() -> None:
     """List the installed drivers, one name a line (use one with run --driver NAME)."""
     names = installed_drivers()
     if not names:
-        raise click.ClickException("no drivers are installed; install one, e.g. pip install flowkernel-sync")
+        raise click.ClickException('no drivers are installed; install one, e.g. pip install "flowkernel[sync]"')
     for name in names:
         click.echo(name)
 

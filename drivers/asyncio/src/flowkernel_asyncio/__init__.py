@@ -30,6 +30,9 @@ from flowkernel.host import (
 
 __all__ = ("AsyncioBackend", "AsyncioDriver")
 
+__version__ = "0.2.0"
+"""The distribution's version (the single source: hatch reads it when building)."""
+
 T = TypeVar("T")
 SyncToolMode = Literal["thread", "inline"]
 DEFAULT_MAX_WORKERS = 32

@@ -20,3 +20,6 @@ from .driver import DEFAULT_THREADS, DaskDriver
 from .shipping import Shipped, ToolReference, UnshippableToolError
 
 __all__ = ("DEFAULT_THREADS", "DaskDriver", "Shipped", "ToolReference", "UnshippableToolError")
+
+__version__ = "0.2.0"
+"""The distribution's version (the single source: hatch reads it when building)."""

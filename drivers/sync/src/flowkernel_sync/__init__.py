@@ -45,6 +45,9 @@ from .interrupt import ctrl_c_stops
 
 __all__ = ("SyncDriver",)
 
+__version__ = "0.2.0"
+"""The distribution's version (the single source: hatch reads it when building)."""
+
 DEFAULT_MAX_WORKERS = 32
 SIGNAL_POLL = 0.05
 """The longest the caller's thread sleeps waiting for completions before it looks for a pending Ctrl-C."""

@@ -34,6 +34,9 @@ from flowkernel.host import (
 
 __all__ = ("TrioDriver",)
 
+__version__ = "0.2.0"
+"""The distribution's version (the single source: hatch reads it when building)."""
+
 T = TypeVar("T")
 SyncToolMode = Literal["thread", "inline"]
 _PASSTHROUGH = (KeyboardInterrupt, trio.Cancelled)
