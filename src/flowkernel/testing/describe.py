@@ -11,9 +11,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import BaseModel
+
 from ..model.flow import Flow
 from ..model.policies import Fallback
 from ..model.refs import Context, Input, Item, Ref
+from ..model.signature import DERIVED_MODULE
 from ..model.step import Step
 from ..model.tool import Tool
 from .scripted import Scenario, Script
@@ -56,9 +59,15 @@ def _target(step: Step) -> str:
 
 def _tool(tool: Tool) -> str:
     kind = "async" if tool.is_async else "sync"
-    models = [what for what, model in (("input", tool.input_model), ("output", tool.output_model)) if model]
-    checked = f", checks its {' and '.join(models)} with a model" if models else ""
-    return f"{kind} tool {tool.name}{checked}"
+    declared = (("input", tool.input_model), ("output", tool.output_model))
+    models = [f", {what} model {model.__name__}" for what, model in declared if model and _declared(model)]
+    return f"{kind} tool {tool.name}{''.join(models)}"
+
+
+def _declared(model: type[BaseModel]) -> bool:
+    """A model the tool declares, not one derived from its function's annotations (which tells a reader
+    of the flow nothing)."""
+    return model.__module__ != DERIVED_MODULE
 
 
 def _details(step: Step, script: Script) -> Iterator[str]:
