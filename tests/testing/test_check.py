@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, Unpack
 
@@ -12,7 +13,10 @@ pytest.importorskip("hypothesis", reason="check_driver needs hypothesis (flowker
 from flowkernel import ExecutionResult, Flow, Step
 from flowkernel.host import RunSettings
 from flowkernel.testing import (
+    Divergence,
     ParityError,
+    ParityFailure,
+    ParityReport,
     Scenario,
     Script,
     assert_parity,
@@ -119,3 +123,45 @@ def test_options_it_cannot_run_with_are_all_named_at_once() -> None:
     message = str(raised.value)
     for problem in ("nothing to compare", "examples must be at least 1", "limits must be", "max_steps must be"):
         assert problem in message
+
+
+class SlowDriver:
+    """The sync driver, 30 ms slower per run."""
+
+    name = "slow"
+
+    def run_blocking(
+        self, flow: Flow, inputs: Mapping[str, Any] | None = None, **settings: Unpack[RunSettings]
+    ) -> ExecutionResult:
+        time.sleep(0.03)
+        return SyncDriver().run_blocking(flow, inputs, **settings)
+
+
+def test_an_example_over_the_deadline_is_a_failure_with_its_scenario() -> None:
+    report = check_driver(SlowDriver(), examples=5, seed=2, limits=(1,), against={}, deadline_ms=10)
+    failure = report.failure
+    assert failure is not None
+    assert failure.divergence is None
+    assert failure.message.startswith("the example took too long")
+    text = report.render()
+    assert "minimal flow:\nflow 'generated': 1 step" in text
+    assert failure.message in text
+
+
+def test_a_run_over_its_limit_is_reported_with_the_gauges_count() -> None:
+    script = Script(delays={("a", 1): 0.01, ("b", 1): 0.01})
+    steps = [Step(id=k, tool=scripted_tool(k, script, is_async=False)) for k in "ab"]
+    scenario = Scenario(Flow(name="two", steps=steps), {}, script)
+    message = "wide (max_concurrency=1) had 2 calls in flight at once, over the run's limit of 1"
+    divergence = Divergence(
+        "over-limit", "wide", 1, "oracle", message, {"status": "succeeded"}, {"status": "succeeded"}
+    )
+    report = ParityReport("wide", ("oracle",), (1,), 9, 3, ParityFailure(scenario, message, divergence), 7)
+    text = report.render()
+    assert text.splitlines()[:2] == [
+        "parity BROKEN: driver 'wide' against oracle, 3 examples passed, limits 1, seed 9",
+        "first failure after 3 passing examples, shrunk in 7 runs",
+    ]
+    assert f"wide (max_concurrency=1) had more calls in flight than its limits allow\n\n{message}" in text
+    assert "side by side" not in text  # equal results: nothing to set side by side
+    assert "oracle's canonical result:" in text
