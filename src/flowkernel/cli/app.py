@@ -38,6 +38,7 @@ from .common import (
 )
 from .journal_commands import delete, resume, runs, show
 from .loading import InputSyntaxError, flow_source, parse_input_pairs, parse_inputs_json
+from .parity import parity
 from .pictures import GRAPH_FORMATS, graph_text
 from .progress import live_progress
 from .serve import serve
@@ -204,5 +205,5 @@ def drivers() -> None:
         click.echo(name)
 
 
-for _command in (resume, runs, show, delete, serve):
+for _command in (resume, runs, show, delete, serve, parity):
     cli.add_command(_command)

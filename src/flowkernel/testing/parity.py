@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from ..host.driver import Driver
 from ..model.flow import Flow
@@ -21,9 +22,12 @@ from .scripted import Scenario
 
 __all__ = (
     "DEFAULT_LIMITS",
+    "Divergence",
+    "DivergenceKind",
     "ParityError",
     "assert_calls_within_limits",
     "assert_parity",
+    "find_divergence",
     "first_difference",
     "run_canonical",
 )
@@ -32,7 +36,42 @@ DEFAULT_LIMITS: tuple[int | None, ...] = (1, 2, None)
 
 
 class ParityError(AssertionError):
-    """Two runs of one scenario disagree; the message names both sides and the first difference."""
+    """Two runs of one scenario disagree; the message names both sides and the first difference, and
+    ``divergence`` holds the same as data."""
+
+    def __init__(self, message: str, divergence: Divergence | None = None) -> None:
+        super().__init__(message)
+        self.divergence = divergence
+
+
+DivergenceKind = Literal["differs", "raised", "over-limit"]
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """How one run of a scenario broke parity: its canonical result differs from the reference's
+    (``differs``), the driver raised (``raised``), or it had more calls in flight than its limits allow
+    (``over-limit``). ``expected`` is the reference's canonical result, ``got`` the run's (``None`` if it
+    raised); ``path`` is where they first differ."""
+
+    kind: DivergenceKind
+    driver: str
+    limit: int | None
+    reference: str
+    message: str
+    expected: dict[str, Any] | None = None
+    got: dict[str, Any] | None = None
+    path: str | None = None
+    exception: Exception | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def label(self) -> str:
+        """The run that broke parity: ``driver (max_concurrency=limit)``."""
+        return _label(self.driver, self.limit)
+
+
+def _label(driver: str, limit: int | None) -> str:
+    return f"{driver} (max_concurrency={limit})"
 
 
 def run_canonical(driver: Driver, scenario: Scenario, max_concurrency: int | None) -> dict[str, Any]:
@@ -57,25 +96,47 @@ def assert_parity(
 
     Raises :class:`ParityError` naming the disagreeing pair and where they first differ.
     """
+    divergence = find_divergence(scenario, drivers, limits, oracle=oracle, count_calls=count_calls)
+    if divergence is not None:
+        raise ParityError(divergence.message, divergence) from divergence.exception
+
+
+def find_divergence(
+    scenario: Scenario,
+    drivers: Mapping[str, Driver],
+    limits: Iterable[int | None] = DEFAULT_LIMITS,
+    *,
+    oracle: bool = True,
+    count_calls: bool = True,
+) -> Divergence | None:
+    """The first (driver, limit) run of ``scenario`` that breaks parity, as :func:`assert_parity` checks
+    it (drivers in the mapping's order, each at every limit), or ``None`` if every run keeps it."""
+    limits = tuple(limits)
     reference_name, reference = ("oracle", oracle_result(scenario)) if oracle else ("", None)
     for name, driver in drivers.items():
         for limit in limits:
-            label = f"{name} (max_concurrency={limit})"
+            label = _label(name, limit)
             scenario.script.gauge.reset()
             try:
                 got = run_canonical(driver, scenario, limit)
             except Exception as exc:
-                raise ParityError(f"{label} raised {type(exc).__name__}: {exc}") from exc
+                message = f"{label} raised {type(exc).__name__}: {exc}"
+                return Divergence("raised", name, limit, reference_name, message, reference, exception=exc)
             if count_calls:
-                assert_calls_within_limits(scenario, got, limit, label)
+                try:
+                    assert_calls_within_limits(scenario, got, limit, label)
+                except ParityError as exc:
+                    return Divergence("over-limit", name, limit, reference_name, str(exc), reference, got)
             if reference is None:
                 reference_name, reference = label, got
             elif got != reference:
                 where, left, right = first_difference(reference, got)
-                raise ParityError(
+                message = (
                     f"{label} disagrees with {reference_name} at {where}:\n"
                     f"  {reference_name}: {left!r}\n  {label}: {right!r}"
                 )
+                return Divergence("differs", name, limit, reference_name, message, reference, got, where)
+    return None
 
 
 def assert_calls_within_limits(scenario: Scenario, result: dict[str, Any], limit: int | None, label: str) -> None:

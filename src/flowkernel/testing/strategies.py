@@ -60,41 +60,41 @@ def scenarios(
     delays: dict[tuple[str, int], float] = {}
     specs: list[_StepSpec] = []
     context = None
-    if policies and draw(st.integers(0, 4)) == 0:
+    if policies and _one_in(draw, 4):
         context = ContextPolicy(collision=draw(st.sampled_from(("overwrite", "warn", "error"))))
     for i, step_id in enumerate(ids):
         dep_ids = [
             ids[d] for d in (draw(st.lists(st.integers(0, i - 1), max_size=min(i, max_deps), unique=True)) if i else [])
         ]
         arguments, after, field_types = _draw_arguments(draw, dep_ids)
-        if context is not None and draw(st.integers(0, 2)) == 0:
+        if context is not None and _one_in(draw, 2):
             arguments["ctx"], field_types["ctx"] = (Context(), Any) if draw(st.booleans()) else (Context("n"), Any)
-        output_model = draw(st.integers(0, 3)) == 0
+        output_model = _one_in(draw, 3)
         spec = _StepSpec(step_id, arguments, tuple(after), draw(st.booleans()), output_model, None, {})
-        if draw(st.integers(0, 4)) == 0:
+        if _one_in(draw, 4):
             spec.input_model = _input_model(step_id, field_types)
         attempts = 1
         if policies:
             attempts = _draw_policies(draw, spec, dep_ids, ids[:i], timeouts_fire)
         for j in range(spec.extra.get("subflow", 0)):
-            if draw(st.integers(0, 4)) == 0:
+            if _one_in(draw, 4):
                 failures.add((f"{step_id}_c{j}", 1))
-                if draw(st.integers(0, 3)) == 0:
+                if _one_in(draw, 3):
                     cancels.add((f"{step_id}_c{j}", 1))  # a sub-run's tool raising CancelledError itself
         for attempt in range(1, attempts + 1):
             key = (step_id, attempt)
-            if draw(st.integers(0, 6 if attempt == 1 and "retry" not in spec.extra else 1)) == 0:
+            if _one_in(draw, 6 if attempt == 1 and "retry" not in spec.extra else 1):
                 failures.add(key)
-                if draw(st.integers(0, 3)) == 0:
+                if _one_in(draw, 3):
                     cancels.add(key)  # the failure is the tool raising CancelledError itself
-            elif output_model and draw(st.integers(0, 5)) == 0:
+            elif output_model and _one_in(draw, 5):
                 bad_outputs.add(key)
             elif "timeout" in spec.extra and timeouts_fire and draw(st.booleans()):
                 hangs.add(key)
-                if spec.is_async and draw(st.integers(0, 2)) == 0:
+                if spec.is_async and _one_in(draw, 2):
                     blocking.add(key)  # blocks its event loop: its timer cannot fire before it returns
             delays[key] = draw(st.sampled_from(_DELAYS))
-        if spec.extra.get("on_error") == "fallback-tool" and draw(st.integers(0, 2)) == 0:
+        if spec.extra.get("on_error") == "fallback-tool" and _one_in(draw, 2):
             failures.add((f"{step_id}-fallback", 1))
         specs.append(spec)
     if sum("timeout" in spec.extra for spec in specs) > 1:
@@ -120,10 +120,16 @@ def scenarios(
     return Scenario(flow, {"seed": draw(st.integers(0, 1000)), "label": "x", "items": items}, script)
 
 
+def _one_in(draw: st.DrawFn, odds: int) -> bool:
+    """True for one value of ``0..odds`` (once in ``odds + 1`` draws), False for 0, where hypothesis
+    shrinks to: a minimal scenario keeps only the features (failures, policies, models...) it needs."""
+    return draw(st.integers(0, odds)) == odds
+
+
 def _draw_policies(draw: st.DrawFn, spec: _StepSpec, deps: list[str], earlier: list[str], timeouts_fire: bool) -> int:
     """Give a step policies; return how many attempts it may make."""
     attempts = 1
-    if draw(st.integers(0, 2)) == 0:
+    if _one_in(draw, 2):
         attempts = draw(st.integers(1, 3))
         spec.extra["retry"] = RetryPolicy(
             max_attempts=attempts,
@@ -132,32 +138,32 @@ def _draw_policies(draw: st.DrawFn, spec: _StepSpec, deps: list[str], earlier: l
             retry_on=draw(st.sampled_from(((), ("ScriptedFailure",), ("ValueError",)))),
             retry_on_timeout=draw(st.booleans()),
         )
-    if draw(st.integers(0, 1 if timeouts_fire else 5)) == 0:
+    if _one_in(draw, 1 if timeouts_fire else 5):
         spec.extra["timeout"] = 0.25 if timeouts_fire else 30.0
-    choice = draw(st.integers(0, 11))
-    if choice == 0:
+    choice = draw(st.integers(0, 11))  # 9-11: a policy; 0 (what hypothesis shrinks to): none
+    if choice == 9:
         spec.extra["on_error"] = "continue"
-    elif choice == 1:
+    elif choice == 10:
         spec.extra["on_error"] = Fallback(value={"step": "fallback", "n": 7})
-    elif choice == 2:
+    elif choice == 11:
         spec.extra["on_error"] = "fallback-tool"  # built once the script exists
-    if earlier and draw(st.integers(0, 5)) == 0:
+    if earlier and _one_in(draw, 5):
         source = draw(st.sampled_from(deps or earlier))
         threshold = draw(st.integers(0, 1_000_003))
         spec.extra["when"] = draw(
             st.sampled_from((f"steps.{source}.n > `{threshold}`", f"inputs.seed < `{threshold % 1000}`"))
         )
-    if len(deps) >= 2 and draw(st.integers(0, 3)) == 0:
+    if len(deps) >= 2 and _one_in(draw, 3):
         spec.extra["join"] = "any"
-    if spec.input_model is None and draw(st.integers(0, 9)) == 0:  # a sub-flow step (a small chain)
+    if spec.input_model is None and _one_in(draw, 9):  # a sub-flow step (a small chain)
         spec.extra.pop("retry", None)
         spec.extra.pop("timeout", None)
         spec.extra["subflow"] = draw(st.integers(1, 2))
         first = next(iter(spec.arguments.values()), 1)
         spec.arguments = {"v": first}
         return 1
-    if spec.input_model is None and draw(st.integers(0, 7)) == 0:  # a map step over a list input
-        spec.extra["map"] = Input("items") if draw(st.integers(0, 5)) else Input("label")  # label: not a list
+    if spec.input_model is None and _one_in(draw, 7):  # a map step over a list input
+        spec.extra["map"] = Input("label") if _one_in(draw, 5) else Input("items")  # label: not a list
         spec.extra["max_concurrency"] = draw(st.sampled_from((None, 1, 2)))
         spec.arguments["element"] = Item()
     return attempts
@@ -214,11 +220,11 @@ def _draw_arguments(draw: st.DrawFn, deps: list[str]) -> tuple[dict[str, Any], l
         arguments["k"], types["k"] = draw(st.integers(-5, 5)), int
     if draw(st.booleans()):
         arguments["seed"], types["seed"] = Input("seed"), int
-    if draw(st.integers(0, 3)) == 0:
+    if _one_in(draw, 3):
         arguments["label"], types["label"] = Input("label"), str
     # Now and then a field type that the wired-in value cannot meet: an input validation failure.
     wrong = [name for name, t in types.items() if t is not int]
-    if wrong and draw(st.integers(0, 6)) == 0:
+    if wrong and _one_in(draw, 6):
         types[wrong[0]] = int
     return arguments, after, types
 
