@@ -28,6 +28,7 @@ from .common import (
     TABLE_HELP,
     TRACEBACK_HELP,
     CannotRunError,
+    allow_module_option,
     OneLineGroup,
     announce_on_start,
     driver_named,
@@ -37,6 +38,7 @@ from .common import (
     open_journal,
     resume_command,
 )
+from .flow_files import schema, validate
 from .journal_commands import delete, resume, runs, show
 from .loading import InputSyntaxError, flow_source, parse_input_pairs, parse_inputs_json
 from .progress import live_progress
@@ -56,6 +58,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("reference", metavar="MODULE:FLOW")
+@allow_module_option
 @click.option("-d", "--driver", default="sync", show_default=True, help="The driver to run the flow with.")
 @click.option("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
 @click.option(
@@ -175,6 +178,7 @@ def _read_inputs(pairs: tuple[str, ...], inputs_json: str | None) -> dict[str, A
 
 @cli.command()
 @click.argument("reference", metavar="MODULE:FLOW")
+@allow_module_option
 def graph(reference: str) -> None:
     """Print the flow's graph as a Mermaid flowchart: an edge for every dependency the run waits on.
 
@@ -195,5 +199,5 @@ def drivers() -> None:
         click.echo(name)
 
 
-for _command in (resume, runs, show, delete, serve):
+for _command in (resume, runs, show, delete, serve, validate, schema):
     cli.add_command(_command)
