@@ -125,6 +125,10 @@ class _Reader:
         self.nodes = 0
         self.positions: dict[tuple[str | int, ...], Position] = {}
         self.problems: list[FileProblem] = []
+        self._done: dict[int, tuple[Any, int]] = {}  # a node an alias repeats: its data, and how many values
+        from yaml.constructor import SafeConstructor
+
+        self._constructor = SafeConstructor()
 
     def read(self, text: str) -> tuple[Any, dict[tuple[str | int, ...], Position]]:
         yaml = self.yaml
@@ -162,14 +166,30 @@ class _Reader:
                 depth -= 1
 
     def _value(self, node: yaml.Node, path: tuple[str | int, ...], depth: int) -> Any:
-        yaml = self.yaml
-        self.nodes += 1
+        """The data of ``node``; a node met again (through an alias) is counted again at its full size,
+        but built once and shared, so an alias bomb costs the size of its file until it hits the limit."""
+        done = self._done.get(id(node))
+        if done is not None:
+            self._count(node, done[1])
+            self.positions.setdefault(path, _place(node.start_mark))
+            return done[0]
+        before = self.nodes
+        value = self._build(node, path, depth)
+        self._done[id(node)] = (value, self.nodes - before)
+        return value
+
+    def _count(self, node: yaml.Node, values: int) -> None:
+        self.nodes += values
         if self.nodes > self.limits.max_nodes:
             raise _error(
                 self.file,
                 f"more than {self.limits.max_nodes} values once aliases are expanded (an alias bomb?)",
                 *_place(node.start_mark),
             )
+
+    def _build(self, node: yaml.Node, path: tuple[str | int, ...], depth: int) -> Any:
+        yaml = self.yaml
+        self._count(node, 1)
         if depth > self.limits.max_depth:  # only through aliases: the events were checked
             raise _error(self.file, f"nested deeper than {self.limits.max_depth} levels", *_place(node.start_mark))
         self.positions.setdefault(path, _place(node.start_mark))
@@ -200,14 +220,11 @@ class _Reader:
         return result
 
     def _scalar(self, node: yaml.ScalarNode, path: tuple[str | int, ...]) -> Any:
-        from yaml.constructor import SafeConstructor
-
         kind = node.tag.rpartition(":")[2]
         if kind in ("str", "timestamp"):  # a date stays the text it is written as
             return node.value
-        constructor = SafeConstructor()
         try:
-            value = getattr(constructor, f"construct_yaml_{kind}")(node)
+            value = getattr(self._constructor, f"construct_yaml_{kind}")(node)
         except ValueError as exc:  # an integer with too many digits
             self._problem(path, f"cannot read {kind} {node.value[:20]!r}: {exc}", node)
             return None
