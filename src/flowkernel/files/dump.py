@@ -33,7 +33,7 @@ def dump_flow(flow: Flow, format: Literal["yaml", "json"] = "yaml") -> str:  # n
     """``flow`` as the text of a flow file (:func:`flowkernel.files.load_flow_file` reads it back)."""
     data = flow_data(flow)
     if format == "json":
-        return json.dumps(data, indent=2, allow_nan=False) + "\n"
+        return json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     import yaml
 
     text: str = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)

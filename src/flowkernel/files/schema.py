@@ -34,8 +34,6 @@ __all__ = (
 FORMAT_VERSION = 1
 """The version of the file format this flowkernel reads and writes (``flowkernel: 1`` in a file)."""
 
-SCHEMA_ID = "https://flowkernel.dev/schemas/flow-file-1.json"
-
 _STRICT = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 ARGUMENTS_HELP = (
@@ -161,4 +159,4 @@ class FlowFile(FlowBody):
 def flow_file_schema() -> dict[str, Any]:
     """The JSON Schema of flow files (Draft 2020-12), generated from :class:`FlowFile`."""
     schema = FlowFile.model_json_schema(by_alias=True)
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

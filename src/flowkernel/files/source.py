@@ -90,21 +90,42 @@ def read_document(path: Path, limits: Limits = Limits()) -> Document:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _error(file, f"the file is not UTF-8 text (byte {exc.start})") from None
-    if path.suffix.lower() == ".json":
-        _check_json(file, text)
-    return Document(file, *_Reader(file, limits).read(text))
+    if path.suffix.lower() != ".json":
+        return Document(file, *_Reader(file, limits).read(text))
+    data = _read_json(file, text)
+    try:
+        return Document(file, *_Reader(file, limits).read(text))
+    except _NotYaml:  # JSON that YAML does not read (a surrogate pair escape): no positions, then
+        _check_size(file, data, limits)
+        return Document(file, data)
 
 
 def _error(file: str, message: str, line: int = 0, column: int = 0) -> FlowFileError:
     return FlowFileError(file, (FileProblem("", message, file, line, column),))
 
 
-def _check_json(file: str, text: str) -> None:
+class _NotYaml(FlowFileError):
+    """The text is not YAML (raised for JSON that PyYAML cannot read, which is then read without positions)."""
+
+
+def _check_size(file: str, data: Any, limits: Limits) -> None:
+    """The node and depth limits on data read without the YAML reader."""
+    pending, count = [(data, 0)], 0
+    while pending:
+        value, depth = pending.pop()
+        count += 1
+        if count > limits.max_nodes or depth > limits.max_depth:
+            raise _error(file, f"more than {limits.max_nodes} values, or nested deeper than {limits.max_depth} levels")
+        if isinstance(value, dict | list):
+            pending.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+
+
+def _read_json(file: str, text: str) -> Any:
     def no_constants(name: str) -> Any:
         raise ValueError(f"{name} is not JSON")
 
     try:
-        json.loads(text, parse_constant=no_constants)
+        return json.loads(text, parse_constant=no_constants)
     except json.JSONDecodeError as exc:
         raise _error(file, f"not valid JSON: {exc.msg}", exc.lineno, exc.colno) from None
     except (ValueError, RecursionError) as exc:
@@ -138,9 +159,10 @@ class _Reader:
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             message = " ".join(part for part in (exc.context, exc.problem) if part)
-            raise _error(self.file, f"not valid YAML: {message}", *_place(mark)) from None
+            line, column = _place(mark)
+            raise _NotYaml(self.file, (FileProblem("", f"not valid YAML: {message}", self.file, line, column),)) from None
         except yaml.YAMLError as exc:
-            raise _error(self.file, f"not valid YAML: {exc}") from None
+            raise _NotYaml(self.file, (FileProblem("", f"not valid YAML: {exc}", self.file),)) from None
         if node is None:
             raise _error(self.file, "the file is empty; a flow file holds a mapping (name, steps, ...)")
         data = self._value(node, (), 0)
