@@ -67,22 +67,27 @@ def test_every_field_of_a_step_reads_into_the_model(write: Write) -> None:
     )
     flow = load_flow_file(path, allow_modules=[TOOLBOX])
     assert (flow.name, flow.version, flow.description) == ("all", "3", "every field")
-    assert flow.context is not None and flow.context.collision == "warn"
+    assert flow.context is not None
+    assert flow.context.collision == "warn"
     first, each, rescue, other = flow.steps
     assert first.tool is toolbox.echo
     rows = first.arguments["value"]["items"][0]
-    assert isinstance(rows, Input) and (rows.name, rows.path, rows.default) == ("rows", "[*].n", [])
+    assert isinstance(rows, Input)
+    assert (rows.name, rows.path, rows.default) == ("rows", "[*].n", [])
     assert first.arguments["value"]["literal"] == {"$ref": "not-a-ref"}
     assert each.map == Ref("first", "items[0]")
-    assert isinstance(each.map, Ref) and each.map.default is MISSING
+    assert isinstance(each.map, Ref)
+    assert each.map.default is MISSING
     assert each.arguments == {"x": Item("n", default=0)}
     assert each.retry == RetryPolicy(max_attempts=4, initial_delay=0, retry_on=("RuntimeError",))
     assert (each.timeout, each.on_error, each.when, each.max_concurrency) == (2.5, "continue", "inputs.go", 2)
     assert rescue.arguments == {"value": Context("first")}
     assert (rescue.after, rescue.join) == (("each",), "any")
     assert rescue.on_error == Fallback(value={"ok": False})
-    assert isinstance(other.on_error, Fallback) and other.on_error.tool is toolbox.echo
-    assert flow.outputs is not None and flow.outputs["rescued"].default is None
+    assert isinstance(other.on_error, Fallback)
+    assert other.on_error.tool is toolbox.echo
+    assert flow.outputs is not None
+    assert flow.outputs["rescued"].default is None
 
 
 def test_a_file_flow_runs(write: Write) -> None:
@@ -104,7 +109,8 @@ def test_a_module_not_on_the_allowlist_is_never_imported(write: Write) -> None:
     with pytest.raises(FlowFileError) as caught:
         load_flow_file(path, allow_modules=["tests.files.toolbox"])
     (problem,) = caught.value.problems
-    assert isinstance(problem, FileProblem) and (problem.line, problem.column) == (4, 11)
+    assert isinstance(problem, FileProblem)
+    assert (problem.line, problem.column) == (4, 11)
     assert "module 'tests.files.never_imported' is not allowed" in problem.message
     assert "--allow-module tests.files.never_imported" in problem.message
     assert "tests.files.never_imported" not in sys.modules
@@ -194,7 +200,8 @@ def test_a_cycle_is_reported_at_a_step_of_it(write: Write) -> None:
         """,
     )
     messages = problems_of(path)
-    assert messages and all(line in (3, 4) for line, _, _ in messages)
+    assert messages
+    assert all(line in (3, 4) for line, _, _ in messages)
     assert "cycle" in " ".join(m for _, _, m in messages)
 
 
@@ -224,7 +231,8 @@ def test_sub_flows_by_file_by_local_name_and_by_module(write: Write) -> None:
     )
     flow = load_flow_file(path, allow_modules=[TOOLBOX])
     four, five = flow.steps
-    assert four.flow is not None and four.flow.name == "twice"
+    assert four.flow is not None
+    assert four.flow.name == "twice"
     one, two = four.flow.steps
     assert one.flow is two.flow  # a file included twice is read once
     assert five.flow is toolbox.increment
@@ -234,7 +242,17 @@ def test_sub_flows_by_file_by_local_name_and_by_module(write: Write) -> None:
 def test_sub_flows_that_include_each_other_are_a_cycle(write: Write) -> None:
     write("a.yaml", "name: a\nsteps:\n  - {id: s, flow: {file: b.yaml}}\n")
     write("b.yaml", "name: b\nsteps:\n  - {id: s, flow: {file: a.yaml}}\n")
-    path = write("local.yaml", "name: l\nflows:\n  x: {steps: [{id: s, flow: {name: y}}]}\n  y: {steps: [{id: s, flow: {name: x}}]}\nsteps:\n  - {id: s, flow: {name: x}}\n")
+    path = write(
+        "local.yaml",
+        """\
+        name: l
+        flows:
+          x: {steps: [{id: s, flow: {name: y}}]}
+          y: {steps: [{id: s, flow: {name: x}}]}
+        steps:
+          - {id: s, flow: {name: x}}
+        """,
+    )
     files = check_flow_file(path.parent / "a.yaml")
     assert any("include each other: a.yaml -> b.yaml -> a.yaml" in p.message for p in files)
     assert any(p.file.endswith("b.yaml") and p.line == 3 for p in files)
@@ -260,14 +278,18 @@ def test_mcp_tools_are_named_against_the_declared_servers(write: Write) -> None:
     )
     flow = load_flow_file(path)
     now, again, far = flow.steps
-    assert now.tool is again.tool and now.tool is not None and now.tool.name == "time.get_current_time"
+    assert now.tool is again.tool
+    assert now.tool is not None
+    assert now.tool.name == "time.get_current_time"
     (server,) = now.tool.resources
     assert isinstance(server, MCPServer)
     assert (server.command, server.args) == ("mcp-server-time", ("--local-timezone", "UTC"))
-    assert far.tool is not None and far.tool.resources[0].headers == {"Authorization": "Bearer x"}  # type: ignore[attr-defined]
+    assert far.tool is not None
+    assert far.tool.resources[0].headers == {"Authorization": "Bearer x"}  # type: ignore[attr-defined]
     broken = write("broken.yaml", "name: b\nservers:\n  s: {args: [x]}\nsteps:\n  - {id: a, tool: s.t}\n")
     messages = problems_of(broken)
-    assert messages[0][:2] == (3, 6) and "give either command= (stdio) or url=" in messages[0][2]
+    assert messages[0][:2] == (3, 6)
+    assert "give either command= (stdio) or url=" in messages[0][2]
 
 
 @pytest.fixture
@@ -278,7 +300,8 @@ def registered(tmp_path: Path) -> Iterator[None]:
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toolpack\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(
-        f"[flowkernel.tools]\ntoolpack.double = {TOOLBOX}:double\n\n[flowkernel.flows]\nincrement = {TOOLBOX}:increment\n"
+        f"[flowkernel.tools]\ntoolpack.double = {TOOLBOX}:double\n\n"
+        f"[flowkernel.flows]\nincrement = {TOOLBOX}:increment\n"
     )
     sys.path.insert(0, str(site))
     try:
@@ -305,6 +328,8 @@ def test_registered_tools_and_flows_need_no_allowlist(write: Write) -> None:
 
 
 def test_resources_are_named_in_allowed_modules(write: Write) -> None:
-    path = write("f.yaml", f"name: f\nresources: ['{TOOLBOX}:increment']\nsteps:\n  - {{id: a, tool: '{TOOLBOX}:echo'}}\n")
+    path = write(
+        "f.yaml", f"name: f\nresources: ['{TOOLBOX}:increment']\nsteps:\n  - {{id: a, tool: '{TOOLBOX}:echo'}}\n"
+    )
     messages = problems_of(path)
     assert messages == [(2, 13, "resources[0]: 'tests.files.toolbox:increment' is a Flow, not a Resource")]

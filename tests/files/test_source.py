@@ -12,10 +12,10 @@ import pytest
 
 from flowkernel.errors import FileProblem, FlowFileError, FlowKernelError
 from flowkernel.files import Limits
-from flowkernel.files.source import read_document
+from flowkernel.files.source import DEFAULT_LIMITS, read_document
 
 
-def rejected(path: Path, limits: Limits = Limits()) -> tuple[FlowFileError, float, int]:
+def rejected(path: Path, limits: Limits = DEFAULT_LIMITS) -> tuple[FlowFileError, float, int]:
     """The error reading ``path`` gives, the seconds it took and the peak of memory allocated."""
     tracemalloc.start()
     started = time.perf_counter()
@@ -123,7 +123,9 @@ def test_many_values_within_the_size_limit_are_refused(tmp_path: Path) -> None:
         ("", "the file is empty", (0, 0)),
     ],
 )
-def test_malformed_yaml_names_the_place(write: Callable[..., Path], text: str, message: str, place: tuple[int, int]) -> None:
+def test_malformed_yaml_names_the_place(
+    write: Callable[..., Path], text: str, message: str, place: tuple[int, int]
+) -> None:
     error, _, _ = rejected(write("f.yaml", text))
     problem = error.problems[0]
     assert isinstance(problem, FileProblem)

@@ -20,9 +20,9 @@ from ..model.policies import ContextPolicy, ErrorPolicy, Fallback
 from ..model.refs import MISSING, Input, Ref
 from ..model.step import Step
 from ..model.tool import Tool
-from .names import Names, NameError_
+from .names import NameError_, Names
 from .schema import FlowBody, FlowFile, InputSource, OnErrorFallback, RefSource, StepSpec
-from .source import Document, Limits, dotted, read_document
+from .source import DEFAULT_LIMITS, Document, Limits, dotted, read_document
 from .sources import read_value
 
 __all__ = ("FileLoader", "check_flow_file", "load_flow_file")
@@ -30,7 +30,7 @@ __all__ = ("FileLoader", "check_flow_file", "load_flow_file")
 Path_ = tuple[str | int, ...]
 
 
-def load_flow_file(path: str | Path, *, allow_modules: Iterable[str] = (), limits: Limits = Limits()) -> Flow:
+def load_flow_file(path: str | Path, *, allow_modules: Iterable[str] = (), limits: Limits = DEFAULT_LIMITS) -> Flow:
     """The flow the file at ``path`` describes; :class:`FlowFileError` listing every problem otherwise.
 
     ``allow_modules``: the modules whose attributes the file may name as ``MODULE:ATTR`` (and packages,
@@ -43,7 +43,7 @@ def load_flow_file(path: str | Path, *, allow_modules: Iterable[str] = (), limit
 
 
 def check_flow_file(
-    path: str | Path, *, allow_modules: Iterable[str] = (), limits: Limits = Limits()
+    path: str | Path, *, allow_modules: Iterable[str] = (), limits: Limits = DEFAULT_LIMITS
 ) -> list[FileProblem]:
     """Every problem of the flow file at ``path`` (empty when it loads)."""
     loader = FileLoader(allow_modules, limits)
@@ -344,9 +344,7 @@ def _data_path(data: Any, loc: Iterable[Any]) -> tuple[Path_, list[Any]]:
     parts = list(loc)
     while parts:
         part = parts[0]
-        if isinstance(data, dict) and isinstance(part, str) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+        if _holds(data, part):
             data = data[part]
         elif isinstance(data, dict | list) or not isinstance(part, str):
             break
@@ -356,6 +354,12 @@ def _data_path(data: Any, loc: Iterable[Any]) -> tuple[Path_, list[Any]]:
         path.append(part)
         parts.pop(0)
     return tuple(path), [p for p in parts if isinstance(p, str) and not p[:1].isupper() and "[" not in p]
+
+
+def _holds(data: Any, part: Any) -> bool:
+    if isinstance(data, dict):
+        return isinstance(part, str) and part in data
+    return isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
 
 
 _LOCATION_PART = re.compile(r"\[(\d+)\]|\s*\([^)]*\)|\.?([^.\[\s(]+)")

@@ -29,15 +29,27 @@ class FlowDumpError(FlowKernelError, ValueError):
     """A flow holds something a file cannot name or hold (a tool without a module-level name, a model)."""
 
 
-def dump_flow(flow: Flow, format: Literal["yaml", "json"] = "yaml") -> str:  # noqa: A002
+def dump_flow(flow: Flow, format: Literal["yaml", "json"] = "yaml") -> str:
     """``flow`` as the text of a flow file (:func:`flowkernel.files.load_flow_file` reads it back)."""
     data = flow_data(flow)
     if format == "json":
         return json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     import yaml
 
-    text: str = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
-    return text
+    class Dumper(yaml.SafeDumper):
+        """PyYAML's safe dumper, writing text with a line break YAML folds (NEL, U+2028, U+2029) double-quoted,
+        where it is escaped: written raw, it would read back as a space or a newline."""
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        style = '"' if any(mark in value for mark in _FOLDED_BREAKS) else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, text)
+    written: str = yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=100)
+    return written
+
+
+_FOLDED_BREAKS = ("\x85", "\u2028", "\u2029")
 
 
 def flow_data(flow: Flow) -> dict[str, Any]:
@@ -155,7 +167,7 @@ class _Writer:
             for point in entry_points(group=TOOL_GROUP):
                 try:
                     self._registered[id(point.load())] = point.name
-                except Exception:  # noqa: S112  # a broken package: its tools are not this flow's
+                except Exception:  # a broken package: its tools are not this flow's
                     continue
         return self._registered
 

@@ -29,7 +29,7 @@ FLOW_GROUP = "flowkernel.flows"
 """The entry-point group of flows that files may run as sub-flows by name."""
 
 
-class NameError_(LookupError):  # noqa: N801  # not the builtin NameError
+class NameError_(LookupError):  # not the builtin NameError
     """A name in a file that names nothing usable; the message says what to do."""
 
 

@@ -148,7 +148,7 @@ class FlowFile(FlowBody):
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="flowkernel flow file")
     flowkernel: Literal[1] = Field(default=1, description="The version of the file format.")
-    name: str = Field(min_length=1)  # type: ignore[assignment]  # required at the top
+    name: str = Field(min_length=1)  # required at the top
     servers: dict[str, ServerSpec] = Field(default_factory=dict, description="MCP servers, by name.")
     resources: list[str] = Field(default_factory=list, description="Resources, each MODULE:ATTR (allowed modules).")
     flows: dict[str, FlowBody] = Field(

@@ -23,7 +23,7 @@ from ..errors import FileProblem, FlowFileError
 if TYPE_CHECKING:
     import yaml
 
-__all__ = ("FILE_SUFFIXES", "Document", "Limits", "Position", "read_document")
+__all__ = ("DEFAULT_LIMITS", "FILE_SUFFIXES", "Document", "Limits", "Position", "read_document")
 
 FILE_SUFFIXES = (".yaml", ".yml", ".json")
 """The suffixes of flow files (what ``flowkernel run`` reads as a file, not as ``MODULE:FLOW``)."""
@@ -42,6 +42,10 @@ class Limits:
     max_bytes: int = 1 << 20
     max_nodes: int = 100_000
     max_depth: int = 64
+
+
+DEFAULT_LIMITS = Limits()
+"""1 MiB, 100,000 values, 64 levels: far more than any flow a person writes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,7 @@ def dotted(path: tuple[str | int, ...]) -> str:
     return text
 
 
-def read_document(path: Path, limits: Limits = Limits()) -> Document:
+def read_document(path: Path, limits: Limits = DEFAULT_LIMITS) -> Document:
     """The data in the flow file ``path``; :class:`FlowFileError` if it cannot be read within ``limits``."""
     file = str(path)
     try:
@@ -160,7 +164,9 @@ class _Reader:
             mark = exc.problem_mark or exc.context_mark
             message = " ".join(part for part in (exc.context, exc.problem) if part)
             line, column = _place(mark)
-            raise _NotYaml(self.file, (FileProblem("", f"not valid YAML: {message}", self.file, line, column),)) from None
+            raise _NotYaml(
+                self.file, (FileProblem("", f"not valid YAML: {message}", self.file, line, column),)
+            ) from None
         except yaml.YAMLError as exc:
             raise _NotYaml(self.file, (FileProblem("", f"not valid YAML: {exc}", self.file),)) from None
         if node is None:
@@ -173,9 +179,8 @@ class _Reader:
     def _check_events(self, events: Iterator[yaml.Event]) -> None:
         """Depth and size bounds before anything is composed (the composer recurses, and aliases share)."""
         yaml = self.yaml
-        depth = count = 0
-        for event in events:
-            count += 1
+        depth = 0
+        for count, event in enumerate(events, 1):
             if count > 2 * self.limits.max_nodes:
                 raise _error(self.file, f"more than {self.limits.max_nodes} values", *_place(event.start_mark))
             if isinstance(event, yaml.CollectionStartEvent):
@@ -221,7 +226,7 @@ class _Reader:
             if node.tag != f"{_STANDARD}seq":
                 return self._bad_tag(node, path)
             return [self._value(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
-        if node.tag not in _SCALARS:
+        if not isinstance(node, yaml.ScalarNode) or node.tag not in _SCALARS:
             return self._bad_tag(node, path)
         return self._scalar(node, path)
 
@@ -259,7 +264,7 @@ class _Reader:
             path, f"tag {node.tag!r} is not allowed: flow files hold only mappings, lists, strings, numbers, "
             "booleans and null (nothing read from a file is constructed or run)", node,
         )  # fmt: skip
-        return None
+        return
 
     def _problem(self, path: tuple[str | int, ...], message: str, node: yaml.Node) -> None:
         line, column = _place(node.start_mark)

@@ -16,7 +16,12 @@ from ..model.refs import MISSING, Context, Input, Item, Ref
 __all__ = ("SOURCE_KEYS", "read_value", "write_value")
 
 SOURCE_KEYS = ("$ref", "$input", "$item", "$context", "$literal")
-_EXTRA_KEYS = {"$ref": {"path", "default"}, "$input": {"path", "default"}, "$item": {"default"}, "$context": {"default"}}
+_EXTRA_KEYS = {
+    "$ref": {"path", "default"},
+    "$input": {"path", "default"},
+    "$item": {"default"},
+    "$context": {"default"},
+}
 
 Report = Callable[[tuple[str | int, ...], str], None]
 
