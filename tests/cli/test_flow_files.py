@@ -181,3 +181,17 @@ def test_the_example_flow_file_runs_through_the_command_line() -> None:
     lines = json.loads(done.stdout)["outputs"]["lines"]
     assert [line.split(":")[0] for line in lines] == ["UTC", "Asia/Tokyo"]
     assert lines[0].endswith(")")
+
+
+def test_a_plain_run_of_a_python_flow_does_not_load_the_flow_file_reader() -> None:
+    script = (
+        "import sys\n"
+        "from flowkernel.cli.loading import load_flow\n"
+        "load_flow('examples/corpus_report.py:flow')\n"
+        "print(sorted(m for m in sys.modules if m == 'yaml' or m.startswith('flowkernel.files')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

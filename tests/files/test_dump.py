@@ -128,6 +128,7 @@ literals = st.recursive(
     max_leaves=8,
 )  # fmt: skip
 paths = st.sampled_from(["", "a", "a.b", "[0]", "[*].id"])
+conditions = st.none() | st.sampled_from(["inputs.go", "!(inputs.stop)", "length(inputs.xs) > `1`"])
 retries = st.none() | st.builds(
     RetryPolicy,
     max_attempts=st.integers(1, 5),
@@ -151,6 +152,12 @@ def flows(draw: st.DrawFn) -> Flow:
 
         value = draw(literals) if draw(st.booleans()) else source()
         on_error = draw(st.sampled_from(["fail", "continue", "value", "tool"]))
+        kind = draw(st.sampled_from(["call", "call", "map", "sub-flow"]))
+        if kind == "sub-flow":
+            steps.append(Step(id=f"s{i}", flow=toolbox.increment, arguments={"n": source()}, when=draw(conditions)))
+            continue
+        if kind == "map":
+            value = {"element": Item(draw(paths), default=draw(literals)), "other": draw(literals)}
         steps.append(
             Step(
                 id=f"s{i}",
@@ -161,6 +168,9 @@ def flows(draw: st.DrawFn) -> Flow:
                 timeout=draw(st.none() | st.sampled_from([0.5, 10.0])),
                 on_error=_on_error(on_error, draw(literals)),
                 join=draw(st.sampled_from(["all", "any"])),
+                map=source() if kind == "map" else None,
+                max_concurrency=draw(st.none() | st.integers(1, 4)) if kind == "map" else None,
+                when=draw(conditions),
             )
         )
     return Flow(

@@ -46,6 +46,7 @@ class Names:
         self.allow_modules = tuple(allow_modules)
         self.base = base
         self._found: dict[tuple[str, str], Any] = {}
+        self._registered: dict[str, dict[str, Any]] = {}
 
     def tool(self, name: str, servers: Mapping[str, Any]) -> Tool[..., Any]:
         """The tool ``name`` names: ``SERVER.TOOL`` of a declared server, a registered tool, or ``MODULE:ATTR``."""
@@ -90,7 +91,9 @@ class Names:
         if ":" in name:
             found = self._import(name)
         else:
-            registered = {point.name: point for point in entry_points(group=group)}
+            if group not in self._registered:
+                self._registered[group] = {point.name: point for point in entry_points(group=group)}
+            registered = self._registered[group]
             if name not in registered:
                 raise NameError_(_unknown(kind, name, registered, group))
             try:
@@ -127,7 +130,8 @@ class Names:
 def _unknown(kind: str, name: str, registered: Mapping[str, Any], group: str) -> str:
     close = difflib.get_close_matches(name, list(registered), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
+    server = "not SERVER.TOOL of a server the file declares, " if kind == "tool" else ""
     return (
-        f"unknown {kind} {name!r}: not SERVER.TOOL of a server the file declares, not registered "
+        f"unknown {kind} {name!r}: {server}not registered "
         f"(entry points {group}: {', '.join(sorted(registered)) or 'none'}), and not MODULE:ATTR{hint}"
     )
