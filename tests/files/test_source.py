@@ -158,3 +158,13 @@ def test_json_that_yaml_cannot_read_is_read_without_positions_but_within_the_lim
     assert document.positions == {}
     deep = '{"x": "\\ud83d\\ude00", "y": ' + "[" * 70 + "]" * 70 + "}"
     assert "nested deeper than 64" in str(rejected(write("g.json", deep))[0])
+
+
+def test_a_fifo_or_a_directory_is_refused_without_blocking(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    assert "not a regular file" in str(rejected(fifo)[0])
+    (tmp_path / "dir.yaml").mkdir()
+    assert "not a regular file" in str(rejected(tmp_path / "dir.yaml")[0])

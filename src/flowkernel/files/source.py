@@ -83,6 +83,8 @@ def dotted(path: tuple[str | int, ...]) -> str:
 def read_document(path: Path, limits: Limits = DEFAULT_LIMITS) -> Document:
     """The data in the flow file ``path``; :class:`FlowFileError` if it cannot be read within ``limits``."""
     file = str(path)
+    if path.exists() and not path.is_file():  # a directory, a FIFO that would block, a device
+        raise _error(file, "not a regular file")
     try:
         with path.open("rb") as handle:
             raw = handle.read(limits.max_bytes + 1)
