@@ -199,3 +199,30 @@ def test_a_plain_run_of_a_python_flow_does_not_load_the_flow_file_reader() -> No
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_serve_offers_a_flow_file_as_an_mcp_tool(good: Path, tmp_path: Path) -> None:
+    pytest.importorskip("mcp", reason="serving needs the MCP SDK: pip install 'flowkernel[mcp]'")
+    import os
+
+    import anyio
+    from mcp import Client, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "flowkernel", "serve", str(good), "--allow-module", TOOLBOX],
+        env=dict(os.environ),
+        cwd=ROOT,
+    )
+
+    async def main() -> tuple[list[str], object]:
+        with (tmp_path / "server.log").open("w") as errlog:
+            async with Client(stdio_client(params, errlog=errlog)) as client:
+                tools = [tool.name for tool in (await client.list_tools()).tools]
+                called = await client.call_tool("good", {"n": 5})
+                return tools, called.structured_content
+
+    tools, outputs = anyio.run(main)
+    assert tools == ["good"]
+    assert outputs == {"s": 11}
