@@ -71,6 +71,10 @@ class FileLoader:
         files = list(dict.fromkeys(p.file for p in self.problems))
         return sorted(self.problems, key=lambda p: (files.index(p.file), p.line, p.column))
 
+    def is_reading(self, path: Path) -> bool:
+        """Whether ``path`` is being read (a file that includes it is part of a cycle, reported there)."""
+        return path.resolve() in self._reading
+
     def load(self, path: Path, included_at: tuple[Document, Path_] | None = None) -> Flow | None:
         resolved = path.resolve()
         if resolved in self._reading:
@@ -286,7 +290,7 @@ class _FileBuilder:
             return None
         if sub.file is not None:
             flow = self.loader.load(self.base / sub.file, (self.document, (*where, "file")))
-            if flow is None and (self.base / sub.file).resolve() not in self.loader._reading:
+            if flow is None and not self.loader.is_reading(self.base / sub.file):
                 self.report((*where, "file"), f"the sub-flow file {sub.file!r} does not load (see its problems)")
             return flow
         assert sub.name is not None
