@@ -20,6 +20,7 @@ HOST_LAYERS = (
     "flowkernel.__main__",
     "flowkernel.otel",
     "flowkernel.mcp",
+    "flowkernel.files",  # reads flow files and imports the modules the user allows
 )
 SRC = Path(__file__).resolve().parents[1] / "src"
 

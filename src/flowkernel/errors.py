@@ -15,10 +15,13 @@ from typing import Any
 __all__ = (
     "AbandonedCallWarning",
     "AsyncResultError",
+    "ConfigError",
     "CorruptJournalError",
     "DefinitionError",
     "DriverNotFoundError",
+    "FileProblem",
     "FlowChangedError",
+    "FlowFileError",
     "FlowInputError",
     "FlowKernelError",
     "FlowValidationError",
@@ -76,6 +79,20 @@ class Problem:
         return f"{self.location}: {self.message}"
 
 
+@dataclass(frozen=True, slots=True)
+class FileProblem(Problem):
+    """A problem in a flow file, with where it is in the file: ``line`` and ``column`` count from 1
+    (0: the problem has no place of its own in the file, such as a file that cannot be read)."""
+
+    file: str = ""
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        place = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        return f"{place}: {self.location}: {self.message}" if self.location else f"{place}: {self.message}"
+
+
 class _ProblemListError(FlowKernelError):
     """An error carrying every problem found, so the user fixes them all in one pass."""
 
@@ -93,6 +110,20 @@ class FlowValidationError(_ProblemListError):
     """The flow is malformed; ``problems`` lists everything that is wrong with it."""
 
     subject = "invalid flow"
+
+
+class FlowFileError(_ProblemListError):
+    """A flow file (YAML or JSON) cannot be loaded: it is not readable, too big or too deep, not valid
+    YAML, against the file format's schema, names a tool that cannot be found or whose module is not
+    allowed, or describes an invalid flow. ``name`` is the file, ``problems`` lists every problem found,
+    each a :class:`FileProblem` with its line and column."""
+
+    subject = "invalid flow file"
+
+
+class ConfigError(FlowKernelError):
+    """The project's flowkernel configuration (``flowkernel.toml``, ``[tool.flowkernel]`` in
+    ``pyproject.toml``) cannot be read, or holds a setting of the wrong kind."""
 
 
 class ResourceError(FlowKernelError):

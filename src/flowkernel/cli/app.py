@@ -28,6 +28,7 @@ from .common import (
     TRACEBACK_HELP,
     CannotRunError,
     OneLineGroup,
+    allow_module_option,
     announce_on_start,
     driver_named,
     exit_with,
@@ -36,6 +37,7 @@ from .common import (
     open_journal,
     resume_command,
 )
+from .flow_files import schema, validate
 from .journal_commands import delete, resume, runs, show
 from .loading import InputSyntaxError, flow_source, parse_input_pairs, parse_inputs_json
 from .parity import parity
@@ -56,7 +58,8 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("reference", metavar="MODULE:FLOW")
+@click.argument("reference", metavar="MODULE:FLOW|FILE")
+@allow_module_option
 @click.option("-d", "--driver", default="sync", show_default=True, help="The driver to run the flow with.")
 @click.option("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
 @click.option(
@@ -175,7 +178,7 @@ def _read_inputs(pairs: tuple[str, ...], inputs_json: str | None) -> dict[str, A
 
 
 @cli.command()
-@click.argument("reference", metavar="MODULE:FLOW")
+@click.argument("reference", metavar="MODULE:FLOW|FILE")
 @click.option(
     "--format",
     "form",
@@ -184,6 +187,7 @@ def _read_inputs(pairs: tuple[str, ...], inputs_json: str | None) -> dict[str, A
     show_default=True,
     help="Mermaid flowchart text, or an SVG picture (steps in layers by depth).",
 )
+@allow_module_option
 def graph(reference: str, form: str) -> None:
     """Print the flow's graph as a Mermaid flowchart or an SVG picture: an edge for every dependency the run
     waits on.
@@ -205,5 +209,5 @@ def drivers() -> None:
         click.echo(name)
 
 
-for _command in (resume, runs, show, delete, serve, parity):
+for _command in (resume, runs, show, delete, serve, validate, schema, parity):
     cli.add_command(_command)

@@ -18,8 +18,10 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from ..errors import (
+    ConfigError,
     DefinitionError,
     DriverNotFoundError,
+    FlowFileError,
     FlowInputError,
     FlowValidationError,
     JournalError,
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from ..host.journal import Durability, SqliteJournal
 
 __all__ = (
+    "ALLOW_MODULE_HELP",
     "DURABILITY_HELP",
     "EXISTING_JOURNAL",
     "EXIT_FAILED",
@@ -46,6 +49,7 @@ __all__ = (
     "TABLE_HELP",
     "TRACEBACK_HELP",
     "CannotRunError",
+    "allow_module_option",
     "OneLineError",
     "OneLineGroup",
     "announce_on_start",
@@ -152,6 +156,39 @@ TABLE_HELP = (
     "Show every step's row even when the run did not succeed (a failed, cancelled or timed-out run "
     "otherwise ends with a summary: counts, the failed steps and their errors)."
 )
+ALLOW_MODULE_HELP = (
+    "A module whose tools a flow file (.yaml, .yml, .json) may name as MODULE:ATTR (a package allows its "
+    "modules too); repeatable. Added to allow-modules of [tool.flowkernel] in pyproject.toml or flowkernel.toml."
+)
+_ALLOWED = "flowkernel.allow_modules"
+
+
+def _remember_allowed(ctx: click.Context, _: click.Parameter, modules: tuple[str, ...]) -> tuple[str, ...]:
+    ctx.meta[_ALLOWED] = (*ctx.meta.get(_ALLOWED, ()), *modules)
+    return modules
+
+
+def allow_module_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--allow-module MOD`` (repeatable, or ``FLOWKERNEL_ALLOW_MODULES``, space-separated) on a command
+    that loads flows: :func:`load` passes the modules to the loading of flow files."""
+    return click.option(
+        "--allow-module",
+        "allow_modules",
+        multiple=True,
+        metavar="MODULE",
+        envvar="FLOWKERNEL_ALLOW_MODULES",
+        expose_value=False,
+        callback=_remember_allowed,
+        help=ALLOW_MODULE_HELP,
+    )(command)
+
+
+def allowed_modules() -> tuple[str, ...]:
+    """The modules the running command was given with ``--allow-module``."""
+    ctx = click.get_current_context(silent=True)
+    return () if ctx is None else tuple(ctx.meta.get(_ALLOWED, ()))
+
+
 QUIET_HELP = "Show no live progress while the run goes (shown only on a terminal, on stderr, after half a second)."
 EXISTING_JOURNAL = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -214,7 +251,9 @@ def load(
 ) -> Flow:
     """The flow ``reference`` names; ``recorded_for``: the run whose journal recorded the reference."""
     try:
-        return load_flow(reference)
+        return load_flow(reference, allow_modules=allowed_modules())
+    except (FlowFileError, ConfigError) as exc:
+        raise CannotRunError(str(exc)) from None
     except FlowReferenceError as exc:
         if recorded_for is not None:
             raise CannotRunError(

@@ -27,6 +27,7 @@ from .common import (
     TABLE_HELP,
     TRACEBACK_HELP,
     CannotRunError,
+    allow_module_option,
     announce_on_start,
     driver_named,
     exit_with,
@@ -67,7 +68,8 @@ def _flow_help(purpose: str) -> str:
 
 @click.command()
 @a_recorded_run
-@click.option("--flow", "reference", metavar="MODULE:FLOW", help=_flow_help("resume with"))
+@click.option("--flow", "reference", metavar="MODULE:FLOW|FILE", help=_flow_help("resume with"))
+@allow_module_option
 @click.option("-d", "--driver", default="sync", show_default=True, help="The driver to resume the run with.")
 @click.option("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
 @click.option(
@@ -181,7 +183,8 @@ def runs(journal_path: Path, as_json: bool) -> None:
 
 @click.command()
 @a_recorded_run
-@click.option("--flow", "reference", metavar="MODULE:FLOW", help=_flow_help("replay the record with"))
+@click.option("--flow", "reference", metavar="MODULE:FLOW|FILE", help=_flow_help("replay the record with"))
+@allow_module_option
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON instead of a table.")
 @click.option("--traceback", "show_traceback", is_flag=True, help=TRACEBACK_HELP)
 @click.option(

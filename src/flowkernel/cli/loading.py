@@ -27,6 +27,7 @@ __all__ = (
     "FlowReferenceError",
     "InputSyntaxError",
     "flow_source",
+    "is_flow_file",
     "load_flow",
     "parse_input_pairs",
     "parse_inputs_json",
@@ -52,14 +53,26 @@ class InputSyntaxError(ValueError):
 # ---- flows -------------------------------------------------------------------------------------
 
 
-def load_flow(reference: str) -> Flow:
+def is_flow_file(reference: str) -> bool:
+    """Whether ``reference`` is a flow file (``.yaml``, ``.yml``, ``.json``), not ``MODULE:FLOW``."""
+    return reference.lower().endswith((".yaml", ".yml", ".json"))
+
+
+def load_flow(reference: str, *, allow_modules: Iterable[str] = ()) -> Flow:
     """The flow ``MODULE:FLOW`` names; MODULE is a dotted module name or a path to a ``.py`` file.
+
+    A reference ending in ``.yaml``, ``.yml`` or ``.json`` is a flow file, read as data
+    (:func:`flowkernel.files.load_flow_file`; its problems raise :class:`~flowkernel.errors.FlowFileError`):
+    it may name tools in the modules ``allow_modules`` lists and in those the project's configuration
+    allows (:func:`flowkernel.files.configured_allow_modules`), and imports nothing else.
 
     FLOW is a (dotted) attribute holding a :class:`Flow` or a function of no arguments returning one;
     it defaults to ``flow``. Errors raised while building the flow (``FlowValidationError``, pydantic's
     ``ValidationError``) propagate as they are; anything else the user's code raises is wrapped in
     :class:`FlowLoadError`.
     """
+    if is_flow_file(reference):
+        return _load_file(reference, allow_modules)
     module_ref, attribute = _split(reference)
     module = _import(module_ref)
     target: Any = module
@@ -77,6 +90,14 @@ def load_flow(reference: str) -> Flow:
     raise FlowReferenceError(f"{reference!r} is of type {kind!r}, not a Flow or a function returning one")
 
 
+def _load_file(reference: str, allow_modules: Iterable[str]) -> Flow:
+    from ..files import configured_allow_modules, load_flow_file
+
+    if not Path(reference).is_file():
+        raise FlowReferenceError(f"no such file: {reference!r}")
+    return load_flow_file(reference, allow_modules=(*allow_modules, *configured_allow_modules()))
+
+
 def flow_source(reference: str) -> str:
     """``reference`` in a form that loads the same flow from any working directory, for the journal.
 
@@ -84,6 +105,8 @@ def flow_source(reference: str) -> str:
     directory (``flowkernel run mymodule:flow``); other module names (installed, on ``PYTHONPATH``) are
     kept. The attribute is always written out. Call it after :func:`load_flow` succeeded.
     """
+    if is_flow_file(reference):
+        return str(Path(reference).resolve())
     module_ref, attribute = _split(reference)
     if _is_path(module_ref):
         return f"{Path(module_ref).resolve()}:{attribute}"

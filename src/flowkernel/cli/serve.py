@@ -18,7 +18,7 @@ import click
 
 from ..errors import ServeError
 from ..host import AsyncDriver
-from .common import TRACEBACK_HELP, CannotRunError, driver_named, load, open_journal
+from .common import TRACEBACK_HELP, CannotRunError, allow_module_option, driver_named, load, open_journal
 from .loading import flow_source
 
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ MCP_HINT = "pip install 'flowkernel[mcp]'"
 
 
 @click.command()
-@click.argument("references", metavar="MODULE:FLOW...", nargs=-1, required=True)
+@click.argument("references", metavar="MODULE:FLOW|FILE...", nargs=-1, required=True)
+@allow_module_option
 @click.option("--http", "address", metavar="HOST:PORT", help="Serve over streamable HTTP at http://HOST:PORT/mcp.")
 @click.option(
     "-d",
