@@ -382,7 +382,7 @@ def test_bad_options_and_inputs(args: tuple[str, ...], message: str) -> None:
 def test_bad_flow_references(reference: str, message: str) -> None:
     result = invoke("run", reference)
     assert result.exit_code == 2
-    assert "Invalid value for 'MODULE:FLOW'" in result.stderr
+    assert "Invalid value for 'MODULE:FLOW|FILE'" in result.stderr
     assert message in result.stderr
 
 
@@ -482,7 +482,7 @@ def assert_one_line_error(result: Result, message: str) -> None:
         (("run", "{flows}", "--run-id", ""), "must not be empty"),
         (("run", "{flows}", "--durability", "power"), "only applies to a journaled run"),
         (("run", "{flows}", "--no-such-option"), "No such option '--no-such-option'"),
-        (("run",), "Missing argument 'MODULE:FLOW'"),
+        (("run",), "Missing argument 'MODULE:FLOW|FILE'"),
         (("no-such-command",), "No such command 'no-such-command'"),
         (("runs", "{tmp}/missing.db"), "File '{tmp}/missing.db' does not exist"),
         (("show", "{tmp}/missing.db", "r1"), "File '{tmp}/missing.db' does not exist"),

@@ -247,7 +247,7 @@ def resume_command(journal_path: Path, run_id: str) -> str:
 
 
 def load(
-    reference: str, show_traceback: bool, *, param_hint: str = "'MODULE:FLOW'", recorded_for: str | None = None
+    reference: str, show_traceback: bool, *, param_hint: str = "'MODULE:FLOW|FILE'", recorded_for: str | None = None
 ) -> Flow:
     """The flow ``reference`` names; ``recorded_for``: the run whose journal recorded the reference."""
     try:
