@@ -159,7 +159,7 @@ def test_to_json_writes_non_json_values_as_their_repr() -> None:
     assert result.canonical()["outputs"] == {"a": "<opaque>"}
 
 
-def test_canonical_drops_only_the_timing_fields_and_errors_tracebacks_and_details() -> None:
+def test_canonical_drops_only_the_timing_fields_cached_flags_and_errors_tracebacks_and_details() -> None:
     result = drive(mixed_flow(), MIXED_OUTCOMES, clock=[float(k) for k in range(20)])
     full = json.loads(result.to_json())
     errors = []
@@ -167,7 +167,8 @@ def test_canonical_drops_only_the_timing_fields_and_errors_tracebacks_and_detail
         for attempt in step["attempts"]:
             assert "started" in attempt
             assert "finished" in attempt
-            del attempt["started"], attempt["finished"]
+            assert attempt["cached"] is False  # no step cache in this run
+            del attempt["started"], attempt["finished"], attempt["cached"]
         errors += [e for e in (step["error"], *(a["error"] for a in step["attempts"])) if e is not None]
     assert len(errors) == 2  # step bad's own and its attempt's
     for error in errors:

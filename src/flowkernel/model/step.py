@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from ..errors import Problem
+from .cache import CachePolicy
 from .checked import MAX_SECONDS, WHOLE, CheckedModel
 from .policies import ErrorPolicy
 from .refs import ElementInput, Input, Item, Ref
@@ -36,6 +37,7 @@ class Step(CheckedModel):
 
     ``after`` adds dependencies beyond the steps the arguments reference (ordering without data).
     ``retry`` and ``timeout`` override the tool's; ``on_error`` says what a failure means for the run.
+    ``cache`` overrides the tool's cache policy (``False``: never served from a cache).
     ``when`` is a JMESPath condition over ``{"inputs": ..., "steps": {id: output}}``: when it is false
     the step is skipped, and so are its dependents, unless a dependent has ``join="any"`` (it runs once
     every dependency is settled, if at least one succeeded).
@@ -55,6 +57,7 @@ class Step(CheckedModel):
     retry: RetryPolicy | None = None
     timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
     on_error: ErrorPolicy = "fail"
+    cache: CachePolicy | Literal[False] | None = None
     when: str | None = None
     join: Literal["all", "any"] = "all"
 
@@ -82,6 +85,13 @@ class Step(CheckedModel):
         if self.timeout is not None or self.tool is None:
             return self.timeout
         return self.tool.timeout
+
+    @property
+    def cache_policy(self) -> CachePolicy | None:
+        """The cache policy in force: the step's, else the tool's; ``None`` for a sub-flow or ``cache=False``."""
+        if self.cache is False or self.tool is None:
+            return None
+        return self.cache if self.cache is not None else self.tool.cache
 
     @property
     def target_name(self) -> str:
@@ -142,6 +152,7 @@ def element_step(step: Step, name: str) -> Step:
         retry=step.retry,
         timeout=step.timeout,
         on_error=step.on_error,
+        cache=step.cache,
     )
 
 
