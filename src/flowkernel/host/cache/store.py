@@ -135,7 +135,7 @@ class StepCache:
             if expires is not None and (not _number(expires) or expires <= now):
                 return None
             try:
-                value = json.loads(text)
+                value = json.loads(text, parse_constant=_no_constant)
             except (ValueError, RecursionError):
                 log.warning("step cache %s: entry %s is not JSON; ignored", self.path, key.digest[:12])
                 return None
@@ -299,6 +299,10 @@ def _use_wal(db: sqlite3.Connection, timeout: float) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
         time.sleep(0.002)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # the cache stores none: such an entry was written by hand
 
 
 def _number(value: Any) -> bool:
