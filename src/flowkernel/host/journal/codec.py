@@ -205,7 +205,7 @@ class JsonCodec:
             return obj
         if tag == "$returned":
             call_id, value, started, finished, *cached = body
-            if cached not in ([], [True]):
+            if cached and (len(cached) != 1 or cached[0] is not True):
                 raise ValueError("a $returned record with a fifth field that is not true")
             return Returned(_str(call_id), value, _number(started), _number(finished), bool(cached))
         if tag == "$raised":
