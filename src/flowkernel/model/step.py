@@ -25,6 +25,7 @@ STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
 
 
 _ONE_TARGET = "a step runs a tool or a sub-flow: give exactly one of tool= and flow="
+_CACHE_IS_FOR_TOOLS = "cache= is for a step that calls a tool; a sub-flow's own steps (or tools) opt in to the cache"
 
 
 class Step(CheckedModel):
@@ -65,12 +66,16 @@ class Step(CheckedModel):
     def _one_target(self) -> Step:
         if (self.tool is None) == (self.flow is None):
             raise ValueError(_ONE_TARGET)
+        if self.flow is not None and isinstance(self.cache, CachePolicy):
+            raise ValueError(_CACHE_IS_FOR_TOOLS)
         return self
 
     @classmethod
     def _raw_problems(cls, data: Mapping[str, Any]) -> Iterable[Problem]:
         if (data.get("tool") is None) == (data.get("flow") is None):
             yield Problem(WHOLE, _ONE_TARGET)
+        elif data.get("flow") is not None and isinstance(data.get("cache"), CachePolicy):
+            yield Problem(WHOLE, _CACHE_IS_FOR_TOOLS)
 
     @property
     def retry_policy(self) -> RetryPolicy | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .cached import assert_cached_parity, cached_attempts, cached_scenario
 from .events import assert_event_parity, kernel_events, runs_in_sequence
 from .oracle import oracle_result
 from .parity import DEFAULT_LIMITS, ParityError, assert_calls_within_limits, assert_parity, run_canonical
@@ -24,10 +25,13 @@ __all__ = (
     "Script",
     "ScriptedFailure",
     "ScriptedOutput",
+    "assert_cached_parity",
     "assert_calls_within_limits",
     "assert_event_parity",
     "assert_parity",
     "assert_replay_parity",
+    "cached_attempts",
+    "cached_scenario",
     "kernel_events",
     "oracle_result",
     "run_canonical",
