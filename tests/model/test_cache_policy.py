@@ -43,7 +43,7 @@ def test_the_kernels_calls_carry_the_policy_in_force_map_elements_too() -> None:
         ],
     )
     kernel = run_flow(flow, {}, RunOptions("r"))
-    first = {c.step_id: c.cache for c in kernel.send(None) if isinstance(c, Invoke)}
+    first = {c.step_id: c.cache for c in next(kernel) if isinstance(c, Invoke)}
     assert first == {"a": CachePolicy(version="3", ttl=60), "b": None, "c": mine, "d": None, "l": None}
     later = kernel.send([Returned("l@1", [1, 2], 0.0, 0.0)])
     assert {c.step_id: c.cache for c in later if isinstance(c, Invoke)} == {"m/item0": mine, "m/item1": mine}
@@ -51,7 +51,7 @@ def test_the_kernels_calls_carry_the_policy_in_force_map_elements_too() -> None:
 
 def test_bad_policies_list_every_problem() -> None:
     with pytest.raises(DefinitionError) as raised:
-        CachePolicy(version=2, ttl=-1, size=3)  # type: ignore[arg-type, call-arg]
+        CachePolicy(version=2, ttl=-1, size=3)  # type: ignore[call-arg]
     assert [p.location for p in raised.value.problems] == ["version", "ttl", "size"]
     for ttl in (0, float("inf"), float("nan"), 1e12):
         with pytest.raises(DefinitionError, match="ttl"):
