@@ -18,6 +18,7 @@ import click
 from .. import __version__
 from ..diagrams import flow_graph
 from ..host import installed_drivers, new_run_id
+from .cache_commands import cache
 from .common import (
     DURABILITY_HELP,
     EXIT_FAILED,
@@ -195,5 +196,5 @@ def drivers() -> None:
         click.echo(name)
 
 
-for _command in (resume, runs, show, delete, serve):
+for _command in (resume, runs, show, delete, serve, cache):
     cli.add_command(_command)
