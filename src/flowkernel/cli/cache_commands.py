@@ -19,7 +19,9 @@ from .common import CannotRunError
 if TYPE_CHECKING:  # SQLite loads when a command opens the cache, not when the command line starts
     from ..host.cache import CacheStats, StepCache
 
-__all__ = ("cache",)
+__all__ = ("CACHE_HELP", "cache", "cache_for_run")
+
+CACHE_HELP = "Serve the calls of tools and steps with a cache policy from this step cache file (created if missing)."
 
 cache_option = click.option(
     "--cache",
@@ -71,6 +73,18 @@ def opened(path: Path) -> Iterator[StepCache]:
     try:
         with StepCache(path) as store:
             yield store
+    except CacheError as exc:
+        raise CannotRunError(str(exc)) from None
+
+
+def cache_for_run(path: Path | None) -> StepCache | None:
+    """The cache ``run --cache FILE`` uses (created if missing; closed when the process ends)."""
+    if path is None:
+        return None
+    from ..host.cache import StepCache
+
+    try:
+        return StepCache(path)
     except CacheError as exc:
         raise CannotRunError(str(exc)) from None
 
