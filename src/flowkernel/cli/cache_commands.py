@@ -90,14 +90,7 @@ def cache_for_run(path: Path | None) -> StepCache | None:
 
 
 def _stats_dict(figures: CacheStats) -> dict[str, object]:
-    return {
-        "path": figures.path,
-        "entries": figures.entries,
-        "expired": figures.expired,
-        "hits": figures.hits,
-        "file_bytes": figures.file_bytes,
-        "tools": [tool._asdict() for tool in figures.tools],
-    }
+    return {**figures._asdict(), "tools": [tool._asdict() for tool in figures.tools]}
 
 
 def _render(figures: CacheStats, console: Console) -> None:

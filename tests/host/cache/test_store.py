@@ -142,20 +142,23 @@ def test_a_journal_file_is_not_a_cache(tmp_path: Path) -> None:
         StepCache(tmp_path / "j.db")
 
 
-def test_a_cache_of_another_format_version_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("statements", "error", "says"),
+    [
+        (["UPDATE flowkernel_cache SET value = '99' WHERE key = 'version'"], ForeignCacheError, "version '99'"),
+        (["UPDATE flowkernel_cache SET value = 'x' WHERE key = 'format'"], ForeignCacheError, "format 'x'"),
+        (["DROP TABLE entries", "CREATE TABLE entries (digest TEXT)"], CorruptCacheError, "lack the columns"),
+    ],
+    ids=["another version", "another format", "a changed schema"],
+)
+def test_a_cache_of_another_format_or_schema_is_refused(
+    tmp_path: Path, statements: list[str], error: type[CacheError], says: str
+) -> None:
     StepCache(tmp_path / "c.db").close()
     with sqlite3.connect(tmp_path / "c.db") as db:
-        db.execute("UPDATE flowkernel_cache SET value = '99' WHERE key = 'version'")
-    with pytest.raises(ForeignCacheError, match="version '99'"):
-        StepCache(tmp_path / "c.db")
-
-
-def test_a_damaged_schema_is_a_corrupt_cache_error(tmp_path: Path) -> None:
-    StepCache(tmp_path / "c.db").close()
-    with sqlite3.connect(tmp_path / "c.db") as db:
-        db.execute("DROP TABLE entries")
-        db.execute("CREATE TABLE entries (digest TEXT)")
-    with pytest.raises(CorruptCacheError, match="lack the columns"):
+        for statement in statements:
+            db.execute(statement)
+    with pytest.raises(error, match=says):
         StepCache(tmp_path / "c.db")
 
 
