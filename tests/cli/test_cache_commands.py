@@ -87,3 +87,42 @@ def test_a_missing_file_or_one_that_is_not_a_cache_is_a_one_line_error(tmp_path:
             result.output == f"Error: {tmp_path / 'text.db'} is not a flowkernel step cache (not a SQLite database)\n"
         )
     assert (tmp_path / "text.db").read_text() == "not a database, just text\n" * 50
+
+
+FLAKY_FLOW = """\
+from pathlib import Path
+
+from flowkernel import CachePolicy, Flow, Step, tool
+
+HERE = Path(__file__).parent
+
+
+@tool(cache=CachePolicy())
+def lookup(key: str) -> str:
+    with (HERE / "calls.log").open("a") as log:
+        log.write(key + "\\n")
+    if (HERE / "down").exists():
+        raise ConnectionError("the service is down")
+    return key.upper()
+
+
+flow = Flow(name="lookup", steps=[Step(id="get", tool=lookup, arguments={"key": "abc"})])
+"""
+
+
+def test_resume_serves_a_retried_step_from_the_cache(tmp_path: Path) -> None:
+    flow_file = tmp_path / "lookup_flow.py"
+    flow_file.write_text(FLAKY_FLOW)
+    (tmp_path / "down").touch()
+    journal, cache = tmp_path / "j.db", tmp_path / "c.db"
+    failed = invoke("run", flow_file, "--journal", journal, "--run-id", "r", "--cache", cache, "-q")
+    assert failed.exit_code == 1, failed.output
+    (tmp_path / "down").unlink()
+    assert invoke("run", flow_file, "--cache", cache, "-q").exit_code == 0  # another run stores the value
+    resumed = invoke("resume", journal, "r", "--retry-failed", "--cache", cache, "--json", "-q")
+    assert resumed.exit_code == 0, resumed.output
+    assert resumed.output.startswith("run r failed: running again what did not succeed\n")  # the note, on stderr
+    result = json.loads(resumed.output.partition("\n")[2])
+    assert result["outputs"] == {"get": "ABC"}
+    assert [a["cached"] for a in result["steps"][0]["attempts"]] == [True]  # the re-run: served from the cache
+    assert (tmp_path / "calls.log").read_text().splitlines() == ["abc", "abc"]  # not called by the resume
