@@ -51,7 +51,7 @@ def test_a_step_policy_overrides_the_tools_and_false_opts_out(tmp_path: Path, ca
         "opted_out": False,
         "opted_in": True,
     }
-    assert calls(log) == ["square 1", "square 2", "plain 3", "square 2"]
+    assert sorted(calls(log)) == ["plain 3", "square 1", "square 2", "square 2"]  # the steps run at once
 
 
 def test_a_new_version_is_not_served_the_old_versions_results(tmp_path: Path, cache: StepCache) -> None:
@@ -83,7 +83,7 @@ def test_an_expired_result_is_computed_again(tmp_path: Path) -> None:
 @tool(cache=CachePolicy())
 def flaky(x: int, log: str) -> int:
     count_call(log, f"flaky {x}")
-    if len(calls(log)) == 1:
+    if calls(log).count(f"flaky {x}") == 1:  # its own first call (the other steps run at the same time)
         raise ConnectionError("first call fails")
     return x
 

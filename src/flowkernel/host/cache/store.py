@@ -216,6 +216,7 @@ class StepCache:
                 if self._checked_in != os.getpid():
                     self._check_or_create(db)
                     self._checked_in = os.getpid()
+                db.execute("PRAGMA synchronous=NORMAL")  # per connection; in WAL mode a crash loses no commit
             except BaseException:
                 db.close()
                 raise
@@ -231,7 +232,6 @@ class StepCache:
                 f"{self.path} is a SQLite database but not a flowkernel step cache (it has tables {sorted(tables)})"
             )
         _use_wal(db, self.timeout)
-        db.execute("PRAGMA synchronous=NORMAL")
         if not tables:
             db.execute("BEGIN IMMEDIATE")
             try:  # statement by statement: executescript would commit the transaction first
