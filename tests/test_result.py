@@ -159,7 +159,7 @@ def test_to_json_writes_non_json_values_as_their_repr() -> None:
     assert result.canonical()["outputs"] == {"a": "<opaque>"}
 
 
-def test_canonical_drops_only_the_timing_fields_and_errors_tracebacks_and_details() -> None:
+def test_canonical_drops_only_the_timing_fields_cached_flags_and_errors_tracebacks_and_details() -> None:
     result = drive(mixed_flow(), MIXED_OUTCOMES, clock=[float(k) for k in range(20)])
     full = json.loads(result.to_json())
     errors = []
@@ -167,7 +167,8 @@ def test_canonical_drops_only_the_timing_fields_and_errors_tracebacks_and_detail
         for attempt in step["attempts"]:
             assert "started" in attempt
             assert "finished" in attempt
-            del attempt["started"], attempt["finished"]
+            assert attempt["cached"] is False  # no step cache in this run
+            del attempt["started"], attempt["finished"], attempt["cached"]
         errors += [e for e in (step["error"], *(a["error"] for a in step["attempts"])) if e is not None]
     assert len(errors) == 2  # step bad's own and its attempt's
     for error in errors:
@@ -697,3 +698,20 @@ def test_property_json_is_strict_and_equal_runs_give_equal_canonical_forms(value
     assert one.canonical() == two.canonical()
     assert strict_json(two.to_json()) == written
     assert json.loads(json.dumps(one.canonical(), allow_nan=False)) == one.canonical()
+
+
+def test_a_cached_attempt_says_so_in_the_record_and_json_but_not_in_the_canonical_form() -> None:
+    flow = Flow(name="f", steps=[Step(id="a", tool=src)])
+    gen = run_flow(flow, {}, RunOptions("run-1"))
+    (invoke,) = gen.send(None)
+    with pytest.raises(StopIteration) as stop:
+        gen.send([Returned(invoke.call_id, 5, 1.0, 1.0, True)])
+    cached: ExecutionResult = stop.value.value
+    assert cached.step("a").attempts == (AttemptRecord(1, AttemptStatus.SUCCEEDED, 1.0, 1.0, cached=True),)
+    assert json.loads(cached.to_json())["steps"][0]["attempts"][0]["cached"] is True
+    assert ExecutionResult.from_json(cached.to_json()) == cached
+    computed = drive(flow, {"a": 5}, clock=[1.0, 1.0])
+    assert computed.step("a").attempts[0].cached is False
+    assert cached != computed
+    assert cached.canonical() == computed.canonical()
+    assert "cached" not in cached.to_dict(timing=False)["steps"][0]["attempts"][0]

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     )
     from .kernel import RunOptions, run_flow
     from .model import (
+        CachePolicy,
         Context,
         ContextPolicy,
         ErrorPolicy,
@@ -69,6 +70,7 @@ __version__ = "0.2.0"
 __all__ = (
     "AttemptRecord",
     "AttemptStatus",
+    "CachePolicy",
     "Cancel",
     "Cancelled",
     "Command",

@@ -15,6 +15,9 @@ from typing import Any
 __all__ = (
     "AbandonedCallWarning",
     "AsyncResultError",
+    "CacheError",
+    "CacheKeyError",
+    "CorruptCacheError",
     "ConfigError",
     "CorruptJournalError",
     "DefinitionError",
@@ -25,6 +28,7 @@ __all__ = (
     "FlowInputError",
     "FlowKernelError",
     "FlowValidationError",
+    "ForeignCacheError",
     "ForeignJournalError",
     "JournalError",
     "JournalWriteError",
@@ -224,6 +228,23 @@ class NonDeterminismError(JournalError):
             f"run {run_id!r} is not deterministic: replaying journal entry {entry}, command {first} of the batch "
             f"is {ours!r} where the journal recorded {theirs!r} (recorded {list(recorded)}, replayed {list(replayed)})"
         )
+
+
+class CacheError(FlowKernelError):
+    """Base class of the errors about a step cache (:class:`~flowkernel.host.cache.StepCache`)."""
+
+
+class ForeignCacheError(CacheError):
+    """The file is not a flowkernel step cache (another database, or not a database at all)."""
+
+
+class CorruptCacheError(CacheError):
+    """The step cache file is damaged (SQLite reports it malformed, or its schema was changed)."""
+
+
+class CacheKeyError(CacheError, TypeError):
+    """A cached call's arguments are not JSON data, so they cannot key the step cache: the call fails
+    with this error, naming the argument and its type (give the tool JSON arguments, or ``cache=False``)."""
 
 
 class MiddlewareError(FlowKernelError):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 from ._immutable import typed_equality
 
 if TYPE_CHECKING:
+    from .model.cache import CachePolicy
     from .model.tool import Tool
     from .result import ErrorInfo
 
@@ -40,7 +41,8 @@ __all__ = (
 @typed_equality
 class Invoke(NamedTuple):
     """Call ``tool`` with ``arguments`` (already validated against its input model, if any), for the
-    run ``run_id`` (the root run's id, for calls inside sub-flows and map steps too)."""
+    run ``run_id`` (the root run's id, for calls inside sub-flows and map steps too). ``cache`` is the
+    step's cache policy in force: a run's step cache may answer the call instead of the tool."""
 
     call_id: str
     step_id: str
@@ -48,6 +50,7 @@ class Invoke(NamedTuple):
     arguments: Mapping[str, Any]
     attempt: int
     run_id: str = ""
+    cache: CachePolicy | None = None
 
 
 @typed_equality
@@ -73,12 +76,14 @@ Command: TypeAlias = Invoke | StartTimer | Cancel
 
 @typed_equality
 class Returned(NamedTuple):
-    """The tool returned ``value``; ``started``/``finished`` come from the driver's clock."""
+    """The tool returned ``value``; ``started``/``finished`` come from the driver's clock. ``cached``:
+    the value was served from a step cache, without calling the tool."""
 
     call_id: str
     value: Any
     started: float
     finished: float
+    cached: bool = False
 
 
 @typed_equality

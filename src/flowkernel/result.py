@@ -231,6 +231,9 @@ class AttemptRecord(NamedTuple):
     error: ErrorInfo | None = None
     retry_in: float | None = None
     """Seconds the kernel waited before the next attempt (deterministic, jitter included)."""
+    cached: bool = False
+    """The call's value was served from a step cache: the tool was not called. Like the timestamps, not
+    in :meth:`ExecutionResult.canonical` (whether a call hits depends on what ran before, and when)."""
 
 
 @typed_equality
@@ -285,8 +288,8 @@ class ExecutionResult:
     def to_dict(self, *, timing: bool = True) -> dict[str, Any]:
         """The result as nested dicts and lists (values left as they are).
 
-        ``timing=False`` leaves out what differs from driver to driver: the attempts' timestamps, and the
-        errors' ``traceback`` and ``details``.
+        ``timing=False`` leaves out what differs from driver to driver: the attempts' timestamps and
+        ``cached`` flags, and the errors' ``traceback`` and ``details``.
         """
         return self._data(timing, _as_it_is)
 
@@ -343,6 +346,7 @@ def _attempt_dict(attempt: AttemptRecord, timing: bool, value: Callable[[Any], A
     if timing:
         data["started"] = value(attempt.started)
         data["finished"] = value(attempt.finished)
+        data["cached"] = attempt.cached
     data["error"] = attempt.error and _error_dict(attempt.error, timing, value)
     data["retry_in"] = value(attempt.retry_in)
     return data

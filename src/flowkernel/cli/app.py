@@ -17,6 +17,7 @@ import click
 
 from .. import __version__
 from ..host import installed_drivers, new_run_id
+from .cache_commands import CACHE_HELP, cache, cache_for_run
 from .common import (
     DURABILITY_HELP,
     EXIT_FAILED,
@@ -94,6 +95,7 @@ def cli() -> None:
 @click.option("--traceback", "show_traceback", is_flag=True, help=TRACEBACK_HELP)
 @click.option("--table", "full_table", is_flag=True, help=TABLE_HELP)
 @click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
+@click.option("--cache", "cache_path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path), help=CACHE_HELP)
 def run(
     reference: str,
     driver: str,
@@ -110,6 +112,7 @@ def run(
     show_traceback: bool,
     full_table: bool,
     quiet: bool,
+    cache_path: Path | None,
 ) -> None:
     """Run the flow MODULE:FLOW and show its result.
 
@@ -126,6 +129,7 @@ def run(
         raise click.BadParameter("only applies to a journaled run: add --journal PATH", param_hint="'--durability'")
     inputs = _read_inputs(input_pairs, inputs_json)
     flow = load(reference, show_traceback)
+    step_cache = cache_for_run(cache_path)
     if journal_path is None:
         try:
             with live_progress(flow, enabled=not (quiet or as_json)) as on_event:
@@ -137,6 +141,7 @@ def run(
                     deadline=deadline,
                     fail_fast=fail_fast,
                     on_event=on_event,
+                    cache=step_cache,
                 )
         except BaseException as exc:
             result = handle_run_error(exc)
@@ -157,6 +162,7 @@ def run(
                     journal=journal,
                     flow_source=flow_source(reference),
                     on_event=on_event,
+                    cache=step_cache,
                 )
         except BaseException as exc:
             result = handle_run_error(exc, resume_hint=resume_command(journal_path, run_id))
@@ -209,5 +215,5 @@ def drivers() -> None:
         click.echo(name)
 
 
-for _command in (resume, runs, show, delete, serve, validate, schema, parity):
+for _command in (resume, runs, show, delete, serve, validate, schema, parity, cache):
     cli.add_command(_command)

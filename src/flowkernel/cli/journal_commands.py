@@ -18,6 +18,7 @@ from rich.console import Console
 from ..host.journal import RunSummary, replay
 from ..host.journal import retry_failed as mark_for_retry
 from ..model.flow import Flow
+from .cache_commands import CACHE_HELP, cache_for_run
 from .common import (
     DURABILITY_HELP,
     EXISTING_JOURNAL,
@@ -89,6 +90,7 @@ def _flow_help(purpose: str) -> str:
     "it (steps that succeeded keep their outputs; their tools are not called again).",
 )
 @trusted_option
+@click.option("--cache", "cache_path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path), help=CACHE_HELP)
 def resume(
     journal_path: Path,
     run_id: str,
@@ -103,6 +105,7 @@ def resume(
     quiet: bool,
     retry_failed: bool,
     trusted: bool,
+    cache_path: Path | None,
 ) -> None:
     """Resume run RUN_ID from JOURNAL and show its result.
 
@@ -114,6 +117,7 @@ def resume(
     2 could not resume.
     """
     runner = driver_named(driver, scheduler)
+    step_cache = cache_for_run(cache_path)
     with open_journal(journal_path, durability, trusted=trusted) as journal:
         flow = recorded_flow(journal, run_id, reference, show_traceback)
         status = summary_of(journal, run_id).status
@@ -135,6 +139,7 @@ def resume(
                     resume=True,
                     allow_flow_change=allow_flow_change,
                     on_event=on_event,
+                    cache=step_cache,
                 )
         except BaseException as exc:
             result = handle_run_error(exc, resume_hint=resume_command(journal_path, run_id))

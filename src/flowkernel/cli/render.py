@@ -28,6 +28,7 @@ __all__ = (
     "render_result",
     "render_runs",
     "run_summary_dict",
+    "served_from_cache",
     "step_detail",
     "step_duration",
     "summary_head",
@@ -92,12 +93,20 @@ def step_detail(record: StepRecord, width: int = DETAIL_WIDTH) -> str:
     return "cancelled while running" if record.status is StepStatus.CANCELLED else ""
 
 
+def served_from_cache(record: StepRecord) -> bool:
+    """Whether the step's output came from a step cache: its last attempt's, or every call of its
+    sub-flow or map elements."""
+    if record.subflow is not None:
+        return bool(record.subflow.steps) and all(served_from_cache(step) for step in record.subflow.steps)
+    return bool(record.attempts) and record.attempts[-1].cached
+
+
 def _table(result: ExecutionResult, width: int) -> Table:
     fixed = [
         (
             Text(record.id),
             Text(record.status.value, style=_STATUS_STYLE[record.status]),
-            Text(str(len(record.attempts))),
+            Text(str(len(record.attempts)) + (" cached" if served_from_cache(record) else "")),
             Text(format_duration(step_duration(record))),
         )
         for record in result.steps

@@ -6,7 +6,7 @@ from .context import current_invoke
 from .driver import Driver
 from .invoke import Clock, Passthrough, call_async, call_sync, raised
 from .loops import UnsupportedToolError, check_tools_fit
-from .middleware import Middleware, through_chain
+from .middleware import Middleware, mark_cached, through_chain
 from .registry import ENTRY_POINT_GROUP, installed_drivers, load_driver, load_driver_class
 from .session import KernelSession, idempotency_key, new_run_id, partial_result
 from .settings import RunSettings
@@ -23,6 +23,7 @@ __all__ = (
     "opened_resources",
     "shared_resources",
     "through_chain",
+    "mark_cached",
     "ENTRY_POINT_GROUP",
     "AsyncDriver",
     "AsyncWaiter",

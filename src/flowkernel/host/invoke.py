@@ -20,7 +20,7 @@ from ..protocol import Invoke, Raised, Returned
 from ..result import ErrorInfo, ErrorKind
 from .context import invoke_context
 from .loops import foreign_loop_error
-from .middleware import CallChain, Middleware, through_chain
+from .middleware import CallChain, Middleware, cache_marks, through_chain
 from .world import NO_WORLD, CallWorld
 
 __all__ = ("Clock", "Passthrough", "call_async", "call_sync", "raised")
@@ -94,11 +94,12 @@ def call_sync(
     token = invoke_context.set(command)
     opened = None if world is NO_WORLD or not world.resources else open_resources.set(world.resources)
     started = clock()
+    cached = False
     try:
         if world is NO_WORLD or not world.middleware:
             value = command.tool.fn(**command.arguments)
         else:
-            value = _sync_through(world.middleware, command, passthrough)
+            value, cached = _sync_through(world.middleware, command, passthrough)
         if type(value) in _ASYNC_RESULTS:
             _not_async(value, command.tool.name)
     except BaseException as exc:
@@ -109,7 +110,7 @@ def call_sync(
         if opened is not None:
             open_resources.reset(opened)
         invoke_context.reset(token)
-    return Returned(command.call_id, value, started, clock())
+    return Returned(command.call_id, value, started, clock(), cached)
 
 
 async def call_async(
@@ -119,9 +120,10 @@ async def call_async(
     token = invoke_context.set(command)
     opened = open_resources.set(world.resources) if world.resources else None
     started = clock()
+    cached = False
     try:
         if world.middleware:
-            value = await _async_through(world.middleware, command, passthrough)
+            value, cached = await _async_through(world.middleware, command, passthrough)
         else:
             value = await command.tool.fn(**command.arguments)
     except BaseException as exc:
@@ -135,40 +137,48 @@ async def call_async(
         if opened is not None:
             open_resources.reset(opened)
         invoke_context.reset(token)
-    return Returned(command.call_id, value, started, clock())
+    return Returned(command.call_id, value, started, clock(), cached)
 
 
-def _sync_through(middleware: Sequence[Middleware], command: Invoke, passthrough: Passthrough) -> Any:
-    """The sync tool's call through the run's middleware; its result."""
-    chain, call = _enter(middleware, command)
+def _sync_through(middleware: Sequence[Middleware], command: Invoke, passthrough: Passthrough) -> tuple[Any, bool]:
+    """The sync tool's call through the run's middleware: its result, and whether a cache served it."""
+    chain, call, cached = _enter(middleware, command)
     if call is None:  # a middleware answered
-        return chain
+        return chain, cached
     try:
         outcome = call.tool.fn(**call.arguments)
     except BaseException as exc:
-        return _leave(chain, passthrough, error=exc)
-    return _leave(chain, passthrough, outcome)
+        return _leave(chain, passthrough, error=exc), False
+    return _leave(chain, passthrough, outcome), False
 
 
-async def _async_through(middleware: Sequence[Middleware], command: Invoke, passthrough: Passthrough) -> Any:
+async def _async_through(
+    middleware: Sequence[Middleware], command: Invoke, passthrough: Passthrough
+) -> tuple[Any, bool]:
     """The async tool's call through the run's middleware: :func:`_sync_through` but for the ``await``."""
-    chain, call = _enter(middleware, command)
+    chain, call, cached = _enter(middleware, command)
     if call is None:
-        return chain
+        return chain, cached
     try:
         outcome = await call.tool.fn(**call.arguments)
     except BaseException as exc:
-        return _leave(chain, passthrough, error=exc)
-    return _leave(chain, passthrough, outcome)
+        return _leave(chain, passthrough, error=exc), False
+    return _leave(chain, passthrough, outcome), False
 
 
-def _enter(middleware: Sequence[Middleware], command: Invoke) -> tuple[Any, Invoke | None]:
-    """``(chain, the call to make)``, or ``(the answer, None)`` when a middleware answered at once."""
-    chain = through_chain(middleware, command)
+def _enter(middleware: Sequence[Middleware], command: Invoke) -> tuple[Any, Invoke | None, bool]:
+    """``(chain, the call to make, False)``, or ``(the answer, None, cached)`` when a middleware answered
+    at once (``cached``: it called :func:`~flowkernel.host.middleware.mark_cached`)."""
+    mark = [False]
+    token = cache_marks.set(mark)
     try:
-        return chain, next(chain)
-    except StopIteration as answered:
-        return answered.value, None
+        chain = through_chain(middleware, command)
+        try:
+            return chain, next(chain), False
+        except StopIteration as answered:
+            return answered.value, None, mark[0]
+    finally:
+        cache_marks.reset(token)
 
 
 def _leave(chain: CallChain, passthrough: Passthrough, outcome: Any = None, error: BaseException | None = None) -> Any:

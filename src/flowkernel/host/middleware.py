@@ -11,8 +11,9 @@ there (or the tool's exception, raised at the ``yield``), and returns the call's
         finally:
             log.info("%s took %.3f s", call.tool.name, time.perf_counter() - started)
 
-Returning before the ``yield`` answers the call without calling the tool (a cache hit); raising fails
-the call (access control); ``yield call._replace(arguments=...)`` replaces the arguments. Middleware
+Returning before the ``yield`` answers the call without calling the tool (a cache hit: calling
+:func:`mark_cached` first records the attempt as ``cached``); raising fails the call (access control);
+``yield call._replace(arguments=...)`` replaces the arguments. Middleware
 composes in list order: the first is outermost (its code before the ``yield`` runs first, after it
 last), as in Starlette. Being plain generators, the same middleware wraps sync tools in their thread
 and async tools in their task, on every driver: contextvars it sets (a tracing span) are seen by the
@@ -22,18 +23,31 @@ tool.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
+from contextvars import ContextVar
 from typing import Any, TypeAlias
 
 from ..errors import MiddlewareError
 from ..protocol import Invoke
 
-__all__ = ("CallChain", "Middleware", "through_chain")
+__all__ = ("CallChain", "Middleware", "mark_cached", "through_chain")
 
 Middleware: TypeAlias = Callable[[Invoke], Generator[Invoke, Any, Any]]
 """A generator function of the call: yields the call to make, returns the call's result."""
 
 CallChain: TypeAlias = Generator[Invoke, Any, Any]
 """The whole chain as one generator: yields the call the tool gets (if any), returns the result."""
+
+
+cache_marks: ContextVar[list[bool]] = ContextVar("flowkernel_cache_mark")
+"""Set by the drivers' call (a fresh ``[False]``) around a call's middleware: :func:`mark_cached` sets it."""
+
+
+def mark_cached() -> None:
+    """Say that the middleware answering this call (returning before its ``yield``) served it from a cache:
+    the attempt's record gets ``cached=True``. Ignored when the tool is called after all, or outside a call."""
+    mark = cache_marks.get(None)
+    if mark is not None:
+        mark[0] = True
 
 
 def through_chain(middleware: Sequence[Middleware], call: Invoke) -> CallChain:

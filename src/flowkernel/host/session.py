@@ -98,6 +98,11 @@ class KernelSession:
         self.resources = declared_resources(flow, settings.get("resources") or ())
         """The resources the driver opens for the run (the flow's, its sub-flows', the run's own)."""
         self.middleware = tuple(settings.get("middleware") or ())
+        cache = settings.get("cache")
+        if cache is not None:  # innermost: the other middleware (access control, tracing) see every call
+            from .cache.middleware import step_cache
+
+            self.middleware = (*self.middleware, step_cache(cache))
         if self.middleware:
             self.enter_world({})
         self.result: ExecutionResult | None = None

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 if TYPE_CHECKING:
     from ..events import Event
     from ..model.resource import Resource
+    from .cache.store import StepCache
     from .journal.base import Journal
     from .middleware import Middleware
 
@@ -26,6 +27,9 @@ class RunSettings(TypedDict, total=False):
     """Called with every progress event, in the driver's own thread or loop; ends with ``RunFinished``."""
     middleware: Sequence[Middleware]
     """Wrappers around every tool call, outermost first (see :mod:`flowkernel.host.middleware`)."""
+    cache: StepCache | None
+    """Serve calls of tools and steps with a cache policy from this step cache, and store their results
+    (innermost of the middleware: see :mod:`flowkernel.host.cache`)."""
     resources: Sequence[Resource[Any]]
     """Resources opened for this run, besides the flow's own (see :class:`~flowkernel.model.Resource`)."""
     journal: Journal | None

@@ -122,6 +122,14 @@ def _resources(value: Any) -> str | None:
     return None
 
 
+def _cache(value: Any) -> str | None:
+    if value is None:
+        return None
+    from .cache.store import StepCache  # here: sqlite3 is loaded only by runs that use a cache
+
+    return None if isinstance(value, StepCache) else f"must be a StepCache (StepCache(path)), or None, {_got(value)}"
+
+
 def _journal(value: Any) -> str | None:
     if value is None:
         return None
@@ -141,6 +149,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "fail_fast": _flag,
     "on_event": _listener,
     "middleware": _middleware,
+    "cache": _cache,
     "resources": _resources,
     "journal": _journal,
     "resume": _flag,

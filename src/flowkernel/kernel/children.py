@@ -74,6 +74,7 @@ def element_plan(element: Flow, items: Sequence[Any]) -> FlowPlan:
         outputs=tuple([(step_id, k, None) for k, step_id in enumerate(step_ids)]),  # each element's whole output
         retry=one.retry * n,
         timeouts=one.timeouts * n,
+        caches=one.caches * n,
         on_error=one.on_error * n,
         conditions=one.conditions * n,
         join_any=one.join_any * n,

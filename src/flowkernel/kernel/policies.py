@@ -180,7 +180,8 @@ class PolicyTable(StepTable):
             call_id = f"{step_id}@fallback"
             self._fallback_calls[call_id] = i
             self._state[i] = RUNNING
-            commands.append(Invoke(call_id, step_id, policy.tool, isolated(arguments), 1, self.place.run_id))
+            run_id, cache = self.place.run_id, policy.tool.cache
+            commands.append(Invoke(call_id, step_id, policy.tool, isolated(arguments), 1, run_id, cache))
 
     def _fail_the_run(self, i: int, error: ErrorInfo, commands: list[Command]) -> None:
         """A failure that fails the run; with ``fail_fast`` it stops everything else too."""

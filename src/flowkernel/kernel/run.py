@@ -141,7 +141,7 @@ class RunState(PolicyTable):
                     attempts[i] = (
                         *previous,
                         _new_attempt(
-                            (len(previous) + 1, _SUCCEEDED_ATTEMPT, completion.started, completion.finished, None, None)  # type: ignore[union-attr]
+                            (len(previous) + 1, _SUCCEEDED_ATTEMPT, *completion[2:4], None, None, completion[-1])
                         ),
                     )
                     self._outputs[i] = completion.value  # type: ignore[union-attr]
@@ -202,6 +202,7 @@ class RunState(PolicyTable):
             return
         ready, calls, state, limit = self._ready, self._calls, self._state, self._limit
         step_ids, tools, timeouts, plain = self._plan.step_ids, self._tools, self._plan.timeouts, self._plan.plain
+        caches = self._plan.caches
         run_id, slots, immutable = self.place.run_id, self._slots, IMMUTABLE
         if slots is not None:  # its own limit, and the free slots of the root's (both grow with each
             limit = min(limit, len(calls) + slots[1] - slots[0])  # dispatch here: the bound holds)
@@ -241,7 +242,7 @@ class RunState(PolicyTable):
                 if type(value) not in immutable:
                     given = isolated(arguments)
                     break
-            commands.append(_new_invoke((call_id, step_id, tools[i], given, attempt, run_id)))
+            commands.append(_new_invoke((call_id, step_id, tools[i], given, attempt, run_id, caches[i])))
             if self._emit:
                 name, full_id = tools[i].name, self.place.calls + call_id
                 self.events.append(_new_started((run_id, self._paths[i], attempt, name, full_id, arguments, 0.0)))
@@ -395,7 +396,7 @@ class RunState(PolicyTable):
                 error = ErrorInfo.from_validation_error(ErrorKind.OUTPUT_VALIDATION, exc, self._plan.step_ids[i])
                 self._attempt_failed(i, error, completion.started, completion.finished, commands)
                 return
-        self._record(i, AttemptStatus.SUCCEEDED, completion.started, completion.finished, None)
+        self._record(i, AttemptStatus.SUCCEEDED, completion.started, completion.finished, None, None, completion.cached)
         self._outputs[i] = value
         self._succeed(i)
 

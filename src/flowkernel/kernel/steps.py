@@ -82,9 +82,11 @@ class StepTable:
         finished: float | None,
         error: ErrorInfo | None,
         retry_in: float | None = None,
+        cached: bool = False,
     ) -> None:
         previous = self._attempts[i]
-        self._attempts[i] = (*previous, AttemptRecord(len(previous) + 1, status, started, finished, error, retry_in))
+        record = AttemptRecord(len(previous) + 1, status, started, finished, error, retry_in, cached)
+        self._attempts[i] = (*previous, record)
 
     def _succeed(self, i: int) -> None:
         """Step ``i`` succeeded: whatever waited only for it becomes ready."""

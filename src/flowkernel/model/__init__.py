@@ -1,5 +1,6 @@
 """The pure model: tools, steps, flows, references."""
 
+from .cache import CachePolicy
 from .flow import Flow
 from .policies import ContextPolicy, ErrorPolicy, Fallback
 from .refs import Context, Input, Item, Ref
@@ -9,6 +10,7 @@ from .step import Step
 from .tool import Tool, tool
 
 __all__ = (
+    "CachePolicy",
     "Context",
     "ContextPolicy",
     "ErrorPolicy",

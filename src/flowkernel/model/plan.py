@@ -9,6 +9,7 @@ from typing import Any
 
 from jmespath.parser import ParsedResult
 
+from .cache import CachePolicy
 from .policies import ErrorPolicy
 from .refs import MISSING, Context, Input, PathError, Ref, compile_path, condition_names, nothing_selected, select
 from .retry import RetryPolicy
@@ -49,6 +50,8 @@ class FlowPlan:
     reads the whole output (a map's elements: one getter fewer to build per element)."""
     retry: tuple[RetryPolicy | None, ...]
     timeouts: tuple[float | None, ...]
+    caches: tuple[CachePolicy | None, ...]
+    """The cache policy in force at each step (the kernel passes it on in its calls)."""
     on_error: tuple[ErrorPolicy, ...]
     conditions: tuple[Condition | None, ...]
     join_any: tuple[bool, ...]
@@ -87,6 +90,7 @@ def compile_plan(steps: Sequence[Step], outputs: Mapping[str, Ref] | None) -> Fl
         outputs=tuple((name, index[ref.step], _getter(ref, index, strict=False)) for name, ref in outputs.items()),
         retry=tuple(step.retry_policy for step in steps),
         timeouts=tuple(step.timeout_seconds for step in steps),
+        caches=tuple(step.cache_policy for step in steps),
         on_error=tuple(step.on_error for step in steps),
         conditions=conditions,
         join_any=tuple(step.join == "any" for step in steps),

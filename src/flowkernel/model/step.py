@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from ..errors import Problem
+from .cache import CachePolicy
 from .checked import MAX_SECONDS, WHOLE, CheckedModel
 from .policies import ErrorPolicy
 from .refs import ElementInput, Input, Item, Ref
@@ -24,6 +25,7 @@ STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
 
 
 _ONE_TARGET = "a step runs a tool or a sub-flow: give exactly one of tool= and flow="
+_CACHE_IS_FOR_TOOLS = "cache= is for a step that calls a tool; a sub-flow's own steps (or tools) opt in to the cache"
 
 
 class Step(CheckedModel):
@@ -36,6 +38,7 @@ class Step(CheckedModel):
 
     ``after`` adds dependencies beyond the steps the arguments reference (ordering without data).
     ``retry`` and ``timeout`` override the tool's; ``on_error`` says what a failure means for the run.
+    ``cache`` overrides the tool's cache policy (``False``: never served from a cache).
     ``when`` is a JMESPath condition over ``{"inputs": ..., "steps": {id: output}}``: when it is false
     the step is skipped, and so are its dependents, unless a dependent has ``join="any"`` (it runs once
     every dependency is settled, if at least one succeeded).
@@ -55,6 +58,7 @@ class Step(CheckedModel):
     retry: RetryPolicy | None = None
     timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
     on_error: ErrorPolicy = "fail"
+    cache: CachePolicy | Literal[False] | None = None
     when: str | None = None
     join: Literal["all", "any"] = "all"
 
@@ -62,12 +66,16 @@ class Step(CheckedModel):
     def _one_target(self) -> Step:
         if (self.tool is None) == (self.flow is None):
             raise ValueError(_ONE_TARGET)
+        if self.flow is not None and isinstance(self.cache, CachePolicy):
+            raise ValueError(_CACHE_IS_FOR_TOOLS)
         return self
 
     @classmethod
     def _raw_problems(cls, data: Mapping[str, Any]) -> Iterable[Problem]:
         if (data.get("tool") is None) == (data.get("flow") is None):
             yield Problem(WHOLE, _ONE_TARGET)
+        elif data.get("flow") is not None and isinstance(data.get("cache"), CachePolicy):
+            yield Problem(WHOLE, _CACHE_IS_FOR_TOOLS)
 
     @property
     def retry_policy(self) -> RetryPolicy | None:
@@ -82,6 +90,13 @@ class Step(CheckedModel):
         if self.timeout is not None or self.tool is None:
             return self.timeout
         return self.tool.timeout
+
+    @property
+    def cache_policy(self) -> CachePolicy | None:
+        """The cache policy in force: the step's, else the tool's; ``None`` for a sub-flow or ``cache=False``."""
+        if self.cache is False or self.tool is None:
+            return None
+        return self.cache if self.cache is not None else self.tool.cache
 
     @property
     def target_name(self) -> str:
@@ -142,6 +157,7 @@ def element_step(step: Step, name: str) -> Step:
         retry=step.retry,
         timeout=step.timeout,
         on_error=step.on_error,
+        cache=step.cache,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any, Generic, Literal, overload
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from typing_extensions import ParamSpec, TypeVar
 
+from .cache import CachePolicy
 from .checked import MAX_SECONDS, CheckedModel
 from .resource import Resource
 from .retry import RetryPolicy
@@ -37,7 +38,8 @@ class Tool(CheckedModel, Generic[P, R]):
     ``validate_annotations`` is false. ``Tool[P, R]`` is typed by the function's signature: ``@tool``
     on ``def double(x: int) -> int`` gives a ``Tool[[int], int]``, and ``double(2)`` type-checks and
     calls the function (without validation: that happens in runs).
-    ``retry`` and ``timeout`` are the tool's defaults; a step may override them.
+    ``retry``, ``timeout`` and ``cache`` are the tool's defaults; a step may override them. With a
+    ``cache`` policy, a run given a step cache serves repeated calls from it (see :class:`CachePolicy`).
     ``idempotency_key`` is detected: true when the function takes a parameter of that name, which the
     driver then fills in (steps cannot).
     """
@@ -55,6 +57,8 @@ class Tool(CheckedModel, Generic[P, R]):
     async_backend: AsyncBackend = "any"
     retry: RetryPolicy | None = None
     timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
+    cache: CachePolicy | None = None
+    """Reuse results across runs that have a step cache (idempotent tools only)."""
     idempotency_key: bool = False
     validate_annotations: bool = True
     """Derive ``input_model``/``output_model`` (those not given) from the function's annotations."""
@@ -117,6 +121,7 @@ def tool(
     async_backend: AsyncBackend = "any",
     retry: RetryPolicy | None = None,
     timeout: float | None = None,
+    cache: CachePolicy | None = None,
     validate: bool = True,
 ) -> Tool[P, R]: ...
 @overload
@@ -129,6 +134,7 @@ def tool(
     async_backend: AsyncBackend = "any",
     retry: RetryPolicy | None = None,
     timeout: float | None = None,
+    cache: CachePolicy | None = None,
     validate: bool = True,
 ) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
 def tool(
@@ -142,6 +148,7 @@ def tool(
     async_backend: AsyncBackend = "any",
     retry: RetryPolicy | None = None,
     timeout: float | None = None,
+    cache: CachePolicy | None = None,
     validate: bool = True,
 ) -> Tool[..., Any] | Callable[[Callable[..., Any]], Tool[..., Any]]:
     """Make a :class:`Tool` from a function; name and description default to its name and docstring.
@@ -159,6 +166,7 @@ def tool(
             async_backend=async_backend,
             retry=retry,
             timeout=timeout,
+            cache=cache,
             validate_annotations=validate,
         )
 

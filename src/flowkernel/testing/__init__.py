@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .cached import assert_cached_parity, cached_attempts, cached_scenario
 from .describe import describe_scenario
 from .events import assert_event_parity, kernel_events, runs_in_sequence
 from .oracle import oracle_result
@@ -41,10 +42,13 @@ __all__ = (
     "Script",
     "ScriptedFailure",
     "ScriptedOutput",
+    "assert_cached_parity",
     "assert_calls_within_limits",
     "assert_event_parity",
     "assert_parity",
     "assert_replay_parity",
+    "cached_attempts",
+    "cached_scenario",
     "check_driver",
     "describe_scenario",
     "find_divergence",

@@ -334,3 +334,43 @@ def test_a_damaged_value_with_a_good_checksum_is_a_one_line_corrupt_journal_erro
         journal.load("r")
     assert why in str(refused.value)
     assert "\n" not in str(refused.value)
+
+
+# ---- the step cache's mark on a completion ---------------------------------------------------------
+
+
+def test_a_cached_completion_round_trips_and_older_records_read_as_not_cached() -> None:
+    codec = JsonCodec()
+    cached = Returned("a@1", {"v": 1}, 0.5, 0.5, True)
+    text = codec.dumps(cached, "x")
+    assert json.loads(text) == {"$returned": ["a@1", {"v": 1}, 0.5, 0.5, True]}
+    assert codec.loads(text, "x") == cached
+    assert codec.loads(text, "x").cached is True
+    plain = Returned("a@1", 1, 0.5, 0.75)
+    assert json.loads(codec.dumps(plain, "x")) == {"$returned": ["a@1", 1, 0.5, 0.75]}  # as before the cache
+    assert codec.loads(b'{"$returned": ["a@1", 1, 0.5, 0.75]}', "x").cached is False
+
+
+@pytest.mark.parametrize("fifth", ["false", "1", '"yes"', "true, true"])
+def test_a_returned_record_with_a_bad_fifth_field_is_a_corrupt_journal(fifth: str) -> None:
+    with pytest.raises(CorruptJournalError, match="cannot read x"):
+        JsonCodec().loads(f'{{"$returned": ["a@1", 1, 0.5, 0.75, {fifth}]}}'.encode(), "x")
+
+
+def test_a_journaled_run_served_from_the_cache_replays_as_cached(tmp_path: Path) -> None:
+    from flowkernel import CachePolicy
+    from flowkernel.host.cache import StepCache
+
+    @tool(cache=CachePolicy())
+    def slow(x: int) -> int:
+        return x * 2
+
+    flow = Flow(name="f", steps=[Step(id="s", tool=slow, arguments={"x": 2})])
+    driver = load_driver("sync")
+    with StepCache(tmp_path / "c.db") as cache, SqliteJournal(tmp_path / "j.db") as journal:
+        driver.run_blocking(flow, run_id="first", cache=cache, journal=journal)
+        live = driver.run_blocking(flow, run_id="second", cache=cache, journal=journal)
+        replayed = replay(flow, journal, "second")
+    assert live.steps[0].attempts[0].cached is True
+    assert replayed.steps[0].attempts == live.steps[0].attempts
+    assert replayed.to_dict() == live.to_dict()

@@ -103,6 +103,7 @@ class DaskBackend(AsyncioBackend):
             [c.arguments for c in commands],
             [c.attempt for c in commands],
             [c.run_id for c in commands],
+            [c.cache for c in commands],
             [self.world.middleware] * len(commands),
             key=[call.key() for call in batch],
             pure=False,

@@ -11,7 +11,7 @@ from typing import Any
 
 from flowkernel import Invoke, Raised, Returned
 from flowkernel.host import CallWorld, Middleware, call_async, call_sync
-from flowkernel.model import Resource
+from flowkernel.model import CachePolicy, Resource
 
 from .shipping import Shipped, resolve
 
@@ -33,10 +33,11 @@ def call_on_worker(
     arguments: Mapping[str, Any],
     attempt: int,
     run_id: str,
+    cache: CachePolicy | None,
     middleware: Sequence[Middleware],
 ) -> Returned | Raised:
     """A sync tool, in a worker thread: any exception becomes a ``Raised`` (a worker thread has no Ctrl-C)."""
-    command = Invoke(call_id, step_id, resolve(shipped), arguments, attempt, run_id)
+    command = Invoke(call_id, step_id, resolve(shipped), arguments, attempt, run_id, cache)
     return call_sync(command, time.perf_counter, (), _world(run_id, middleware))
 
 
@@ -47,10 +48,11 @@ async def call_on_worker_loop(
     arguments: Mapping[str, Any],
     attempt: int,
     run_id: str,
+    cache: CachePolicy | None,
     middleware: Sequence[Middleware],
 ) -> Returned | Raised:
     """An async tool, on the worker's event loop; the worker's own cancellation passes through."""
-    command = Invoke(call_id, step_id, resolve(shipped), arguments, attempt, run_id)
+    command = Invoke(call_id, step_id, resolve(shipped), arguments, attempt, run_id, cache)
     return await call_async(
         command, time.perf_counter, "asyncio", (asyncio.CancelledError,), _world(run_id, middleware)
     )

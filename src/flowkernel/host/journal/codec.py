@@ -14,6 +14,7 @@ are stored as they are. Every other type replay needs is a one-key object whose 
 ``$model``      a pydantic model: its class's import path, fields, fields set and extra fields
 ``$enum``       an enum member: its class's import path and value
 ``$returned``   ``$raised``, ``$timer``, ``$cancelled``: the completions; ``$error`` an ErrorInfo
+                (a ``$returned`` served from a step cache has a fifth item, ``true``)
 ``$header``     a run's header
 ==============  ===============================================================
 
@@ -106,15 +107,9 @@ class JsonCodec:
                 ]
             }
         if kind is Returned:
-            call_id, output, started, finished = value
-            return {
-                "$returned": [
-                    call_id,
-                    self._encode(output, f"{where}: the value {call_id} returned"),
-                    started,
-                    finished,
-                ]
-            }
+            call_id, output, started, finished, cached = value
+            body = [call_id, self._encode(output, f"{where}: the value {call_id} returned"), started, finished]
+            return {"$returned": [*body, True] if cached else body}  # journals from before the cache read alike
         if kind is Raised:
             call_id, error, started, finished = value
             return {
@@ -209,8 +204,10 @@ class JsonCodec:
         if not tag.startswith("$"):
             return obj
         if tag == "$returned":
-            call_id, value, started, finished = body
-            return Returned(_str(call_id), value, _number(started), _number(finished))
+            call_id, value, started, finished, *cached = body
+            if cached and (len(cached) != 1 or cached[0] is not True):
+                raise ValueError("a $returned record with a fifth field that is not true")
+            return Returned(_str(call_id), value, _number(started), _number(finished), bool(cached))
         if tag == "$raised":
             call_id, error, started, finished = body
             if type(error) is not ErrorInfo:
