@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flowkernel import Context, Fallback, Input, Item, Ref, RetryPolicy
+from flowkernel import CachePolicy, Context, Fallback, Input, Item, Ref, RetryPolicy
 from flowkernel.errors import FileProblem, FlowFileError
 from flowkernel.files import check_flow_file, load_flow_file
 from flowkernel.model.refs import MISSING
@@ -50,6 +50,7 @@ def test_every_field_of_a_step_reads_into_the_model(write: Write) -> None:
             arguments: {{x: {{$item: n, default: 0}}}}
             retry: {{max_attempts: 4, initial_delay: 0, retry_on: [RuntimeError]}}
             timeout: 2.5
+            cache: {{version: "2", ttl: 60}}
             on_error: continue
             when: inputs.go
           - id: rescue
@@ -60,6 +61,7 @@ def test_every_field_of_a_step_reads_into_the_model(write: Write) -> None:
             on_error: {{fallback: {{value: {{ok: false}}}}}}
           - id: other
             tool: {TOOLBOX}:fail
+            cache: false
             on_error: {{fallback: {{tool: {TOOLBOX}:echo}}}}
         outputs:
           rescued: {{$ref: rescue, path: ok, default: null}}
@@ -81,6 +83,7 @@ def test_every_field_of_a_step_reads_into_the_model(write: Write) -> None:
     assert each.arguments == {"x": Item("n", default=0)}
     assert each.retry == RetryPolicy(max_attempts=4, initial_delay=0, retry_on=("RuntimeError",))
     assert (each.timeout, each.on_error, each.when, each.max_concurrency) == (2.5, "continue", "inputs.go", 2)
+    assert (each.cache, first.cache, other.cache) == (CachePolicy(version="2", ttl=60), None, False)
     assert rescue.arguments == {"value": Context("first")}
     assert (rescue.after, rescue.join) == (("each",), "any")
     assert rescue.on_error == Fallback(value={"ok": False})

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flowkernel import Context, ContextPolicy, Fallback, Flow, Input, Item, Ref, RetryPolicy, Step, tool
+from flowkernel import CachePolicy, Context, ContextPolicy, Fallback, Flow, Input, Item, Ref, RetryPolicy, Step, tool
 from flowkernel.files import FlowDumpError, dump_flow, load_flow_file
 from flowkernel.host.journal.fingerprint import flow_structure
 from flowkernel.mcp import MCPServer
@@ -54,6 +54,7 @@ def every_feature() -> Flow:
                 arguments={
                     "value": {"list": (1, "x", None, 2.5, True), "odd": {"$odd": {"k": [1]}}, "ref": Input("n", "a.b")}
                 },
+                cache=CachePolicy(version="2", ttl=60),
             ),
             Step(id="b", tool=toolbox.double, map=Ref("a", "list", default=[]), arguments={"x": Item("", default=0)}),
             Step(
@@ -67,7 +68,7 @@ def every_feature() -> Flow:
                 join="any",
                 when="steps.a",
             ),
-            Step(id="d", tool=toolbox.fail, on_error=Fallback(tool=toolbox.echo)),
+            Step(id="d", tool=toolbox.fail, on_error=Fallback(tool=toolbox.echo), cache=False),
             Step(
                 id="e",
                 tool=toolbox.fail,
@@ -93,6 +94,7 @@ def test_a_flow_with_every_feature_round_trips(tmp_path: Path, fmt: str) -> None
     flow = every_feature()
     again = reloaded(flow, tmp_path, fmt)
     assert_equal_flows(flow, again)
+    assert [step.cache for step in again.steps] == [step.cache for step in flow.steps]  # not in flow_structure
     assert again.steps[5].flow is again.steps[6].flow  # one sub-flow, written once
     assert dump_flow(again, fmt) == dump_flow(flow, fmt)  # type: ignore[arg-type]
 

@@ -261,6 +261,7 @@ class _FileBuilder:
             "after": tuple(spec.after),
             "retry": spec.retry,
             "timeout": spec.timeout,
+            "cache": spec.cache,
             "on_error": self._on_error(spec.on_error, (*at, "on_error")),
             "when": spec.when,
             "join": spec.join,

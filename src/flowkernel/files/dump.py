@@ -120,10 +120,13 @@ class _Writer:
         mcp = step.tool is not None and _mcp_call(step.tool) is not None
         retry = step.retry_policy if mcp else step.retry  # an MCP tool's own settings are not in the file
         timeout = step.timeout_seconds if mcp else step.timeout
+        cache = step.cache_policy if mcp else step.cache
         if retry is not None:
             data["retry"] = retry.model_dump(mode="json", exclude_defaults=True)
         if timeout is not None:
             data["timeout"] = timeout
+        if cache is not None:
+            data["cache"] = False if cache is False else cache.model_dump(mode="json", exclude_defaults=True)
         if step.when is not None:
             data["when"] = step.when
         if step.join != "all":

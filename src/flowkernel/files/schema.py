@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..model.cache import CachePolicy
 from ..model.retry import RetryPolicy
 from ..model.step import STEP_ID_PATTERN
 
@@ -106,6 +107,9 @@ class StepSpec(BaseModel):
     after: list[str] = Field(default_factory=list, description="Steps to wait for beyond those referenced.")
     retry: RetryPolicy | None = None
     timeout: float | None = Field(default=None, gt=0)
+    cache: CachePolicy | Literal[False] | None = Field(
+        default=None, description="Serve results from the run's step cache (false: never); else the tool's policy."
+    )
     on_error: OnError = "fail"
     when: str | None = Field(default=None, description='A JMESPath condition over {"inputs": ..., "steps": ...}.')
     join: Literal["all", "any"] = "all"
