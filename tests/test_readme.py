@@ -142,3 +142,18 @@ def test_a_call_that_always_outlasts_its_timeout_fails_the_step(run_by_hand: Run
     assert (error.kind, error.message) == (ErrorKind.TIMEOUT, "attempt 1 timed out after 0.05 s")
     assert result.step("other").output == "x"
     assert result.canonical() == SyncDriver().run(flow, {"url": "a.org"}, run_id="r2").canonical()
+
+
+def test_the_readmes_flow_file_is_valid(tmp_path: Path) -> None:
+    """The README's YAML flow checks clean (validate starts no MCP server) and names the MCP tool it shows."""
+    from flowkernel.files import check_flow_file, load_flow_file
+
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S) if b.startswith("# clock.yaml")]
+    assert len(blocks) == 1
+    path = tmp_path / "clock.yaml"
+    path.write_text(blocks[0])
+    assert check_flow_file(path) == []
+    flow = load_flow_file(path)
+    assert [(step.id, step.tool.name if step.tool else None) for step in flow.steps] == [
+        ("now", "time.get_current_time")
+    ]

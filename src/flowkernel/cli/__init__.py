@@ -1,5 +1,5 @@
-"""The ``flowkernel`` command line: ``run MODULE:FLOW`` (optionally ``--journal``), ``resume``, ``runs``,
-``show``, ``graph`` and ``drivers``.
+"""The ``flowkernel`` command line: ``run MODULE:FLOW|FILE`` (optionally ``--journal``), ``resume``, ``runs``,
+``show``, ``delete``, ``graph``, ``validate``, ``schema``, ``cache``, ``serve``, ``parity`` and ``drivers``.
 
 click and rich come with the ``cli`` extra; they are imported only when the command runs, so
 ``import flowkernel`` never needs them and a missing one gets a one-line hint instead of a traceback.

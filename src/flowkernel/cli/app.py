@@ -1,4 +1,5 @@
-"""The click commands: ``run``, ``resume``, ``runs``, ``show``, ``graph``, ``drivers`` and ``serve``.
+"""The click commands: ``run``, ``graph`` and ``drivers`` here; the others (``resume``, ``runs``, ``show``,
+``delete``, ``serve``, ``validate``, ``schema``, ``parity``, ``cache``) in modules of their own.
 Imported only once click is known.
 
 Exit codes of ``run``, ``resume`` and ``show``: 0 the run succeeded; 1 it failed, was cancelled or
