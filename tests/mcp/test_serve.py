@@ -214,7 +214,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
         (("tests.mcp.flows:squares", "--driver", "sync"), "the sync driver cannot serve flows"),
         (("tests.mcp.flows:squares", "--driver", "nope"), "no driver named 'nope'"),
         (("tests.mcp.flows:squares", "--driver", "trio", "--http", "127.0.0.1:8000"), "--http serves on asyncio"),
-        ((), "Missing argument 'MODULE:FLOW...'"),
+        ((), "Missing argument 'MODULE:FLOW|FILE...'"),
     ],
 )
 def test_a_command_line_that_cannot_serve_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
