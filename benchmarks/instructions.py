@@ -3,10 +3,12 @@ machine, where timings are not. Compares the working tree with a git revision, e
 
     python benchmarks/instructions.py b363cf6
     python benchmarks/instructions.py b363cf6 --map 1000   # per element of a map step over 1,000 elements
+    python benchmarks/instructions.py b363cf6 --one-step   # per run of a one-step flow (a run's fixed cost)
 
 Each side runs the chain once (warm-up, imports) and then five times; the difference of the two counts
 divided by 4,000 steps is the cost of a step, free of start-up. With ``--map N`` the flow is one map step
-calling the same tool on ``N`` elements (``max_concurrency=1`` too), and the cost is per element.
+calling the same tool on ``N`` elements (``max_concurrency=1`` too), and the cost is per element. With
+``--one-step`` the flow is one step and the cost is per run: 1 + 200 runs against 1, over 200.
 Needs valgrind (``apt-get install valgrind``).
 """
 
@@ -23,8 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 1000
 EXTRA_RUNS = 4
+ONE_STEP_RUNS = 200
 
-CHAIN = f"""
+CHAIN = """
 import sys
 from flowkernel import Flow, Ref, Step, tool
 from flowkernel_sync import SyncDriver
@@ -34,7 +37,7 @@ def inc(x):  # unannotated: the kernel's own path, without the validation annota
     return x + 1
 
 steps = [Step(id="s0", tool=inc, arguments={{"x": 0}})]
-steps += [Step(id=f"s{{i}}", tool=inc, arguments={{"x": Ref(f"s{{i - 1}}")}}) for i in range(1, {STEPS})]
+steps += [Step(id=f"s{{i}}", tool=inc, arguments={{"x": Ref(f"s{{i - 1}}")}}) for i in range(1, {steps})]
 flow = Flow(name="chain", steps=steps)
 driver = SyncDriver()
 for _ in range(1 + int(sys.argv[1])):
@@ -74,27 +77,34 @@ def instructions(tree: Path, runs: int, script: Path) -> int:
     return int(found.group(1))
 
 
-def per_step(tree: Path, script: Path, calls: int = STEPS) -> float:
-    return (instructions(tree, EXTRA_RUNS, script) - instructions(tree, 0, script)) / (EXTRA_RUNS * calls)
+def per_step(tree: Path, script: Path, calls: int = STEPS, runs: int = EXTRA_RUNS) -> float:
+    return (instructions(tree, runs, script) - instructions(tree, 0, script)) / (runs * calls)
 
 
-def main(revision: str, elements: int | None = None) -> None:
+def main(revision: str, elements: int | None = None, one_step: bool = False) -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     with tempfile.TemporaryDirectory() as scratch:
         script = Path(scratch) / "chain.py"
-        script.write_text(CHAIN if elements is None else MAP.format(elements=elements))
-        calls = STEPS if elements is None else elements
+        if elements is not None:
+            script.write_text(MAP.format(elements=elements))
+        else:
+            script.write_text(CHAIN.format(steps=1 if one_step else STEPS))
+        calls = elements if elements is not None else 1 if one_step else STEPS
+        runs = ONE_STEP_RUNS if one_step else EXTRA_RUNS
         old = Path(scratch) / "old"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), revision], check=True,
                        capture_output=True)  # fmt: skip
         try:
-            before, now = per_step(old, script, calls), per_step(ROOT, script, calls)
+            before, now = per_step(old, script, calls, runs), per_step(ROOT, script, calls, runs)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], check=False)
-    what = "plain sync chain, instructions per step" if elements is None else f"map of {elements:,}, per element"
+    if elements is not None:
+        what = f"map of {elements:,}, per element"
+    else:
+        what = "one-step flow, instructions per run" if one_step else "plain sync chain, instructions per step"
     print(f"{what}: {revision} {before:,.0f}, working tree {now:,.0f}")
-    print(f"ratio {now / before:.3f}x" + (" (target <= 1.05x)" if elements is None else ""))
+    print(f"ratio {now / before:.3f}x" + (" (target <= 1.05x)" if elements is None and not one_step else ""))
 
 
 if __name__ == "__main__":
@@ -104,4 +114,7 @@ if __name__ == "__main__":
         at = args.index("--map")
         mapped = int(args[at + 1])
         del args[at : at + 2]
-    main(args[0] if args else "HEAD", mapped)
+    one = "--one-step" in args
+    if one:
+        args.remove("--one-step")
+    main(args[0] if args else "HEAD", mapped, one)

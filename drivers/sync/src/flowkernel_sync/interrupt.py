@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # the C module beneath signal (no stub)
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = ("Interruptible", "ctrl_c_stops")
 
@@ -37,8 +38,16 @@ def ctrl_c_stops(backend: Interruptible) -> Iterator[None]:
             raise KeyboardInterrupt
         backend.interrupt()
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = _swap_sigint_handler(on_sigint)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        _swap_sigint_handler(previous)
+
+
+def _swap_sigint_handler(handler: Any) -> Any:
+    """Install ``handler`` for SIGINT; the one it replaces, as ``signal.signal`` returns it but without
+    its conversion to the ``Handlers`` enum: for any Python handler that enum lookup fails, raising and
+    formatting a ``ValueError`` (~3 µs, twice a run, a third of a one-step run's cost). The C function
+    beneath, ``_signal.signal``, is what ``signal.signal`` calls; it takes and returns the same values."""
+    return _signal.signal(signal.SIGINT, handler)
