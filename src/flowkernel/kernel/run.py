@@ -159,7 +159,7 @@ class RunState(PolicyTable):
                 child_batches.setdefault(routed[0], []).append(renamed(completion, routed[1]))
             else:
                 raise self._unknown_call(completion)
-        for step_id, batch in (child_batches or {}).items():
+        for step_id, batch in child_batches.items() if child_batches is not None else ():
             if step_id in self._children:
                 try:
                     child_commands = self._children[step_id][1].handle(batch)
