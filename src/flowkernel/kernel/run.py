@@ -27,7 +27,7 @@ from ..model.flow import Flow
 from ..model.plan import FlowPlan
 from ..model.refs import PathError, is_truthy, select
 from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, Returned, StartTimer, StopRun
-from ..result import AttemptRecord, AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus
+from ..result import AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus
 from .children import child_call, child_outcome, element_inputs, element_plan, prefixed, renamed
 from .inputs import prepare_inputs
 from .isolation import IMMUTABLE, isolated
@@ -35,6 +35,7 @@ from .options import RunOptions
 from .place import Place
 from .policies import BACKOFF_TIMER, DEADLINE, DEADLINE_ID, TIMEOUT, PolicyTable
 from .states import BACKOFF, PENDING, RUNNING
+from .steps import new_attempt
 
 __all__ = ("KernelGenerator", "RunState", "drive", "run_flow")
 
@@ -44,7 +45,6 @@ _UNBOUNDED = 1 << 62
 _SUCCEEDED_ATTEMPT = AttemptStatus.SUCCEEDED
 # Named tuples built without their Python-level __new__ (the hot path builds one of each per step).
 _new_invoke = partial(tuple.__new__, Invoke)
-_new_attempt = partial(tuple.__new__, AttemptRecord)
 _new_started = partial(tuple.__new__, StepStarted)
 
 
@@ -136,11 +136,14 @@ class RunState(PolicyTable):
             if i >= 0:
                 if slots is not None:
                     slots[0] -= 1
-                if kind is Returned and tools[i].output_model is None and timeouts[i] is None:  # the hot path
-                    previous = attempts[i]
+                if kind is Returned and timeouts[i] is None:  # no timeout timer to stop: straight to the output
+                    if tools[i].output_model is not None:
+                        self._on_returned(i, completion, commands)  # type: ignore[arg-type]
+                        continue
+                    previous = attempts[i]  # the hot path: _on_returned without a model, inlined
                     attempts[i] = (
                         *previous,
-                        _new_attempt(
+                        new_attempt(
                             (len(previous) + 1, _SUCCEEDED_ATTEMPT, completion.started, completion.finished, None, None)  # type: ignore[union-attr]
                         ),
                     )
