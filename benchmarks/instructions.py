@@ -4,11 +4,14 @@ machine, where timings are not. Compares the working tree with a git revision, e
     python benchmarks/instructions.py b363cf6
     python benchmarks/instructions.py b363cf6 --map 1000   # per element of a map step over 1,000 elements
     python benchmarks/instructions.py b363cf6 --one-step   # per run of a one-step flow (a run's fixed cost)
+    python benchmarks/instructions.py b363cf6 --validated  # the pydantic chain, and the bare loop it is judged by
 
 Each side runs the chain once (warm-up, imports) and then five times; the difference of the two counts
 divided by 4,000 steps is the cost of a step, free of start-up. With ``--map N`` the flow is one map step
 calling the same tool on ``N`` elements (``max_concurrency=1`` too), and the cost is per element. With
-``--one-step`` the flow is one step and the cost is per run: 1 + 200 runs against 1, over 200.
+``--one-step`` the flow is one step and the cost is per run: 1 + 200 runs against 1, over 200. With
+``--validated`` the chain's tool has input and output models (``Ref(prev, "x")`` between steps, as in
+``bench_chain``), and the bare validate → call → validate loop is counted too, on the working tree.
 Needs valgrind (``apt-get install valgrind``).
 """
 
@@ -20,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +49,36 @@ for _ in range(1 + int(sys.argv[1])):
 """
 
 
+VALIDATED = f"""
+import sys
+from pydantic import BaseModel
+from flowkernel import Flow, Ref, Step, tool
+from flowkernel_sync import SyncDriver
+
+class X(BaseModel):
+    x: int
+
+class Y(BaseModel):
+    x: int
+
+def inc(x):
+    return {{"x": x + 1}}
+
+def bare():
+    x = 0
+    for _ in range({STEPS}):
+        x = Y.model_validate(inc(**X.model_validate({{"x": x}}).model_dump())).x
+
+step_tool = tool(input_model=X, output_model=Y)(inc)
+steps = [Step(id="s0", tool=step_tool, arguments={{"x": 0}})]
+steps += [Step(id=f"s{{i}}", tool=step_tool, arguments={{"x": Ref(f"s{{i - 1}}", "x")}}) for i in range(1, {STEPS})]
+flow = Flow(name="chain", steps=steps)
+driver = SyncDriver()
+for _ in range(1 + int(sys.argv[1])):
+    bare() if sys.argv[2:] == ["bare"] else driver.run(flow, max_concurrency=1)
+"""
+
+
 MAP = """
 import sys
 from flowkernel import Flow, Input, Item, Step, tool
@@ -62,12 +96,12 @@ for _ in range(1 + int(sys.argv[1])):
 """
 
 
-def instructions(tree: Path, runs: int, script: Path) -> int:
+def instructions(tree: Path, runs: int, script: Path, *extra: str) -> int:
     """Instructions callgrind counts for the chain script run ``1 + runs`` times against ``tree``."""
     env = {**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree / 'drivers' / 'sync' / 'src'}"}
     out = Path(tempfile.mkstemp(suffix=".cg")[1])
     done = subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, str(script), str(runs)],
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, str(script), str(runs), *extra],
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     out.unlink(missing_ok=True)
@@ -77,16 +111,34 @@ def instructions(tree: Path, runs: int, script: Path) -> int:
     return int(found.group(1))
 
 
-def per_step(tree: Path, script: Path, calls: int = STEPS, runs: int = EXTRA_RUNS) -> float:
-    return (instructions(tree, runs, script) - instructions(tree, 0, script)) / (runs * calls)
+def per_step(tree: Path, script: Path, calls: int = STEPS, runs: int = EXTRA_RUNS, *extra: str) -> float:
+    return (instructions(tree, runs, script, *extra) - instructions(tree, 0, script, *extra)) / (runs * calls)
 
 
-def main(revision: str, elements: int | None = None, one_step: bool = False) -> None:
+def validated(revision: str, script: Path, old: Path) -> None:
+    """The pydantic chain on ``revision`` and on the working tree, and the bare loop: three counts at once."""
+    with ThreadPoolExecutor(3) as pool:
+        before, now, bare = (
+            pool.submit(per_step, old, script),
+            pool.submit(per_step, ROOT, script),
+            pool.submit(per_step, ROOT, script, STEPS, EXTRA_RUNS, "bare"),
+        )
+        chain_before, chain_now, loop = before.result(), now.result(), bare.result()
+    print(f"pydantic chain, instructions per step: {revision} {chain_before:,.0f}, working tree {chain_now:,.0f}")
+    print(
+        f"bare validate -> call -> validate loop {loop:,.0f}: chain / bare {revision} {chain_before / loop:.2f}x,"
+        f" working tree {chain_now / loop:.2f}x (target <= 1.5x)"
+    )
+
+
+def main(revision: str, elements: int | None = None, one_step: bool = False, models: bool = False) -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     with tempfile.TemporaryDirectory() as scratch:
         script = Path(scratch) / "chain.py"
-        if elements is not None:
+        if models:
+            script.write_text(VALIDATED)
+        elif elements is not None:
             script.write_text(MAP.format(elements=elements))
         else:
             script.write_text(CHAIN.format(steps=1 if one_step else STEPS))
@@ -96,6 +148,9 @@ def main(revision: str, elements: int | None = None, one_step: bool = False) -> 
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), revision], check=True,
                        capture_output=True)  # fmt: skip
         try:
+            if models:
+                validated(revision, script, old)
+                return
             before, now = per_step(old, script, calls, runs), per_step(ROOT, script, calls, runs)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], check=False)
@@ -117,4 +172,7 @@ if __name__ == "__main__":
     one = "--one-step" in args
     if one:
         args.remove("--one-step")
-    main(args[0] if args else "HEAD", mapped, one)
+    models = "--validated" in args
+    if models:
+        args.remove("--validated")
+    main(args[0] if args else "HEAD", mapped, one, models)
