@@ -12,7 +12,6 @@ import sys
 import types
 from collections.abc import Callable, Sequence
 from concurrent import futures
-from functools import partial
 from typing import Any
 
 from ..errors import AsyncResultError, MiddlewareError
@@ -86,8 +85,6 @@ def _not_async(value: Any, tool: str) -> None:
 
 
 _ASYNC_RESULTS = frozenset({types.CoroutineType, types.AsyncGeneratorType})
-_new_returned = partial(tuple.__new__, Returned)
-"""``Returned`` built without its Python-level ``__new__`` (one per call)."""
 
 
 def call_sync(
@@ -112,7 +109,7 @@ def call_sync(
         if opened is not None:
             open_resources.reset(opened)
         invoke_context.reset(token)
-    return _new_returned((command.call_id, value, started, clock()))
+    return Returned(command.call_id, value, started, clock())
 
 
 async def call_async(
@@ -138,7 +135,7 @@ async def call_async(
         if opened is not None:
             open_resources.reset(opened)
         invoke_context.reset(token)
-    return _new_returned((command.call_id, value, started, clock()))
+    return Returned(command.call_id, value, started, clock())
 
 
 def _sync_through(middleware: Sequence[Middleware], command: Invoke, passthrough: Passthrough) -> Any:

@@ -27,7 +27,7 @@ from ..model.flow import Flow
 from ..model.plan import FlowPlan
 from ..model.refs import PathError, is_truthy, select
 from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, Returned, StartTimer, StopRun
-from ..result import AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus
+from ..result import AttemptRecord, AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus
 from .children import child_call, child_outcome, element_inputs, element_plan, prefixed, renamed
 from .inputs import prepare_inputs
 from .isolation import IMMUTABLE, isolated
@@ -35,7 +35,6 @@ from .options import RunOptions
 from .place import Place
 from .policies import BACKOFF_TIMER, DEADLINE, DEADLINE_ID, TIMEOUT, PolicyTable
 from .states import BACKOFF, PENDING, RUNNING
-from .steps import new_attempt
 
 __all__ = ("KernelGenerator", "RunState", "drive", "run_flow")
 
@@ -45,6 +44,7 @@ _UNBOUNDED = 1 << 62
 _SUCCEEDED_ATTEMPT = AttemptStatus.SUCCEEDED
 # Named tuples built without their Python-level __new__ (the hot path builds one of each per step).
 _new_invoke = partial(tuple.__new__, Invoke)
+_new_attempt = partial(tuple.__new__, AttemptRecord)
 _new_started = partial(tuple.__new__, StepStarted)
 
 
@@ -143,7 +143,7 @@ class RunState(PolicyTable):
                     previous = attempts[i]  # the hot path: _on_returned without a model, inlined
                     attempts[i] = (
                         *previous,
-                        new_attempt(
+                        _new_attempt(
                             (len(previous) + 1, _SUCCEEDED_ATTEMPT, completion.started, completion.finished, None, None)  # type: ignore[union-attr]
                         ),
                     )

@@ -23,8 +23,6 @@ __all__ = ("StepTable",)
 
 _NOT_RUN_WORDS = {FAILED: "failed", SKIPPED: "was skipped", CANCELLED: "was cancelled"}
 _new_step_record = partial(tuple.__new__, StepRecord)
-new_attempt = partial(tuple.__new__, AttemptRecord)
-"""An ``AttemptRecord`` built without its Python-level ``__new__`` (one per call, on the hot path)."""
 _new_finished = partial(tuple.__new__, StepFinished)
 
 
@@ -86,7 +84,7 @@ class StepTable:
         retry_in: float | None = None,
     ) -> None:
         previous = self._attempts[i]
-        self._attempts[i] = (*previous, new_attempt((len(previous) + 1, status, started, finished, error, retry_in)))
+        self._attempts[i] = (*previous, AttemptRecord(len(previous) + 1, status, started, finished, error, retry_in))
 
     def _succeed(self, i: int) -> None:
         """Step ``i`` succeeded: whatever waited only for it becomes ready."""
