@@ -3,10 +3,15 @@ machine, where timings are not. Compares the working tree with a git revision, e
 
     python benchmarks/instructions.py b363cf6
     python benchmarks/instructions.py b363cf6 --map 1000   # per element of a map step over 1,000 elements
+    python benchmarks/instructions.py b363cf6 --one-step   # per run of a one-step flow (a run's fixed cost)
+    python benchmarks/instructions.py b363cf6 --validated  # the pydantic chain, and the bare loop it is judged by
 
 Each side runs the chain once (warm-up, imports) and then five times; the difference of the two counts
 divided by 4,000 steps is the cost of a step, free of start-up. With ``--map N`` the flow is one map step
-calling the same tool on ``N`` elements (``max_concurrency=1`` too), and the cost is per element.
+calling the same tool on ``N`` elements (``max_concurrency=1`` too), and the cost is per element. With
+``--one-step`` the flow is one step and the cost is per run: 1 + 200 runs against 1, over 200. With
+``--validated`` the chain's tool has input and output models (``Ref(prev, "x")`` between steps, as in
+``bench_chain``), and the bare validate → call → validate loop is counted too, on the working tree.
 Needs valgrind (``apt-get install valgrind``).
 """
 
@@ -18,13 +23,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 1000
 EXTRA_RUNS = 4
+ONE_STEP_RUNS = 200
 
-CHAIN = f"""
+CHAIN = """
 import sys
 from flowkernel import Flow, Ref, Step, tool
 from flowkernel_sync import SyncDriver
@@ -34,11 +41,41 @@ def inc(x):  # unannotated: the kernel's own path, without the validation annota
     return x + 1
 
 steps = [Step(id="s0", tool=inc, arguments={{"x": 0}})]
-steps += [Step(id=f"s{{i}}", tool=inc, arguments={{"x": Ref(f"s{{i - 1}}")}}) for i in range(1, {STEPS})]
+steps += [Step(id=f"s{{i}}", tool=inc, arguments={{"x": Ref(f"s{{i - 1}}")}}) for i in range(1, {steps})]
 flow = Flow(name="chain", steps=steps)
 driver = SyncDriver()
 for _ in range(1 + int(sys.argv[1])):
     driver.run(flow, max_concurrency=1)
+"""
+
+
+VALIDATED = f"""
+import sys
+from pydantic import BaseModel
+from flowkernel import Flow, Ref, Step, tool
+from flowkernel_sync import SyncDriver
+
+class X(BaseModel):
+    x: int
+
+class Y(BaseModel):
+    x: int
+
+def inc(x):
+    return {{"x": x + 1}}
+
+def bare():
+    x = 0
+    for _ in range({STEPS}):
+        x = Y.model_validate(inc(**X.model_validate({{"x": x}}).model_dump())).x
+
+step_tool = tool(input_model=X, output_model=Y)(inc)
+steps = [Step(id="s0", tool=step_tool, arguments={{"x": 0}})]
+steps += [Step(id=f"s{{i}}", tool=step_tool, arguments={{"x": Ref(f"s{{i - 1}}", "x")}}) for i in range(1, {STEPS})]
+flow = Flow(name="chain", steps=steps)
+driver = SyncDriver()
+for _ in range(1 + int(sys.argv[1])):
+    bare() if sys.argv[2:] == ["bare"] else driver.run(flow, max_concurrency=1)
 """
 
 
@@ -59,12 +96,12 @@ for _ in range(1 + int(sys.argv[1])):
 """
 
 
-def instructions(tree: Path, runs: int, script: Path) -> int:
+def instructions(tree: Path, runs: int, script: Path, *extra: str) -> int:
     """Instructions callgrind counts for the chain script run ``1 + runs`` times against ``tree``."""
     env = {**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree / 'drivers' / 'sync' / 'src'}"}
     out = Path(tempfile.mkstemp(suffix=".cg")[1])
     done = subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, str(script), str(runs)],
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, str(script), str(runs), *extra],
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     out.unlink(missing_ok=True)
@@ -74,27 +111,55 @@ def instructions(tree: Path, runs: int, script: Path) -> int:
     return int(found.group(1))
 
 
-def per_step(tree: Path, script: Path, calls: int = STEPS) -> float:
-    return (instructions(tree, EXTRA_RUNS, script) - instructions(tree, 0, script)) / (EXTRA_RUNS * calls)
+def per_step(tree: Path, script: Path, calls: int = STEPS, runs: int = EXTRA_RUNS, *extra: str) -> float:
+    return (instructions(tree, runs, script, *extra) - instructions(tree, 0, script, *extra)) / (runs * calls)
 
 
-def main(revision: str, elements: int | None = None) -> None:
+def validated(revision: str, script: Path, old: Path) -> None:
+    """The pydantic chain on ``revision`` and on the working tree, and the bare loop: three counts at once."""
+    with ThreadPoolExecutor(3) as pool:
+        before, now, bare = (
+            pool.submit(per_step, old, script),
+            pool.submit(per_step, ROOT, script),
+            pool.submit(per_step, ROOT, script, STEPS, EXTRA_RUNS, "bare"),
+        )
+        chain_before, chain_now, loop = before.result(), now.result(), bare.result()
+    print(f"pydantic chain, instructions per step: {revision} {chain_before:,.0f}, working tree {chain_now:,.0f}")
+    print(
+        f"bare validate -> call -> validate loop {loop:,.0f}: chain / bare {revision} {chain_before / loop:.2f}x,"
+        f" working tree {chain_now / loop:.2f}x (target <= 1.5x)"
+    )
+
+
+def main(revision: str, elements: int | None = None, one_step: bool = False, models: bool = False) -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     with tempfile.TemporaryDirectory() as scratch:
         script = Path(scratch) / "chain.py"
-        script.write_text(CHAIN if elements is None else MAP.format(elements=elements))
-        calls = STEPS if elements is None else elements
+        if models:
+            script.write_text(VALIDATED)
+        elif elements is not None:
+            script.write_text(MAP.format(elements=elements))
+        else:
+            script.write_text(CHAIN.format(steps=1 if one_step else STEPS))
+        calls = elements if elements is not None else 1 if one_step else STEPS
+        runs = ONE_STEP_RUNS if one_step else EXTRA_RUNS
         old = Path(scratch) / "old"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), revision], check=True,
                        capture_output=True)  # fmt: skip
         try:
-            before, now = per_step(old, script, calls), per_step(ROOT, script, calls)
+            if models:
+                validated(revision, script, old)
+                return
+            before, now = per_step(old, script, calls, runs), per_step(ROOT, script, calls, runs)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], check=False)
-    what = "plain sync chain, instructions per step" if elements is None else f"map of {elements:,}, per element"
+    if elements is not None:
+        what = f"map of {elements:,}, per element"
+    else:
+        what = "one-step flow, instructions per run" if one_step else "plain sync chain, instructions per step"
     print(f"{what}: {revision} {before:,.0f}, working tree {now:,.0f}")
-    print(f"ratio {now / before:.3f}x" + (" (target <= 1.05x)" if elements is None else ""))
+    print(f"ratio {now / before:.3f}x" + (" (target <= 1.05x)" if elements is None and not one_step else ""))
 
 
 if __name__ == "__main__":
@@ -104,4 +169,10 @@ if __name__ == "__main__":
         at = args.index("--map")
         mapped = int(args[at + 1])
         del args[at : at + 2]
-    main(args[0] if args else "HEAD", mapped)
+    one = "--one-step" in args
+    if one:
+        args.remove("--one-step")
+    models = "--validated" in args
+    if models:
+        args.remove("--validated")
+    main(args[0] if args else "HEAD", mapped, one, models)

@@ -535,8 +535,10 @@ def test_a_trio_declared_tool_is_refused_before_the_run() -> None:
     async def trio_tool() -> None:
         await trio.sleep(0)
 
-    with pytest.raises(UnsupportedToolError):
-        run(Flow(name="f", steps=[Step(id="t", tool=trio_tool)]))
+    flow = Flow(name="f", steps=[Step(id="t", tool=trio_tool)])
+    for _ in range(2):  # the check is kept with the flow after its first run: it still refuses
+        with pytest.raises(UnsupportedToolError):
+            run(flow)
 
 
 def test_a_trio_only_tool_gives_a_driver_error() -> None:
@@ -608,6 +610,31 @@ def test_ctrl_c_cancels_the_run_and_releases_the_caller_promptly(release: thread
     assert result.step("after_slow").status is StepStatus.CANCELLED
     assert result.step("after_slow").attempts == ()
     assert result.step("after_slow").reason == "dependency 'slow' was cancelled"
+
+
+def _own_handler(signum: int, frame: Any) -> None:
+    pass
+
+
+@pytest.mark.parametrize("found", [signal.default_int_handler, signal.SIG_IGN, signal.SIG_DFL, _own_handler])
+def test_a_run_puts_back_exactly_the_sigint_handler_it_found(found: Any) -> None:
+    """The driver swaps SIGINT's handler without ``signal.signal`` (whose enum conversion is slow): the
+    handler the caller had is back after the run, and the run's own was in place during it."""
+    during: list[Any] = []
+
+    @tool
+    def look() -> None:
+        during.append(signal.getsignal(signal.SIGINT))
+
+    previous = signal.signal(signal.SIGINT, found)
+    try:
+        SyncDriver().run(Flow(name="f", steps=[Step(id="a", tool=look)]))  # in the main thread: it swaps
+        assert signal.getsignal(signal.SIGINT) == found
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert len(during) == 1
+    assert during[0] not in (found, signal.default_int_handler)
+    assert callable(during[0])
 
 
 def test_ctrl_c_whose_signal_reaches_a_tool_thread_still_stops_the_run_at_once(release: threading.Event) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from flowkernel import Input, Ref
-from flowkernel.model.refs import PathError, compile_path, select
+from flowkernel.model.refs import _INTERPRETER, PathError, compile_path, select
 
 
 class Address(BaseModel):
@@ -101,3 +104,38 @@ def test_ref_and_input_are_small_immutable_values() -> None:
     assert Ref("x") != Input("x")
     with pytest.raises(dataclasses.FrozenInstanceError):
         ref.step = "other"  # type: ignore[misc]
+
+
+# ---- a plain name is read without the interpreter: the same answer as the interpreter's -------------
+
+
+class _Extra(BaseModel, extra="allow"):
+    x: int = 1
+
+
+class _WithGet:
+    def get(self, name: str) -> str:
+        return f"got {name}"
+
+
+_FIELD_VALUES = st.one_of(
+    st.none(),
+    st.integers(),
+    st.text(max_size=3),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.sampled_from(["x", "y", "z"]), st.integers() | st.none(), max_size=3),
+    st.builds(_Extra, x=st.integers()),
+    st.builds(lambda y: _Extra(x=0, y=y), st.integers()),
+    st.just(_WithGet()),
+)
+
+
+@given(value=_FIELD_VALUES, name=st.sampled_from(["x", "y", "z"]))
+def test_a_plain_name_selects_what_the_interpreter_selects(value: Any, name: str) -> None:
+    expression = compile_path(name)
+    assert expression is not None
+    assert expression.parsed["type"] == "field"  # so select takes its shortcut
+    assert select(expression, value) == _INTERPRETER.visit(expression.parsed, value)
+    nested = compile_path(f"[{name}][0]")  # the same field read inside an expression: the interpreter's way
+    assert nested is not None
+    assert select(nested, value) == select(expression, value)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from ..errors import FlowKernelError, Problem
 from ..model.flow import Flow
+from ..model.tool import Tool
 from ..result import ErrorInfo, ErrorKind
+from .per_flow import per_flow
 
 __all__ = ("UnsupportedToolError", "check_tools_fit", "foreign_loop_error")
 
@@ -33,11 +35,18 @@ def check_tools_fit(flow: Flow, loop: str) -> None:
             f"tool {tool.name!r} needs {tool.async_backend}, not {loop}; "
             f"use the {tool.async_backend} driver, or write the tool with anyio",
         )
-        for where, tool in flow.tools()
-        if tool.is_async and tool.async_backend not in ("any", loop)
+        for where, tool in _loop_bound_tools(flow)
+        if tool.async_backend != loop
     )
     if problems:
         raise UnsupportedToolError(loop, problems)
+
+
+@per_flow
+def _loop_bound_tools(flow: Flow) -> tuple[tuple[str, Tool], ...]:
+    """The flow's async tools declared for one event loop, with where they are (usually none): a walk
+    of the whole flow, done once per flow rather than on every run."""
+    return tuple((where, tool) for where, tool in flow.tools() if tool.is_async and tool.async_backend != "any")
 
 
 def foreign_loop_error(exc: BaseException, loop: str, tool: str) -> ErrorInfo | None:

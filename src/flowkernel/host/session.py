@@ -20,8 +20,8 @@ attached to the exception as ``partial_result`` before it propagates.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, Unpack
@@ -47,8 +47,10 @@ __all__ = ("KernelSession", "idempotency_key", "new_run_id", "partial_result")
 
 
 def new_run_id() -> str:
-    """A fresh random run id (the kernel itself never makes one up: that would not be pure)."""
-    return uuid.uuid4().hex
+    """A fresh random run id, 32 hex digits (the kernel itself never makes one up: that would not be
+    pure). The 128 random bits ``uuid4().hex`` would give, without building a ``UUID`` (a fifth of the
+    cost of a one-step run)."""
+    return os.urandom(16).hex()
 
 
 def idempotency_key(run_id: str, command: Invoke) -> str:

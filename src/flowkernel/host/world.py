@@ -11,6 +11,7 @@ from ..errors import ResourceError, ToolMismatchError
 from ..model.flow import Flow
 from ..model.resource import Resource
 from .middleware import Middleware
+from .per_flow import per_flow
 
 __all__ = ("NO_WORLD", "CallWorld", "declared_resources", "opened_resources", "shared_resources")
 
@@ -28,13 +29,24 @@ NO_WORLD = CallWorld()
 def declared_resources(flow: Flow, extra: Iterable[Resource[Any]] = ()) -> tuple[Resource[Any], ...]:
     """The resources a run opens: the flow's, its sub-flows' and its tools' (one per name), then the
     run's own, which replace a declaration of the same name (a session the caller opened once and shares)."""
+    declared = _declared_by_flow(flow)
+    if not extra:
+        return declared
+    found = {resource.name: resource for resource in declared}
+    for resource in extra:
+        found[_checked(resource).name] = resource
+    return tuple(found.values())
+
+
+@per_flow
+def _declared_by_flow(flow: Flow) -> tuple[Resource[Any], ...]:
+    """The flow's, its sub-flows' and its tools' resources, one per name: a walk of the whole flow, done
+    once per flow rather than on every run."""
     found: dict[str, Resource[Any]] = {}
     for resource in _flow_resources(flow):
         other = found.setdefault(_checked(resource).name, resource)
         if other is not resource and other.factory is not resource.factory:
             raise ResourceError(f"two different resources are named {resource.name!r}")
-    for resource in extra:
-        found[_checked(resource).name] = resource
     return tuple(found.values())
 
 

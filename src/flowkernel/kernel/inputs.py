@@ -21,8 +21,10 @@ def prepare_inputs(flow: Flow, inputs: Mapping[str, Any] | None) -> dict[str, An
     take (a typo would otherwise be ignored), and (without a model) inputs the steps reference but the
     caller did not give.
     """
-    given = dict(inputs or {})
     model = flow.input_model
+    if not inputs and model is None and not flow.plan.input_names:  # a flow that takes no inputs, given none
+        return {}
+    given = dict(inputs or {})
     known = flow.plan.input_names if model is None else tuple(model.model_fields)
     problems = []
     if model is None or model.model_config.get("extra") != "allow":

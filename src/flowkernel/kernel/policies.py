@@ -44,8 +44,9 @@ class PolicyTable(StepTable):
         plan: FlowPlan | None = None,
     ) -> None:
         super().__init__(flow, inputs, options, place, plan)
-        self._tools = [cast(Tool, step.tool) for step in self._plan.steps]  # None for sub-flow steps: never invoked
-        self._index = {step_id: i for i, step_id in enumerate(self._plan.step_ids)}
+        self._tools = cast(
+            list[Tool], [step.tool for step in self._plan.steps]
+        )  # None for sub-flow steps: never invoked
         self._calls: dict[str, int] = {}  # invokes in flight -> step index (these count against the limit)
         self._fallback_calls: dict[str, int] = {}  # fallback tools in flight -> step index
         self._timers: dict[str, tuple[int, int]] = {}  # timers running -> (kind, step index)
@@ -192,7 +193,7 @@ class PolicyTable(StepTable):
     def _unknown_call(self, completion: Completion) -> ProtocolError:
         call_id = getattr(completion, "call_id", "")
         step_id, _, attempt = call_id.rpartition("@")
-        i = self._index.get(step_id, -1)
+        i = self._plan.step_ids.index(step_id) if step_id in self._plan.step_ids else -1  # rare: no index per run
         if i >= 0 and attempt.isdigit() and int(attempt) <= len(self._attempts[i]):
             return ProtocolError(f"driver completed call {call_id!r} twice (second time: {completion!r})")
         return ProtocolError(f"driver sent {completion!r} for call {call_id!r}, which the kernel never issued")

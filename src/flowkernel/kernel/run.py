@@ -136,8 +136,11 @@ class RunState(PolicyTable):
             if i >= 0:
                 if slots is not None:
                     slots[0] -= 1
-                if kind is Returned and tools[i].output_model is None and timeouts[i] is None:  # the hot path
-                    previous = attempts[i]
+                if kind is Returned and timeouts[i] is None:  # no timeout timer to stop: straight to the output
+                    if tools[i].output_model is not None:
+                        self._on_returned(i, completion, commands)  # type: ignore[arg-type]
+                        continue
+                    previous = attempts[i]  # the hot path: _on_returned without a model, inlined
                     attempts[i] = (
                         *previous,
                         _new_attempt(
@@ -159,7 +162,7 @@ class RunState(PolicyTable):
                 child_batches.setdefault(routed[0], []).append(renamed(completion, routed[1]))
             else:
                 raise self._unknown_call(completion)
-        for step_id, batch in (child_batches or {}).items():
+        for step_id, batch in child_batches.items() if child_batches is not None else ():
             if step_id in self._children:
                 try:
                     child_commands = self._children[step_id][1].handle(batch)

@@ -82,8 +82,10 @@ class Flow(CheckedModel):
 
     @property
     def plan(self) -> FlowPlan:
-        """The compiled structure the kernel executes."""
-        return self._plan
+        """The compiled structure the kernel executes (read from pydantic's store of private attributes:
+        ``self._plan`` goes through ``BaseModel.__getattr__``, 1.5 µs against 0.05, and every run reads it)."""
+        plan: FlowPlan = self.__pydantic_private__["_plan"]  # type: ignore[index]
+        return plan
 
     def map_element(self, i: int) -> Flow:
         """The flow that one element of map step ``i`` runs: its one step ``item`` calls the map step's

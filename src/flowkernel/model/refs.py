@@ -163,22 +163,33 @@ def compile_path(path: str) -> ParsedResult | None:
 
 def select(expression: ParsedResult, value: Any) -> Any:
     """Evaluate a compiled path against a value; pydantic models, at any depth, are searched by field."""
+    parsed = expression.parsed
+    if parsed["type"] == "field":  # a plain name (``Ref("prev", "x")``): read it without the interpreter
+        return _field(value, parsed["value"])
     try:
-        return _INTERPRETER.visit(expression.parsed, value)
+        return _INTERPRETER.visit(parsed, value)
     except JMESPathError as exc:
         raise PathError(f"path {expression.expression!r} failed: {_one_line(exc)}") from None
+
+
+def _field(value: Any, name: str) -> Any:
+    """Field ``name`` of ``value``, as JMESPath reads one: a model's field (or extra), else ``value.get``,
+    else null."""
+    if isinstance(value, BaseModel):
+        if name in type(value).__pydantic_fields__:  # (``model_fields`` goes through a deprecation check)
+            return getattr(value, name)
+        return (value.__pydantic_extra__ or {}).get(name)
+    try:
+        return value.get(name)
+    except AttributeError:
+        return None
 
 
 class _ModelAwareInterpreter(TreeInterpreter):  # type: ignore[misc]  # jmespath ships no types
     """JMESPath's interpreter, reading pydantic models' fields in place (no dump of the whole value)."""
 
     def visit_field(self, node: dict[str, Any], value: Any) -> Any:
-        if isinstance(value, BaseModel):
-            name = node["value"]
-            if name in type(value).model_fields:
-                return getattr(value, name)
-            return (value.__pydantic_extra__ or {}).get(name)
-        return super().visit_field(node, value)
+        return _field(value, node["value"])
 
 
 _INTERPRETER = _ModelAwareInterpreter()

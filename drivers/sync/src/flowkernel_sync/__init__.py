@@ -41,7 +41,7 @@ from flowkernel.host import (
 from flowkernel.host.journal import open_run
 from flowkernel.model import Resource
 
-from .interrupt import ctrl_c_stops
+from .interrupt import CtrlCStops
 
 __all__ = ("SyncDriver",)
 
@@ -175,7 +175,7 @@ class SyncDriver:
 
             world = held_on_loop_thread(session.opened_world())
         try:
-            with world, session.guard(), ctrl_c_stops(backend):
+            with world, session.guard(), CtrlCStops(backend):
                 session.start()
                 backend.start_sync_calls()
                 if pause:
@@ -229,14 +229,16 @@ class _SyncBackend(Backend):
     def start_sync_calls(self) -> None:
         """Start the sync calls of the batch just dispatched: inline if :func:`runs_inline` allows, else
         each in a thread, in the batch's order."""
-        if not self._held:
-            return
-        live = self._live
-        # A call the same batch cancelled (a sub-run's call, when fail_fast stops the run) was answered.
-        held = [command for command in self._held if command.call_id in live]
-        self._held = []
+        held = self._held
         if not held:
             return
+        self._held = []
+        live = self._live
+        if len(held) > 1 or held[0].call_id not in live:  # (a chain's lone call needs no new list)
+            # A call the same batch cancelled (a sub-run's call, when fail_fast stops the run) was answered.
+            held = [command for command in held if command.call_id in live]
+            if not held:
+                return
         if self._inline_lone_calls and runs_inline(len(held), len(live) - len(held), not self._queue.empty()):
             self.call_inline(held[0])
             return
@@ -307,10 +309,10 @@ class _SyncBackend(Backend):
     def wait(self) -> list[Completion]:
         """Block until at least one completion is there, firing due timers meanwhile."""
         while True:
-            if len(self._timers) > 64 and len(self._timers) > 2 * len(self._live):  # mostly cancelled ones
-                self._timers = [timer for timer in self._timers if self.is_live(timer[1])]
-                heapq.heapify(self._timers)
             if self._timers:
+                if len(self._timers) > 64 and len(self._timers) > 2 * len(self._live):  # mostly cancelled ones
+                    self._timers = [timer for timer in self._timers if self.is_live(timer[1])]
+                    heapq.heapify(self._timers)
                 now = self._clock()
                 while self._timers and self._timers[0][0] <= now:
                     self.complete(TimerFired(heapq.heappop(self._timers)[1]))
