@@ -13,6 +13,7 @@ from .plan import FlowPlan, compile_plan
 from .policies import ContextPolicy, Fallback
 from .refs import Ref
 from .resource import Resource
+from .scan import scan_steps
 from .schemas import flow_input_schema, flow_output_schema
 from .step import Step, element_step
 from .tool import Tool
@@ -55,10 +56,11 @@ class Flow(CheckedModel):
 
     @model_validator(mode="after")
     def _validate_structure(self) -> Flow:
-        problems = find_problems(self.steps, self.input_model, self.outputs, self.context is not None)
+        scans = scan_steps(self.steps)  # each step's references walked once, for the checks and the plan
+        problems = find_problems(self.steps, self.input_model, self.outputs, self.context is not None, scans)
         if problems:
             raise FlowValidationError(self.name, tuple(problems))
-        self._plan = compile_plan(self.steps, self.outputs)
+        self._plan = compile_plan(self.steps, self.outputs, scans)
         self._elements = {
             i: Flow(
                 name=f"{self.name}.{step.id}",

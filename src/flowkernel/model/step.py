@@ -12,6 +12,7 @@ from .checked import MAX_SECONDS, WHOLE, CheckedModel
 from .policies import ErrorPolicy
 from .refs import ElementInput, Input, Item, Ref
 from .retry import RetryPolicy
+from .scan import walk
 from .tool import Tool
 
 if TYPE_CHECKING:
@@ -98,14 +99,10 @@ class Step(CheckedModel):
 
 def walk_sources(value: Any, location: str) -> Iterator[tuple[str, Ref | Input]]:
     """Yield ``(location, source)`` for every :class:`Ref` or :class:`Input` nested in ``value``."""
-    if isinstance(value, Ref | Input):
-        yield location, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from walk_sources(item, f"{location}.{key}")
-    elif isinstance(value, list | tuple):
-        for position, item in enumerate(value):
-            yield from walk_sources(item, f"{location}[{position}]")
+    found: list[Ref | Input] = []
+    locations: list[str] = []
+    walk(value, found, locations, location)
+    return zip(locations, found, strict=True)
 
 
 def holds_item(value: Any) -> bool:
