@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from flowkernel import tool
 from flowkernel.model.arguments import ToolFacts, _literal_problems, validated_literal_problems
 from flowkernel.model.json_schema import schema_arguments_model
 from flowkernel.model.signature import arguments_model
@@ -74,3 +77,38 @@ def test_literals_are_validated() -> None:
     assert [(p.location, p.message.split(",")[0]) for p in found] == [
         ("arguments.x", "Input should be a valid integer")
     ]
+
+
+def _signatures() -> dict[str, Any]:
+    def plain(x: Any, y: Any = 1) -> None: ...
+    def rest(x: Any, **kwargs: Any) -> None: ...
+    def positional(a: Any, /, b: Any) -> None: ...
+    def positional_default(a: Any = 1, /, *, k: Any) -> None: ...
+    def keyed(x: Any, idempotency_key: str) -> None: ...
+    def keyed_rest(idempotency_key: str, **kwargs: Any) -> None: ...
+    def none() -> None: ...
+
+    return {f.__name__: f for f in (plain, rest, positional, positional_default, keyed, keyed_rest, none)}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(sorted(_signatures())),
+    st.sets(st.sampled_from(["x", "y", "a", "b", "k", "kwargs", "idempotency_key", "other"]), max_size=4),
+)
+def test_accepting_a_step_agrees_with_finding_no_problem(name: str, names: set[str]) -> None:
+    signature = ToolFacts().signature(tool(_signatures()[name], validate=False))
+    assert signature is not None
+    arguments = dict.fromkeys(names, 0)
+    assert signature.accepts(arguments) == (list(signature.problems(arguments)) == [])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(sorted(set(MODELS) - {"unresolvable"})),
+    st.sets(st.sampled_from(["x", "y", "z", "a"]), max_size=3),
+)
+def test_accepting_names_agrees_with_finding_no_problem(name: str, names: set[str]) -> None:
+    model_names = ToolFacts().names(MODELS[name])
+    arguments = dict.fromkeys(names, 0)
+    assert model_names.accepts(arguments) == (list(model_names.problems("t", arguments)) == [])

@@ -25,9 +25,11 @@ leaves = st.sampled_from(
 )
 values = st.recursive(
     leaves,
-    lambda inner: st.lists(inner, max_size=3)
-    | st.lists(inner, max_size=3).map(tuple)
-    | st.dictionaries(st.sampled_from(["k", "0", "rows"]), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.sampled_from(["k", "0", "rows"]), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -44,7 +46,7 @@ def test_a_scan_finds_the_sources_in_step_order_and_what_each_argument_holds(arg
     step = Step(id="s", tool=anything, arguments=arguments, map=Input("xs"))
     scan = scan_step(step)
     assert list(scan.sources) == [source for _, source in step.sources()]
-    assert scan.kinds == tuple(_kind(value) for value in arguments.values())
+    assert scan.kinds == [_kind(value) for value in arguments.values()]
     holds_all = 0
     for kind in scan.kinds:
         holds_all |= kind
@@ -76,7 +78,7 @@ def test_dependencies_are_references_then_after_then_the_condition_in_first_ment
         when="steps.e.ok && steps.d.ok",
     )
     scan = scan_step(step)
-    assert scan.depends_on == ("b", "a", "c", "d", "e")
+    assert scan.depends_on == ["b", "a", "c", "d", "e"]
     assert scan.condition is not None
     assert scan.condition.steps == {"d", "e"} == condition_steps(step)
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, PydanticUserError, ValidationError
 
 from ..errors import Problem
 from .json_schema import SchemaArguments
-from .scan import walk
+from .scan import StepScan, walk
 from .signature import SignatureArguments
 from .step import Step
 from .tool import IDEMPOTENCY_KEY, Tool
@@ -55,6 +55,10 @@ class _Signature:
     """``**kwargs``: any other name is accepted too."""
     driver_fills_key: bool
     """The tool receives its idempotency key from the driver; a step cannot set it."""
+    required_names: frozenset[str]
+    """The names in ``required`` (when none is positional-only)."""
+    takes_positional_only: bool
+    """A parameter without a default is positional-only: every step calling the tool has a problem."""
 
     @classmethod
     def of(cls, tool: Tool) -> _Signature | None:
@@ -72,7 +76,27 @@ class _Signature:
             if p.default is p.empty and (p.kind is p.POSITIONAL_ONLY or p.name in by_keyword)
         )
         takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
-        return cls(tool.name, required, frozenset(by_keyword), takes_any, tool.idempotency_key)
+        return cls(
+            tool.name,
+            required,
+            frozenset(by_keyword),
+            takes_any,
+            tool.idempotency_key,
+            frozenset(name for name, _ in required),
+            any(positional_only for _, positional_only in required),
+        )
+
+    def accepts(self, arguments: Mapping[str, Any]) -> bool:
+        """Whether :meth:`problems` finds nothing, asked with two set comparisons instead of a loop per
+        name: the fast path for the steps that fit (most of them; tests/model/test_arguments.py checks
+        that the two agree)."""
+        names = arguments.keys()
+        return (
+            not self.takes_positional_only
+            and self.required_names <= names
+            and (self.takes_any or names <= self.by_keyword)
+            and not (self.driver_fills_key and IDEMPOTENCY_KEY in names)
+        )
 
     def problems(self, arguments: Mapping[str, Any]) -> Iterator[Problem]:
         """Argument names that do not fit the signature, each on its own (located in the step)."""
@@ -106,15 +130,24 @@ class _ModelNames:
     required: Sequence[str]
     open: bool
     """The model takes names beyond ``known`` (``extra="allow"``)."""
+    known_set: frozenset[str]
+    required_set: frozenset[str]
 
     @classmethod
     def of(cls, model: type[BaseModel]) -> _ModelNames:
         if issubclass(model, SchemaArguments):
             known, required, open_names = model.names()
-            return cls(known, required, open_names)
-        fields = model.model_fields
-        required = [name for name, field in fields.items() if field.is_required()]
-        return cls(list(fields), required, model.model_config.get("extra") == "allow")
+        else:
+            fields = model.model_fields
+            known, open_names = list(fields), model.model_config.get("extra") == "allow"
+            required = [name for name, field in fields.items() if field.is_required()]
+        return cls(known, required, open_names, frozenset(known), frozenset(required))
+
+    def accepts(self, arguments: Mapping[str, Any]) -> bool:
+        """Whether :meth:`problems` finds nothing, asked with set comparisons: the fast path for the
+        steps that fit (tests/model/test_arguments.py checks that the two agree)."""
+        names = arguments.keys()
+        return (self.open or names <= self.known_set) and self.required_set <= names
 
     def problems(self, tool: str, arguments: Mapping[str, Any]) -> Iterator[Problem]:
         """Argument names the model does not know, and the ones it requires that are missing (located
@@ -165,24 +198,26 @@ def _unusable(model: type[BaseModel]) -> str | None:
     return None
 
 
-def argument_problems(step: Step, kinds: Sequence[int], facts: ToolFacts) -> Iterator[Problem]:
+def argument_problems(step: Step, scan: StepScan, facts: ToolFacts) -> Iterator[Problem]:
     """Arguments that cannot fit the step's tool or sub-flow, located in the step: unknown or missing
-    names, literals of the wrong type. ``kinds``: what each argument holds
-    (:func:`~flowkernel.model.scan.scan_step`; 0 for a literal)."""
-    tool = step.tool
+    names, literals of the wrong type."""
+    tool: Tool | None = scan.fields["tool"]
     if tool is None:
         yield from _subflow_problems(step)
         return
+    arguments = scan.fields["arguments"]
     model = tool.input_model
     if model is None or issubclass(model, SignatureArguments):  # names checked against the signature
         signature = facts.signature(tool)
-        if signature is not None:
-            yield from signature.problems(step.arguments)
+        if signature is not None and not signature.accepts(arguments):
+            yield from signature.problems(arguments)
         if model is None:
             return
     else:
-        yield from facts.names(model).problems(tool.name, step.arguments)
-    literals = {name: value for (name, value), kind in zip(step.arguments.items(), kinds, strict=True) if not kind}
+        names = facts.names(model)
+        if not names.accepts(arguments):
+            yield from names.problems(tool.name, arguments)
+    literals = {name: value for name, value, kind in scan.argument_kinds() if not kind}
     yield from _literal_problems(tool.name, model, literals, facts)
 
 

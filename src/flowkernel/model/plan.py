@@ -13,7 +13,8 @@ from .policies import ErrorPolicy
 from .refs import MISSING, Context, Input, PathError, Ref, compile_path, nothing_selected, select
 from .retry import RetryPolicy
 from .scan import CONTEXT, ITEM, SOURCE, ScannedCondition, StepScan, scan_steps, walk
-from .step import Step
+from .step import Step, in_force
+from .tool import Tool
 
 __all__ = ("Condition", "FlowPlan", "Getter", "Resolver", "compile_plan")
 
@@ -70,17 +71,20 @@ def compile_plan(
 
     One pass over the steps fills every per-step column of the plan."""
     scans = scan_steps(steps) if scans is None else scans
-    index = {step.id: i for i, step in enumerate(steps)}
+    index = {scan.fields["id"]: i for i, scan in enumerate(scans)}
     deps: list[tuple[int, ...]] = []
     dependents: list[list[int]] = [[] for _ in steps]
     resolvers: list[Resolver] = []
+    retry: list[RetryPolicy | None] = []
+    timeouts: list[float | None] = []
     conditions: list[Condition | None] = []
     map_sources: list[Getter | None] = []
     plain: list[bool] = []
     reads_context: list[bool] = []
     input_names: dict[str, None] = {}
     condition_inputs: list[str] = []
-    for i, (step, scan) in enumerate(zip(steps, scans, strict=True)):
+    for i, scan in enumerate(scans):
+        fields = scan.fields
         step_deps = tuple(sorted([index[d] for d in scan.depends_on]))
         deps.append(step_deps)
         for d in step_deps:
@@ -88,17 +92,21 @@ def compile_plan(
         for source in scan.sources:
             if isinstance(source, Input):
                 input_names[source.name] = None
-        resolvers.append(_compile_arguments(step, scan, index))
-        conditions.append(None if scan.condition is None else _compile_condition(step, scan.condition, index))
-        if scan.condition is not None:
-            condition_inputs.extend(sorted(scan.condition.inputs))
-        map_sources.append(None if step.map is None else _getter(step.map, index))
+        resolvers.append(_compile_arguments(scan, index))
+        tool: Tool | None = fields["tool"]
+        retry.append(in_force(fields["retry"], tool, "retry"))
+        timeouts.append(in_force(fields["timeout"], tool, "timeout"))
+        condition = scan.condition
+        conditions.append(None if condition is None else _compile_condition(fields["when"], condition, index))
+        if condition is not None:
+            condition_inputs.extend(sorted(condition.inputs))
+        map_source = fields["map"]
+        map_sources.append(None if map_source is None else _getter(map_source, index))
         context = bool(scan.holds & CONTEXT)
         reads_context.append(context)
         plain.append(
-            step.when is None and step.map is None and step.tool is not None and step.tool.input_model is None
-            and not context
-        )  # fmt: skip
+            condition is None and map_source is None and tool is not None and tool.input_model is None and not context
+        )
     input_names.update(dict.fromkeys(condition_inputs))  # after every reference's, as they always were
     if outputs is None:
         outputs = {steps[i].id: Ref(steps[i].id) for i, users in enumerate(dependents) if not users}
@@ -110,22 +118,21 @@ def compile_plan(
         resolvers=tuple(resolvers),
         input_names=tuple(input_names),
         outputs=tuple((name, index[ref.step], _getter(ref, index, strict=False)) for name, ref in outputs.items()),
-        retry=tuple(step.retry_policy for step in steps),
-        timeouts=tuple(step.timeout_seconds for step in steps),
-        on_error=tuple(step.on_error for step in steps),
+        retry=tuple(retry),
+        timeouts=tuple(timeouts),
+        on_error=tuple(scan.fields["on_error"] for scan in scans),
         conditions=tuple(conditions),
-        join_any=tuple(step.join == "any" for step in steps),
+        join_any=tuple(scan.fields["join"] == "any" for scan in scans),
         map_sources=tuple(map_sources),
         plain=tuple(plain),
         reads_context=tuple(reads_context),
     )
 
 
-def _compile_condition(step: Step, condition: ScannedCondition, index: Mapping[str, int]) -> Condition:
-    assert step.when is not None
+def _compile_condition(when: str, condition: ScannedCondition, index: Mapping[str, int]) -> Condition:
     assert condition.expression is not None
     reads = sorted(condition.steps, key=index.__getitem__)
-    return Condition(condition.expression, step.when, tuple((name, index[name]) for name in reads))
+    return Condition(condition.expression, when, tuple((name, index[name]) for name in reads))
 
 
 def _getter(source: Ref | Input, index: Mapping[str, int], *, strict: bool = True) -> Getter:
@@ -199,12 +206,12 @@ def _immutable(value: Any) -> bool:
     return not isinstance(value, dict | list | set | bytearray)
 
 
-def _compile_arguments(step: Step, scan: StepScan, index: Mapping[str, int]) -> Resolver:
+def _compile_arguments(scan: StepScan, index: Mapping[str, int]) -> Resolver:
     """The resolver of the arguments the step's own flow resolves: in a map step, those without
     :class:`~flowkernel.model.refs.Item` (each element's step resolves those)."""
     compiled = [
         (name, value, _compile_value(value, index, kind))
-        for name, value, kind in scan.argument_kinds(step)
+        for name, value, kind in scan.argument_kinds()
         if not kind & ITEM
     ]
     if all(getter is None for _, _, getter in compiled):

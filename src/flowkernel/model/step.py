@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -18,11 +18,13 @@ from .tool import Tool
 if TYPE_CHECKING:
     from .flow import Flow
 
-__all__ = ("STEP_ID_PATTERN", "Step", "element_step", "holds", "holds_item", "walk_sources")
+__all__ = ("STEP_ID_PATTERN", "Step", "element_step", "holds", "holds_item", "in_force", "walk_sources")
 
 STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
 """Step ids are identifiers (dots and dashes allowed), so call ids built from them stay unambiguous."""
 
+
+T = TypeVar("T")
 
 _ONE_TARGET = "a step runs a tool or a sub-flow: give exactly one of tool= and flow="
 
@@ -73,16 +75,12 @@ class Step(CheckedModel):
     @property
     def retry_policy(self) -> RetryPolicy | None:
         """The retry policy in force: the step's, else the tool's."""
-        if self.retry is not None or self.tool is None:
-            return self.retry
-        return self.tool.retry
+        return in_force(self.retry, self.tool, "retry")
 
     @property
     def timeout_seconds(self) -> float | None:
         """The timeout in force: the step's, else the tool's."""
-        if self.timeout is not None or self.tool is None:
-            return self.timeout
-        return self.tool.timeout
+        return in_force(self.timeout, self.tool, "timeout")
 
     @property
     def target_name(self) -> str:
@@ -95,6 +93,14 @@ class Step(CheckedModel):
             yield "map", self.map
         for name, value in self.arguments.items():
             yield from walk_sources(value, f"arguments.{name}")
+
+
+def in_force(own: T | None, tool: Tool | None, name: str) -> T | None:
+    """A setting in force for a step: its own ``name`` (``retry``, ``timeout``), else its tool's."""
+    if own is not None or tool is None:
+        return own
+    value: T | None = getattr(tool, name)
+    return value
 
 
 def walk_sources(value: Any, location: str) -> Iterator[tuple[str, Ref | Input]]:

@@ -19,7 +19,7 @@ __all__ = ("MAX_FLOW_DEPTH", "condition_steps", "dependencies_of", "find_problem
 
 def dependencies_of(step: Step) -> tuple[str, ...]:
     """The ids a step depends on, through references, ``after`` and its condition, in first-mention order."""
-    return scan_step(step).depends_on
+    return tuple(scan_step(step).depends_on)
 
 
 def condition_steps(step: Step) -> set[str]:
@@ -40,19 +40,20 @@ def find_problems(
     problems: list[Problem] = []
     if not steps:
         problems.append(Problem("steps", "a flow needs at least one step"))
+    scans = scan_steps(steps) if scans is None else scans
     first_index: dict[str, int] = {}
-    for i, step in enumerate(steps):
-        if step.id in first_index:
+    for i, scan in enumerate(scans):
+        step_id = scan.fields["id"]
+        if step_id in first_index:
             problems.append(
                 Problem(
-                    f"steps[{i}].id", f"duplicate step id {step.id!r} (first used by steps[{first_index[step.id]}])"
+                    f"steps[{i}].id", f"duplicate step id {step_id!r} (first used by steps[{first_index[step_id]}])"
                 )
             )
         else:
-            first_index[step.id] = i
+            first_index[step_id] = i
     known = first_index.keys()
     inputs = None if input_model is None else input_model.model_fields.keys()
-    scans = scan_steps(steps) if scans is None else scans
     tools = ToolFacts()
     for i, (step, scan) in enumerate(zip(steps, scans, strict=True)):
         found = _step_problems(step, scan, known, inputs, has_context, tools)
@@ -63,7 +64,7 @@ def find_problems(
         problems.extend(
             Problem(f"outputs.{name}", message) for message in _source_messages(source, None, known, inputs)
         )
-    problems.extend(_find_cycles(steps, first_index, scans))
+    problems.extend(_find_cycles(first_index, scans))
     return problems
 
 
@@ -78,24 +79,26 @@ def _step_problems(
     """Everything wrong with one step, located in the step (``arguments.x``): its references, ``after``,
     arguments, ``Item()``, ``Context()`` and condition, in that order."""
     problems: list[Problem] = []
+    fields = scan.fields
+    step_id = fields["id"]
     locations: list[str] | None = None  # asked for only when a reference has a problem
     for position, source in enumerate(scan.sources):
-        messages = _source_messages(source, step.id, known, inputs)
+        messages = _source_messages(source, step_id, known, inputs)
         if messages:
             locations = locations or [location for location, _ in step.sources()]
             problems.extend(Problem(locations[position], message) for message in messages)
-    for position, dep in enumerate(step.after):
-        if dep == step.id:
+    for position, dep in enumerate(fields["after"]):
+        if dep == step_id:
             problems.append(Problem(f"after[{position}]", "a step cannot wait for itself"))
         elif dep not in known:
             problems.append(Problem(f"after[{position}]", "waits for " + unknown("step", dep, known)))
-    problems.extend(argument_problems(step, scan.kinds, tools))
+    problems.extend(argument_problems(step, scan, tools))
     if scan.holds & ITEM:
         problems.extend(_check_items(step, scan))
     if scan.holds & CONTEXT and not has_context:
         problems.extend(
             Problem(f"arguments.{name}", "Context() needs a flow with a context policy (Flow(context=...))")
-            for name, _, kind in scan.argument_kinds(step)
+            for name, _, kind in scan.argument_kinds()
             if kind & CONTEXT
         )
     if scan.condition is not None:
@@ -117,10 +120,11 @@ def _source_messages(
             messages.append("references " + unknown("step", source.step, known))
     elif inputs is not None and source.name not in inputs:
         messages.append("references " + unknown("flow input", source.name, inputs))
-    try:
-        compile_path(source.path)
-    except PathError as exc:
-        messages.append(str(exc))
+    if source.path:
+        try:
+            compile_path(source.path)
+        except PathError as exc:
+            messages.append(str(exc))
     return messages
 
 
@@ -148,7 +152,7 @@ def _condition_messages(
 
 def _check_items(step: Step, scan: StepScan) -> Iterable[Problem]:
     """``Item()`` belongs to map steps, and an argument holding it cannot also hold references."""
-    for name, value, kind in scan.argument_kinds(step):
+    for name, value, kind in scan.argument_kinds():
         if not kind & ITEM:
             continue
         for item in _items_in(value):
@@ -165,10 +169,9 @@ def _check_items(step: Step, scan: StepScan) -> Iterable[Problem]:
             )
 
 
-def _find_cycles(steps: Sequence[Step], first_index: Mapping[str, int], scans: Sequence[StepScan]) -> list[Problem]:
+def _find_cycles(first_index: Mapping[str, int], scans: Sequence[StepScan]) -> list[Problem]:
     graph = {
-        step.id: [d for d in scan.depends_on if d in first_index and d != step.id]
-        for step, scan in zip(steps, scans, strict=True)
+        scan.fields["id"]: [d for d in scan.depends_on if d in first_index and d != scan.fields["id"]] for scan in scans
     }
     if declared_in_order(graph, first_index):
         return []
