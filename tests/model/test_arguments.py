@@ -112,3 +112,20 @@ def test_accepting_names_agrees_with_finding_no_problem(name: str, names: set[st
     model_names = ToolFacts().names(MODELS[name])
     arguments = dict.fromkeys(names, 0)
     assert model_names.accepts(arguments) == (list(model_names.problems("t", arguments)) == [])
+
+
+def test_a_tools_signature_is_read_once_while_it_lives() -> None:
+    import gc
+
+    from flowkernel.model import arguments
+
+    def f(x: Any) -> None: ...
+
+    made = tool(f, validate=False)
+    first = ToolFacts().signature(made)
+    assert ToolFacts().signature(made) is first  # another build, the same facts
+    key = id(made)
+    assert key in arguments._signatures
+    del made
+    gc.collect()
+    assert key not in arguments._signatures

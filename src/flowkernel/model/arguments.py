@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -161,9 +162,27 @@ class _ModelNames:
                 yield Problem("arguments", f"missing required argument {name!r} of tool {tool!r}")
 
 
+_signatures: dict[int, tuple[weakref.ref[Tool], _Signature | None]] = {}
+"""Each tool's signature facts, by ``id(tool)`` while the tool lives: reading a signature is about a
+quarter of a one-step flow's build (cProfile), and the same tools build flow after flow. A tool is frozen,
+so its facts cannot go stale."""
+
+
+def _signature_of(tool: Tool) -> _Signature | None:
+    key = id(tool)
+    cached = _signatures.get(key)
+    if cached is not None and cached[0]() is tool:
+        return cached[1]
+    signature = _Signature.of(tool)
+    _signatures[key] = (weakref.ref(tool, lambda _: _signatures.pop(key, None)), signature)
+    return signature
+
+
 class ToolFacts:
     """What the argument checks need from each tool and input model, worked out on first use and kept
-    for one flow's build (a dict by ``id(tool)``: the flow's steps hold the tools while it is built)."""
+    for one flow's build (a dict by ``id(tool)``: the flow's steps hold the tools while it is built);
+    a tool's signature is kept while the tool lives (:func:`_signature_of`). Models are asked again
+    for each build: ``model_rebuild()`` may make an unusable one usable."""
 
     def __init__(self) -> None:
         self._signatures: dict[int, _Signature | None] = {}
@@ -173,7 +192,7 @@ class ToolFacts:
     def signature(self, tool: Tool) -> _Signature | None:
         key = id(tool)
         if key not in self._signatures:
-            self._signatures[key] = _Signature.of(tool)
+            self._signatures[key] = _signature_of(tool)
         return self._signatures[key]
 
     def names(self, model: type[BaseModel]) -> _ModelNames:

@@ -85,7 +85,7 @@ def compile_plan(
     condition_inputs: list[str] = []
     for i, scan in enumerate(scans):
         fields = scan.fields
-        step_deps = tuple(sorted([index[d] for d in scan.depends_on]))
+        step_deps = tuple(sorted(map(index.__getitem__, scan.depends_on)))
         deps.append(step_deps)
         for d in step_deps:
             dependents[d].append(i)
