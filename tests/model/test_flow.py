@@ -32,8 +32,8 @@ def test_built_steps_are_taken_as_they_are_and_anything_else_goes_through_pydant
     general = TypeAdapter(tuple[Step, ...]).validate_python(built)  # what pydantic gives without the fast path
     assert flow.steps == general
     assert all(mine is theirs for mine, theirs in zip(flow.steps, general, strict=True))
-    from_dicts = Flow(name="g", steps=[{"id": "a", "tool": echo}])  # type: ignore[list-item]
+    from_dicts = Flow(name="g", steps=[{"id": "a", "tool": echo}])
     assert isinstance(from_dicts.steps[0], Step)
     with pytest.raises(FlowValidationError) as caught:
-        Flow(name="h", steps=[built[0], "not a step"])  # type: ignore[list-item]
+        Flow(name="h", steps=[built[0], "not a step"])
     assert [p.location for p in caught.value.problems] == ["steps.1"]
