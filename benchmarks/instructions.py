@@ -5,6 +5,7 @@ machine, where timings are not. Compares the working tree with a git revision, e
     python benchmarks/instructions.py b363cf6 --map 1000   # per element of a map step over 1,000 elements
     python benchmarks/instructions.py b363cf6 --one-step   # per run of a one-step flow (a run's fixed cost)
     python benchmarks/instructions.py b363cf6 --validated  # the pydantic chain, and the bare loop it is judged by
+    python benchmarks/instructions.py e9118b1 --build 1000 # per step of building a 1,000-step chain
 
 Each side runs the chain once (warm-up, imports) and then five times; the difference of the two counts
 divided by 4,000 steps is the cost of a step, free of start-up. With ``--map N`` the flow is one map step
@@ -12,11 +13,17 @@ calling the same tool on ``N`` elements (``max_concurrency=1`` too), and the cos
 ``--one-step`` the flow is one step and the cost is per run: 1 + 200 runs against 1, over 200. With
 ``--validated`` the chain's tool has input and output models (``Ref(prev, "x")`` between steps, as in
 ``bench_chain``), and the bare validate → call → validate loop is counted too, on the working tree.
+With ``--build N`` nothing runs: each side builds a chain of ``N`` steps once (warm-up) and then four
+times more, for the plain ``inc`` chain and for the chain with pydantic models (``Ref(prev, "x")``), and
+counts per step both the whole build (``Step(...)`` for every step and ``Flow(...)``) and ``Flow(...)``
+alone (the same steps, already built). From 50,000 steps on, one more build, of the plain chain only.
+String hashing is seeded alike on both sides (``PYTHONHASHSEED=0``), so sets and dicts probe alike.
 Needs valgrind (``apt-get install valgrind``).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -95,10 +102,48 @@ for _ in range(1 + int(sys.argv[1])):
     driver.run(flow, {{"xs": xs}}, max_concurrency=1)
 """
 
+BUILD = """
+import sys
+from pydantic import BaseModel
+from flowkernel import Flow, Input, Ref, Step, tool
+
+class X(BaseModel):
+    x: int
+
+class Y(BaseModel):
+    x: int
+
+@tool(validate=False)
+def inc(x):
+    return x + 1
+
+@tool(input_model=X, output_model=Y)
+def inc_validated(x):
+    return {{"x": x + 1}}
+
+TOOL, PATH = (inc, "") if "{variant}" == "plain" else (inc_validated, "x")
+
+def chain_steps(n):
+    steps = [Step(id="s0", tool=TOOL, arguments={{"x": Input("x")}})]
+    steps += [Step(id=f"s{{i}}", tool=TOOL, arguments={{"x": Ref(f"s{{i - 1}}", PATH)}}) for i in range(1, n)]
+    return steps
+
+steps = chain_steps({steps})
+Flow(name="chain", steps=steps)  # warm-up: imports, pydantic validators built on first use, caches
+for _ in range(int(sys.argv[1])):
+    if "{part}" == "flow":
+        Flow(name="chain", steps=steps)
+    else:
+        Flow(name="chain", steps=chain_steps({steps}))
+"""
+BUILD_PARTS = {"build": "Step(...) + Flow(...)", "flow": "Flow(...) alone"}
+BUILD_VARIANTS = {"plain": "inc chain", "pydantic": "pydantic-model chain"}
+
 
 def instructions(tree: Path, runs: int, script: Path, *extra: str) -> int:
     """Instructions callgrind counts for the chain script run ``1 + runs`` times against ``tree``."""
     env = {**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree / 'drivers' / 'sync' / 'src'}"}
+    env["PYTHONHASHSEED"] = "0"
     out = Path(tempfile.mkstemp(suffix=".cg")[1])
     done = subprocess.run(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, str(script), str(runs), *extra],
@@ -131,7 +176,27 @@ def validated(revision: str, script: Path, old: Path) -> None:
     )
 
 
-def main(revision: str, elements: int | None = None, one_step: bool = False, models: bool = False) -> None:
+def build_per_step(old: Path, scratch: Path, steps: int) -> None:
+    """Print the build's instructions per step, before and now, for each variant and part."""
+    big = steps >= 50_000  # minutes per build under callgrind: one build, of the plain chain
+    builds = 1 if big else EXTRA_RUNS
+    for variant, title in BUILD_VARIANTS.items():
+        for part, what in BUILD_PARTS.items():
+            if big and (variant, part) != ("plain", "build"):
+                continue
+            script = scratch / f"build_{variant}_{part}.py"
+            script.write_text(BUILD.format(variant=variant, part=part, steps=steps))
+            counts = [
+                (instructions(tree, builds, script) - instructions(tree, 0, script)) / (builds * steps)
+                for tree in (old, ROOT)
+            ]
+            print(f"{title}, {what}, n={steps:,}: before {counts[0]:,.0f}, working tree {counts[1]:,.0f} "
+                  f"instructions/step ({counts[1] / counts[0]:.3f}x)", flush=True)  # fmt: skip
+
+
+def main(
+    revision: str, elements: int | None = None, one_step: bool = False, models: bool = False, build: int | None = None
+) -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     with tempfile.TemporaryDirectory() as scratch:
@@ -151,6 +216,9 @@ def main(revision: str, elements: int | None = None, one_step: bool = False, mod
             if models:
                 validated(revision, script, old)
                 return
+            if build is not None:
+                build_per_step(old, Path(scratch), build)
+                return
             before, now = per_step(old, script, calls, runs), per_step(ROOT, script, calls, runs)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], check=False)
@@ -163,16 +231,12 @@ def main(revision: str, elements: int | None = None, one_step: bool = False, mod
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    mapped = None
-    if "--map" in args:
-        at = args.index("--map")
-        mapped = int(args[at + 1])
-        del args[at : at + 2]
-    one = "--one-step" in args
-    if one:
-        args.remove("--one-step")
-    models = "--validated" in args
-    if models:
-        args.remove("--validated")
-    main(args[0] if args else "HEAD", mapped, one, models)
+    parser = argparse.ArgumentParser(description="Callgrind instructions per step: the working tree against REV.")
+    parser.add_argument("revision", nargs="?", default="HEAD")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--map", type=int, metavar="N", help="per element of a map step over N elements")
+    mode.add_argument("--one-step", action="store_true", help="per run of a one-step flow")
+    mode.add_argument("--validated", action="store_true", help="the pydantic chain, and the bare loop")
+    mode.add_argument("--build", type=int, metavar="N", help="per step of building an N-step chain")
+    args = parser.parse_args()
+    main(args.revision, args.map, args.one_step, args.validated, args.build)

@@ -16,7 +16,7 @@ def test_quick_benchmarks_run_and_report_ratios(tmp_path: Path) -> None:
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json", str(out)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())

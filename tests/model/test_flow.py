@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import TypeAdapter
 
 from flowkernel import Flow, Ref, Step, tool
 from flowkernel.errors import FlowValidationError
@@ -19,3 +20,20 @@ def test_a_copy_with_other_steps_is_built_anew_with_its_own_plan() -> None:
     with pytest.raises(FlowValidationError, match="unknown step 'zz'"):
         original.model_copy(update={"outputs": {"out": Ref("zz")}})
     assert original.model_copy() is not original
+
+
+def test_built_steps_are_taken_as_they_are_and_anything_else_goes_through_pydantic() -> None:
+    @tool(validate=False)
+    def echo(x: object = None) -> object:
+        return x
+
+    built = [Step(id="a", tool=echo), Step(id="b", tool=echo)]
+    flow = Flow(name="f", steps=built)
+    general = TypeAdapter(tuple[Step, ...]).validate_python(built)  # what pydantic gives without the fast path
+    assert flow.steps == general
+    assert all(mine is theirs for mine, theirs in zip(flow.steps, general, strict=True))
+    from_dicts = Flow(name="g", steps=[{"id": "a", "tool": echo}])
+    assert isinstance(from_dicts.steps[0], Step)
+    with pytest.raises(FlowValidationError) as caught:
+        Flow(name="h", steps=[built[0], "not a step"])
+    assert [p.location for p in caught.value.problems] == ["steps.1"]

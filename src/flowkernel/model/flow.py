@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from ..errors import FlowKernelError, FlowValidationError, Problem
 from .checked import CheckedModel
@@ -13,6 +21,7 @@ from .plan import FlowPlan, compile_plan
 from .policies import ContextPolicy, Fallback
 from .refs import Ref
 from .resource import Resource
+from .scan import scan_steps
 from .schemas import flow_input_schema, flow_output_schema
 from .step import Step, element_step
 from .tool import Tool
@@ -53,12 +62,24 @@ class Flow(CheckedModel):
         name = data.get("name")
         return FlowValidationError(name if isinstance(name, str) else "?", problems)
 
+    @field_validator("steps", mode="wrap")
+    @classmethod
+    def _steps_as_built(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """Steps already built are taken as they are, into a tuple: a fast path. They were validated when
+        built and are frozen; pydantic would give back the same objects, after running each one's
+        model validators again, twice (~3k instructions a step). Anything else (dicts, a subclass, a
+        wrong type) goes through pydantic, errors and all (tests/model/test_flow.py)."""
+        if isinstance(value, list | tuple) and all(type(step) is Step for step in value):
+            return tuple(value)
+        return handler(value)
+
     @model_validator(mode="after")
     def _validate_structure(self) -> Flow:
-        problems = find_problems(self.steps, self.input_model, self.outputs, self.context is not None)
+        scans = scan_steps(self.steps)  # each step's references walked once, for the checks and the plan
+        problems = find_problems(self.steps, self.input_model, self.outputs, self.context is not None, scans)
         if problems:
             raise FlowValidationError(self.name, tuple(problems))
-        self._plan = compile_plan(self.steps, self.outputs)
+        self._plan = compile_plan(self.steps, self.outputs, scans)
         self._elements = {
             i: Flow(
                 name=f"{self.name}.{step.id}",

@@ -11,10 +11,11 @@ from jmespath.parser import ParsedResult
 
 from .cache import CachePolicy
 from .policies import ErrorPolicy
-from .refs import MISSING, Context, Input, PathError, Ref, compile_path, condition_names, nothing_selected, select
+from .refs import MISSING, Context, Input, PathError, Ref, compile_path, nothing_selected, select
 from .retry import RetryPolicy
-from .step import Step, holds, holds_item, walk_sources
-from .validation import dependencies_of
+from .scan import CONTEXT, ITEM, SOURCE, ScannedCondition, StepScan, scan_steps, walk
+from .step import Step, in_force
+from .tool import Tool
 
 __all__ = ("Condition", "FlowPlan", "Getter", "Resolver", "compile_plan")
 
@@ -65,60 +66,77 @@ class FlowPlan:
     extra slot at index ``len(step_ids)``, which the kernel fills just before resolving them."""
 
 
-def compile_plan(steps: Sequence[Step], outputs: Mapping[str, Ref] | None) -> FlowPlan:
-    """Compile a validated flow's steps; assumes :func:`find_problems` found nothing."""
-    index = {step.id: i for i, step in enumerate(steps)}
-    deps = tuple(tuple(sorted(index[d] for d in dependencies_of(step))) for step in steps)
+def compile_plan(
+    steps: Sequence[Step], outputs: Mapping[str, Ref] | None, scans: Sequence[StepScan] | None = None
+) -> FlowPlan:
+    """Compile a validated flow's steps; assumes :func:`find_problems` found nothing. ``scans``: the
+    steps' :func:`~flowkernel.model.scan.scan_step`, when the caller has them already.
+
+    One pass over the steps fills every per-step column of the plan."""
+    scans = scan_steps(steps) if scans is None else scans
+    index = {scan.fields["id"]: i for i, scan in enumerate(scans)}
+    deps: list[tuple[int, ...]] = []
     dependents: list[list[int]] = [[] for _ in steps]
-    for i, step_deps in enumerate(deps):
+    resolvers: list[Resolver] = []
+    retry: list[RetryPolicy | None] = []
+    timeouts: list[float | None] = []
+    conditions: list[Condition | None] = []
+    map_sources: list[Getter | None] = []
+    plain: list[bool] = []
+    reads_context: list[bool] = []
+    input_names: dict[str, None] = {}
+    condition_inputs: list[str] = []
+    for i, scan in enumerate(scans):
+        fields = scan.fields
+        step_deps = tuple(sorted(map(index.__getitem__, scan.depends_on)))
+        deps.append(step_deps)
         for d in step_deps:
             dependents[d].append(i)
+        for source in scan.sources:
+            if isinstance(source, Input):
+                input_names[source.name] = None
+        resolvers.append(_compile_arguments(scan, index))
+        tool: Tool | None = fields["tool"]
+        retry.append(in_force(fields["retry"], tool, "retry"))
+        timeouts.append(in_force(fields["timeout"], tool, "timeout"))
+        condition = scan.condition
+        conditions.append(None if condition is None else _compile_condition(fields["when"], condition, index))
+        if condition is not None:
+            condition_inputs.extend(sorted(condition.inputs))
+        map_source = fields["map"]
+        map_sources.append(None if map_source is None else _getter(map_source, index))
+        context = bool(scan.holds & CONTEXT)
+        reads_context.append(context)
+        plain.append(
+            condition is None and map_source is None and tool is not None and tool.input_model is None and not context
+        )
+    input_names.update(dict.fromkeys(condition_inputs))  # after every reference's, as they always were
     if outputs is None:
         outputs = {steps[i].id: Ref(steps[i].id) for i, users in enumerate(dependents) if not users}
-    input_names = dict.fromkeys(s.name for step in steps for _, s in step.sources() if isinstance(s, Input))
-    conditions = tuple(_compile_condition(step, index) for step in steps)
-    for condition in conditions:
-        if condition is not None:
-            input_names.update(dict.fromkeys(sorted(condition_names(condition.expression)[0]["inputs"])))
     return FlowPlan(
         step_ids=tuple(index),
         steps=tuple(steps),
-        deps=deps,
+        deps=tuple(deps),
         dependents=tuple(tuple(users) for users in dependents),
-        resolvers=tuple(_compile_arguments(_outer_arguments(step), index) for step in steps),
+        resolvers=tuple(resolvers),
         input_names=tuple(input_names),
         outputs=tuple((name, index[ref.step], _getter(ref, index, strict=False)) for name, ref in outputs.items()),
-        retry=tuple(step.retry_policy for step in steps),
-        timeouts=tuple(step.timeout_seconds for step in steps),
+        retry=tuple(retry),
+        timeouts=tuple(timeouts),
         caches=tuple(step.cache_policy for step in steps),
-        on_error=tuple(step.on_error for step in steps),
-        conditions=conditions,
-        join_any=tuple(step.join == "any" for step in steps),
-        map_sources=tuple(None if step.map is None else _getter(step.map, index) for step in steps),
-        plain=tuple(
-            step.when is None
-            and step.map is None
-            and step.tool is not None
-            and step.tool.input_model is None
-            and not any(holds(v, Context) for v in step.arguments.values())
-            for step in steps
-        ),
-        reads_context=tuple(any(holds(v, Context) for v in step.arguments.values()) for step in steps),
+        on_error=tuple(scan.fields["on_error"] for scan in scans),
+        conditions=tuple(conditions),
+        join_any=tuple(scan.fields["join"] == "any" for scan in scans),
+        map_sources=tuple(map_sources),
+        plain=tuple(plain),
+        reads_context=tuple(reads_context),
     )
 
 
-def _outer_arguments(step: Step) -> dict[str, Any]:
-    """The arguments the step's own flow resolves: in a map step, those without :class:`Item`."""
-    return {name: value for name, value in step.arguments.items() if not holds_item(value)}
-
-
-def _compile_condition(step: Step, index: Mapping[str, int]) -> Condition | None:
-    if step.when is None:
-        return None
-    expression = compile_path(step.when)
-    assert expression is not None
-    reads = sorted(condition_names(expression)[0]["steps"], key=index.__getitem__)
-    return Condition(expression, step.when, tuple((name, index[name]) for name in reads))
+def _compile_condition(when: str, condition: ScannedCondition, index: Mapping[str, int]) -> Condition:
+    assert condition.expression is not None
+    reads = sorted(condition.steps, key=index.__getitem__)
+    return Condition(condition.expression, when, tuple((name, index[name]) for name in reads))
 
 
 def _getter(source: Ref | Input, index: Mapping[str, int], *, strict: bool = True) -> Getter:
@@ -150,12 +168,11 @@ def _checked(read: Getter, source: Ref | Input | Context, strict: bool) -> Gette
     if default is MISSING:
         if not strict:
             return read
-        message = nothing_selected(source)
 
         def strict_read(outputs: Sequence[Any], inputs: Mapping[str, Any]) -> Any:
             value = read(outputs, inputs)
             if value is None:
-                raise PathError(message)
+                raise PathError(nothing_selected(source))  # formatted when it happens, not per step built
             return value
 
         return strict_read
@@ -164,8 +181,9 @@ def _checked(read: Getter, source: Ref | Input | Context, strict: bool) -> Gette
     return lambda outputs, inputs: copy.deepcopy(default) if (value := read(outputs, inputs)) is None else value
 
 
-def _compile_value(value: Any, index: Mapping[str, int]) -> Getter | None:
+def _compile_value(value: Any, index: Mapping[str, int], kind: int | None = None) -> Getter | None:
     """A getter for a value holding references, or ``None`` when the value is an immutable literal.
+    ``kind``: what the value holds (:func:`~flowkernel.model.scan.walk`), when the caller knows.
 
     Mutable literals (lists, dicts) get a getter that copies them, so a tool that mutates its
     arguments cannot change the flow or another call's arguments.
@@ -176,18 +194,14 @@ def _compile_value(value: Any, index: Mapping[str, int]) -> Getter | None:
         return _context_getter(value, len(index))  # the slot after the last step's output
     if not isinstance(value, dict | list | tuple | set):
         return None
-    if not _holds_sources(value) and not holds(value, Context):
+    if not (walk(value, []) if kind is None else kind) & (SOURCE | CONTEXT):
         return None if _immutable(value) else lambda o, i: copy.deepcopy(value)
     if isinstance(value, dict):
         items = [(key, item, _compile_value(item, index)) for key, item in value.items()]
         return lambda o, i: {key: item if g is None else g(o, i) for key, item, g in items}
     parts = [(item, _compile_value(item, index)) for item in value]
-    kind = type(value)
-    return lambda o, i: kind(item if g is None else g(o, i) for item, g in parts)
-
-
-def _holds_sources(value: Any) -> bool:
-    return next(walk_sources(value, ""), None) is not None
+    kind_of = type(value)
+    return lambda o, i: kind_of(item if g is None else g(o, i) for item, g in parts)
 
 
 def _immutable(value: Any) -> bool:
@@ -196,10 +210,16 @@ def _immutable(value: Any) -> bool:
     return not isinstance(value, dict | list | set | bytearray)
 
 
-def _compile_arguments(arguments: Mapping[str, Any], index: Mapping[str, int]) -> Resolver:
-    compiled = [(name, value, _compile_value(value, index)) for name, value in arguments.items()]
+def _compile_arguments(scan: StepScan, index: Mapping[str, int]) -> Resolver:
+    """The resolver of the arguments the step's own flow resolves: in a map step, those without
+    :class:`~flowkernel.model.refs.Item` (each element's step resolves those)."""
+    compiled = [
+        (name, value, _compile_value(value, index, kind))
+        for name, value, kind in scan.argument_kinds()
+        if not kind & ITEM
+    ]
     if all(getter is None for _, _, getter in compiled):
-        constant = dict(arguments)
+        constant = {name: value for name, value, _ in compiled}
         return lambda o, i: constant.copy()
     if len(compiled) == 1:  # the common chain case: one argument fed from one reference
         name, _, only = compiled[0]

@@ -8,6 +8,7 @@ sit anywhere inside lists and dicts. ``path`` selects into the value with a JMES
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final
 
 import jmespath
@@ -155,6 +156,13 @@ def compile_path(path: str) -> ParsedResult | None:
     """Compile a JMESPath expression (``None`` for the empty path, which selects the whole value)."""
     if not path:
         return None
+    return _compiled(path)
+
+
+@lru_cache(maxsize=4096)
+def _compiled(path: str) -> ParsedResult:
+    """A flow's build compiles each path twice (checked, then planned) and a chain repeats one path in
+    every step; a compiled expression is never changed, so one serves them all (errors are not kept)."""
     try:
         return jmespath.compile(path)
     except JMESPathError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -13,16 +13,19 @@ from .checked import MAX_SECONDS, WHOLE, CheckedModel
 from .policies import ErrorPolicy
 from .refs import ElementInput, Input, Item, Ref
 from .retry import RetryPolicy
+from .scan import walk
 from .tool import Tool
 
 if TYPE_CHECKING:
     from .flow import Flow
 
-__all__ = ("STEP_ID_PATTERN", "Step", "element_step", "holds", "holds_item", "walk_sources")
+__all__ = ("STEP_ID_PATTERN", "Step", "element_step", "holds", "holds_item", "in_force", "walk_sources")
 
 STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
 """Step ids are identifiers (dots and dashes allowed), so call ids built from them stay unambiguous."""
 
+
+T = TypeVar("T")
 
 _ONE_TARGET = "a step runs a tool or a sub-flow: give exactly one of tool= and flow="
 _CACHE_IS_FOR_TOOLS = "cache= is for a step that calls a tool; a sub-flow's own steps (or tools) opt in to the cache"
@@ -80,16 +83,12 @@ class Step(CheckedModel):
     @property
     def retry_policy(self) -> RetryPolicy | None:
         """The retry policy in force: the step's, else the tool's."""
-        if self.retry is not None or self.tool is None:
-            return self.retry
-        return self.tool.retry
+        return in_force(self.retry, self.tool, "retry")
 
     @property
     def timeout_seconds(self) -> float | None:
         """The timeout in force: the step's, else the tool's."""
-        if self.timeout is not None or self.tool is None:
-            return self.timeout
-        return self.tool.timeout
+        return in_force(self.timeout, self.tool, "timeout")
 
     @property
     def cache_policy(self) -> CachePolicy | None:
@@ -111,16 +110,20 @@ class Step(CheckedModel):
             yield from walk_sources(value, f"arguments.{name}")
 
 
+def in_force(own: T | None, tool: Tool | None, name: str) -> T | None:
+    """A setting in force for a step: its own ``name`` (``retry``, ``timeout``), else its tool's."""
+    if own is not None or tool is None:
+        return own
+    value: T | None = getattr(tool, name)
+    return value
+
+
 def walk_sources(value: Any, location: str) -> Iterator[tuple[str, Ref | Input]]:
     """Yield ``(location, source)`` for every :class:`Ref` or :class:`Input` nested in ``value``."""
-    if isinstance(value, Ref | Input):
-        yield location, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from walk_sources(item, f"{location}.{key}")
-    elif isinstance(value, list | tuple):
-        for position, item in enumerate(value):
-            yield from walk_sources(item, f"{location}[{position}]")
+    found: list[Ref | Input] = []
+    locations: list[str] = []
+    walk(value, found, locations, location)
+    return zip(locations, found, strict=True)
 
 
 def holds_item(value: Any) -> bool:
