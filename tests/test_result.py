@@ -715,3 +715,48 @@ def test_a_cached_attempt_says_so_in_the_record_and_json_but_not_in_the_canonica
     assert cached != computed
     assert cached.canonical() == computed.canonical()
     assert "cached" not in cached.to_dict(timing=False)["steps"][0]["attempts"][0]
+
+
+def test_a_large_results_repr_counts_its_steps_and_a_small_ones_shows_them() -> None:
+    """``asyncio.run`` reprs its main task's result on the way out: a large result's repr stays small."""
+    steps = tuple(StepRecord(f"s{i}", StepStatus.SUCCEEDED if i % 3 else StepStatus.FAILED) for i in range(10_000))
+    big = ExecutionResult("r", "f", "1", RunStatus.FAILED, {"out": list(range(1_000))}, steps, reason="boom")
+    text = repr(big)
+    assert len(text) < 300
+    assert "<10,000 steps: 3334 failed, 6666 succeeded>" in text
+    assert "reason='boom'" in text
+    small = ExecutionResult("r", "f", "1", RunStatus.SUCCEEDED, {"out": 1}, steps[1:3])
+    assert repr(small) == (
+        "ExecutionResult(run_id='r', flow_name='f', flow_version='1', status=<RunStatus.SUCCEEDED: 'succeeded'>, "
+        f"outputs={{'out': 1}}, steps={steps[1:3]!r})"
+    )
+
+
+def test_asyncio_run_of_a_large_run_does_not_repr_its_steps() -> None:
+    """The regression: asyncio.run(driver.run(flow)) called repr() on every step record of the result."""
+    import asyncio
+
+    from flowkernel import Flow, Ref, Step, tool
+    from flowkernel_asyncio import AsyncioDriver
+
+    @tool(validate=False)
+    async def inc(x: int) -> int:
+        return x + 1
+
+    steps = [Step(id="s0", tool=inc, arguments={"x": 0})]
+    steps += [Step(id=f"s{i}", tool=inc, arguments={"x": Ref(f"s{i - 1}")}) for i in range(1, 50)]
+    reprs = 0
+    original = StepRecord.__repr__
+
+    def counting(self: StepRecord) -> str:
+        nonlocal reprs
+        reprs += 1
+        return original(self)
+
+    StepRecord.__repr__ = counting  # type: ignore[method-assign]
+    try:
+        result = asyncio.run(AsyncioDriver().run(Flow(name="chain", steps=steps)))
+    finally:
+        StepRecord.__repr__ = original  # type: ignore[method-assign]
+    assert result.outputs == {"s49": 50}
+    assert reprs == 0

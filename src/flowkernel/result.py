@@ -8,7 +8,9 @@ same way every time (the canonical form and ``to_json()`` are built with it).
 
 from __future__ import annotations
 
+import reprlib
 import traceback as _traceback
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -25,6 +27,7 @@ __all__ = (
     "MAX_JSON_DEPTH",
     "MAX_MESSAGE_CHARS",
     "MAX_TRACEBACK_CHARS",
+    "REPR_STEPS",
     "AttemptRecord",
     "AttemptStatus",
     "ErrorInfo",
@@ -80,6 +83,9 @@ class ErrorKind(StrEnum):
     SUBFLOW = "subflow"
     """A sub-flow (or a map step's elements) ended without succeeding, and without an error of its own."""
 
+
+REPR_STEPS = 10
+"""An :class:`ExecutionResult` of more steps reprs them as counts by status (its repr stays small)."""
 
 MAX_TRACEBACK_CHARS = 8_000
 """The most characters :meth:`ErrorInfo.from_exception` keeps of a traceback (the middle is cut, and says so)."""
@@ -261,7 +267,7 @@ class StepRecord(NamedTuple):
     """Context keys one step's output replaced in another's, under the ``warn`` collision policy."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class ExecutionResult:
     """The result of one run: status, final outputs, and one record per step in declaration order."""
 
@@ -272,6 +278,27 @@ class ExecutionResult:
     outputs: dict[str, Any] = field(default_factory=dict)
     steps: tuple[StepRecord, ...] = ()
     reason: str | None = None
+
+    def __repr__(self) -> str:
+        """Every field for a small run; for a large one, the steps counted by status and the outputs cut short.
+
+        Bounded because Python reprs results it only holds: ``asyncio.run`` looks up the SIGINT handler
+        on its way out (``signal.getsignal``, whose failing enum lookup formats the handler, a partial
+        holding the main task), and a task's repr includes its result, so ``asyncio.run(driver.run(flow))``
+        paid a full repr of every step record (a quarter of a 10,000-step async chain's run time).
+        """
+        if len(self.steps) <= REPR_STEPS:
+            steps = repr(self.steps)
+            outputs = repr(self.outputs)
+        else:
+            counts = Counter(step.status.value for step in self.steps)
+            steps = f"<{len(self.steps):,} steps: {', '.join(f'{n} {status}' for status, n in sorted(counts.items()))}>"
+            outputs = reprlib.repr(self.outputs)
+        reason = "" if self.reason is None else f", reason={self.reason!r}"
+        return (
+            f"ExecutionResult(run_id={self.run_id!r}, flow_name={self.flow_name!r}, flow_version={self.flow_version!r}"
+            f", status={self.status!r}, outputs={outputs}, steps={steps}{reason})"
+        )
 
     @property
     def errors(self) -> tuple[ErrorInfo, ...]:
