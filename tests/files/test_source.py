@@ -168,3 +168,18 @@ def test_a_fifo_or_a_directory_is_refused_without_blocking(tmp_path: Path) -> No
     assert "not a regular file" in str(rejected(fifo)[0])
     (tmp_path / "dir.yaml").mkdir()
     assert "not a regular file" in str(rejected(tmp_path / "dir.yaml")[0])
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("numbers.json", '{"tiny": 5e-324, "big": 1E3, "signed": -2.5e+3, "text": "1e3"}'),
+        ("numbers.yaml", "tiny: 5e-324\nbig: 1E3\nsigned: -2.5e+3\ntext: '1e3'\n"),
+    ],
+)
+def test_exponent_floats_are_numbers_as_in_json(tmp_path: Path, name: str, text: str) -> None:
+    """PyYAML's YAML 1.1 resolver reads ``5e-324`` as a string; JSON (and YAML 1.2) say float. A generated
+    round trip wrote a float literal to a JSON file and read back a string."""
+    path = tmp_path / name
+    path.write_text(text)
+    assert read_document(path).data == {"tiny": 5e-324, "big": 1000.0, "signed": -2500.0, "text": "1e3"}

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -139,6 +141,22 @@ def _read_json(file: str, text: str) -> Any:
         raise _error(file, f"not valid JSON: {message}") from None
 
 
+_EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+"""Plain scalars such as ``1e-3`` and ``2.5E3``: floats in JSON and YAML 1.2, strings to PyYAML's YAML 1.1
+resolver (which wants a dot and a signed exponent); a JSON flow file holds them."""
+
+
+@cache
+def _loader() -> Any:
+    """PyYAML's safe loader (libyaml's when installed), reading exponent floats as JSON and YAML 1.2 do."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader: Any = type("FlowFileLoader", (base,), {"__doc__": _loader.__doc__})
+    loader.add_implicit_resolver(f"{_STANDARD}float", _EXPONENT_FLOAT, list("-+0123456789"))
+    return loader
+
+
 class _Reader:
     """One file's walk: events checked against the limits, then the composed nodes turned into data."""
 
@@ -146,7 +164,7 @@ class _Reader:
         import yaml
 
         self.yaml = yaml
-        self.loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        self.loader = _loader()
         self.file = file
         self.limits = limits
         self.nodes = 0
