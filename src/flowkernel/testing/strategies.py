@@ -91,8 +91,11 @@ def scenarios(
                 bad_outputs.add(key)
             elif "timeout" in spec.extra and timeouts_fire and draw(st.booleans()):
                 hangs.add(key)
-                if spec.is_async and _one_in(draw, 2):
-                    blocking.add(key)  # blocks its event loop: its timer cannot fire before it returns
+                if spec.is_async and attempt == attempts and _one_in(draw, 2):
+                    # blocks its event loop: its timer cannot fire before it returns. Only a step's last
+                    # attempt: a retry behind it would wait for the loop it blocks (the sync driver's one
+                    # loop thread, a Dask worker's loop), which the oracle does not model
+                    blocking.add(key)
             delays[key] = draw(st.sampled_from(_DELAYS))
         if spec.extra.get("on_error") == "fallback-tool" and _one_in(draw, 2):
             failures.add((f"{step_id}-fallback", 1))
