@@ -41,14 +41,23 @@ class _StepSpec:
 
 @st.composite
 def scenarios(
-    draw: st.DrawFn, *, max_steps: int = 30, max_deps: int = 3, policies: bool = True, timeouts_fire: bool = False
+    draw: st.DrawFn,
+    *,
+    max_steps: int = 30,
+    max_deps: int = 3,
+    policies: bool = True,
+    timeouts_fire: bool = False,
+    firing_timeout: float = 0.25,
 ) -> Scenario:
     """A random :class:`Scenario` with up to ``max_steps`` steps.
 
     With ``policies``, steps also get retry policies (with scripted failures of later attempts),
     error policies (continue, fallback values and fallback tools), ``when`` conditions and
     ``join="any"``; some get timeouts that never fire. With ``timeouts_fire``, some calls hang past
-    their step's (short) timeout: slower, so kept for a property of its own.
+    their step's (short) timeout: slower, so kept for a property of its own. ``firing_timeout`` is that
+    timeout: a call that does not hang must finish well within it on every driver under test, so a
+    cluster driver (a round trip through its scheduler, on a loop it shares) needs a longer one than
+    the in-process drivers. Hangs outlast it: blocking calls by 2.4 times, others by 3 s or more.
     """
     n = draw(st.integers(min_value=1, max_value=max_steps))
     ids = [f"s{i}" for i in range(n)]
@@ -75,7 +84,7 @@ def scenarios(
             spec.input_model = _input_model(step_id, field_types)
         attempts = 1
         if policies:
-            attempts = _draw_policies(draw, spec, dep_ids, ids[:i], timeouts_fire)
+            attempts = _draw_policies(draw, spec, dep_ids, ids[:i], firing_timeout if timeouts_fire else None)
         for j in range(spec.extra.get("subflow", 0)):
             if _one_in(draw, 4):
                 failures.add((f"{step_id}_c{j}", 1))
@@ -107,7 +116,9 @@ def scenarios(
         frozenset(bad_outputs),
         frozenset(hangs),
         delays,
+        hang_seconds=max(3.0, 4 * firing_timeout),
         blocking=frozenset(blocking),
+        block_seconds=2.4 * firing_timeout,
         cancels=frozenset(cancels),
     )
     order = draw(st.permutations(range(n)))
@@ -129,8 +140,11 @@ def _one_in(draw: st.DrawFn, odds: int) -> bool:
     return draw(st.integers(0, odds)) == odds
 
 
-def _draw_policies(draw: st.DrawFn, spec: _StepSpec, deps: list[str], earlier: list[str], timeouts_fire: bool) -> int:
-    """Give a step policies; return how many attempts it may make."""
+def _draw_policies(
+    draw: st.DrawFn, spec: _StepSpec, deps: list[str], earlier: list[str], firing_timeout: float | None
+) -> int:
+    """Give a step policies; return how many attempts it may make. With a ``firing_timeout``, most steps
+    get that timeout (some of their calls will hang past it); otherwise a few get one that never fires."""
     attempts = 1
     if _one_in(draw, 2):
         attempts = draw(st.integers(1, 3))
@@ -141,8 +155,8 @@ def _draw_policies(draw: st.DrawFn, spec: _StepSpec, deps: list[str], earlier: l
             retry_on=draw(st.sampled_from(((), ("ScriptedFailure",), ("ValueError",)))),
             retry_on_timeout=draw(st.booleans()),
         )
-    if _one_in(draw, 1 if timeouts_fire else 5):
-        spec.extra["timeout"] = 0.25 if timeouts_fire else 30.0
+    if _one_in(draw, 5 if firing_timeout is None else 1):
+        spec.extra["timeout"] = 30.0 if firing_timeout is None else firing_timeout
     choice = draw(st.integers(0, 11))  # 9-11: a policy; 0 (what hypothesis shrinks to): none
     if choice == 9:
         spec.extra["on_error"] = "continue"
