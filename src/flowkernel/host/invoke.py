@@ -12,6 +12,7 @@ import sys
 import types
 from collections.abc import Callable, Sequence
 from concurrent import futures
+from functools import partial
 from typing import Any
 
 from ..errors import AsyncResultError, MiddlewareError
@@ -85,6 +86,10 @@ def _not_async(value: Any, tool: str) -> None:
 
 
 _ASYNC_RESULTS = frozenset({types.CoroutineType, types.AsyncGeneratorType})
+_new_returned = partial(tuple.__new__, Returned)
+"""``Returned`` from all its fields, without its Python-level ``__new__`` (one per call)."""
+if Returned._fields != ("call_id", "value", "started", "finished", "cached"):  # pragma: no cover
+    raise ImportError("Returned's fields changed: update the calls to _new_returned, which give every field")
 
 
 def call_sync(
@@ -110,7 +115,7 @@ def call_sync(
         if opened is not None:
             open_resources.reset(opened)
         invoke_context.reset(token)
-    return Returned(command.call_id, value, started, clock(), cached)
+    return _new_returned((command.call_id, value, started, clock(), cached))
 
 
 async def call_async(
@@ -137,7 +142,7 @@ async def call_async(
         if opened is not None:
             open_resources.reset(opened)
         invoke_context.reset(token)
-    return Returned(command.call_id, value, started, clock(), cached)
+    return _new_returned((command.call_id, value, started, clock(), cached))
 
 
 def _sync_through(middleware: Sequence[Middleware], command: Invoke, passthrough: Passthrough) -> tuple[Any, bool]:

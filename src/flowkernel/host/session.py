@@ -152,10 +152,15 @@ class KernelSession:
 
     def feed(self, completions: Sequence[Completion]) -> None:
         """Record completions (if journaled), send them to the kernel, start the commands it answers with."""
-        self._unconsumed = completions  # hold(), inlined: this runs once per batch
-        if self.recorder is not None:
-            self.record(completions)
-        self.consume(completions)
+        self._unconsumed = completions  # hold(), record() and consume(), inlined: this runs once per batch
+        recorder = self.recorder
+        if recorder is not None:
+            recorder.append(completions, self._state.succeeded)
+        self._unconsumed = ()
+        commands = self._send(completions)
+        if recorder is not None:
+            recorder.issued(commands)
+        self._dispatch(commands)
 
     def hold(self, completions: Sequence[Completion]) -> None:
         """Keep a batch taken from the backend until the kernel has it: a stop that lands while the batch

@@ -4,6 +4,7 @@ backoff, timeouts, the deadline, error policies and fallbacks, and the accumulat
 from __future__ import annotations
 
 from heapq import heappush
+from operator import attrgetter
 from typing import Any, cast
 
 from pydantic import ValidationError
@@ -30,6 +31,7 @@ __all__ = ("DEADLINE", "DEADLINE_ID", "TIMEOUT", "PolicyTable")
 TIMEOUT, BACKOFF_TIMER, DEADLINE = range(3)
 DEADLINE_ID = "@deadline"
 _RETRYABLE_KINDS = (ErrorKind.TOOL, ErrorKind.OUTPUT_VALIDATION)
+_TOOL = attrgetter("tool")
 
 
 class PolicyTable(StepTable):
@@ -44,16 +46,19 @@ class PolicyTable(StepTable):
         plan: FlowPlan | None = None,
     ) -> None:
         super().__init__(flow, inputs, options, place, plan)
-        self._tools = cast(
-            list[Tool], [step.tool for step in self._plan.steps]
-        )  # None for sub-flow steps: never invoked
+        tools = cast(list[Tool], [*map(_TOOL, self._plan.steps)])  # None for sub-flow steps: never invoked
+        self._tools = tools
         self._calls: dict[str, int] = {}  # invokes in flight -> step index (these count against the limit)
         self._fallback_calls: dict[str, int] = {}  # fallback tools in flight -> step index
         self._timers: dict[str, tuple[int, int]] = {}  # timers running -> (kind, step index)
         self._ignored: set[str] = set()  # cancelled calls and timers whose answer no longer matters
         self._cancel_requested: set[str] = set()
-        sources = self._plan.map_sources  # a root without sub-runs counts its calls by itself (len(_calls))
-        nested = place is not None or None in self._tools or len(sources) != sources.count(None)
+        # A root without sub-runs counts its calls by itself (len(_calls)). Every plain step calls a tool:
+        # no walk then, and never ``None in tools``, which compares each pydantic tool with ``None``.
+        sources, plan = self._plan.map_sources, self._plan
+        nested = place is not None or (
+            not all(plan.plain) and (any(tool is None for tool in tools) or len(sources) != sources.count(None))
+        )
         self._slots: list[int] | None = self.place.slots if nested else None
         """The root's count of calls in flight and its limit, shared by a tree of runs (see ``Place``)."""
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping, Sequence
 from functools import partial
 from heapq import heappop, heappush
+from itertools import compress, count
+from operator import not_
 from typing import Any
 
 from jmespath.exceptions import JMESPathError
@@ -61,7 +63,7 @@ def drive(state: RunState) -> KernelGenerator:
     """The only place the kernel yields. Events (when asked for) are not yielded: they collect on
     ``state.events``, beside the commands, for the host to take after each batch."""
     commands = state.start()
-    while state.active:
+    while state._calls or state.active:  # (the property, after its commonest reason, without a call)
         completions = yield commands
         commands = state.handle(completions)
     return state.result()
@@ -107,9 +109,7 @@ class RunState(PolicyTable):
         if self.options.deadline is not None:
             self._timers[DEADLINE_ID] = (DEADLINE, -1)
             commands.append(StartTimer(DEADLINE_ID, self.options.deadline))
-        for i, remaining in enumerate(self._waiting):
-            if remaining == 0:
-                heappush(self._ready, i)
+        self._ready.extend(compress(count(), map(not_, self._waiting)))  # ascending: already a heap
         self._dispatch(commands)
         self._close_deadline(commands)
         return commands
@@ -144,7 +144,15 @@ class RunState(PolicyTable):
                     attempts[i] = (
                         *previous,
                         _new_attempt(
-                            (len(previous) + 1, _SUCCEEDED_ATTEMPT, *completion[2:4], None, None, completion[-1])
+                            (
+                                len(previous) + 1,
+                                _SUCCEEDED_ATTEMPT,
+                                completion[2],
+                                completion[3],
+                                None,
+                                None,
+                                completion[4],
+                            )
                         ),
                     )
                     self._outputs[i] = completion.value  # type: ignore[union-attr]

@@ -46,7 +46,7 @@ class StepTable:
         self.options = options
         self._plan = plan
         self._state = [PENDING] * n
-        self._waiting = [len(d) for d in plan.deps]
+        self._waiting = [*map(len, plan.deps)]
         self._outputs: list[Any] = [None] * (n + 1)  # the extra slot: the context of the step being prepared
         self._arguments: list[dict[str, Any] | None] = [None] * n  # as the tool received them
         self._errors: list[ErrorInfo | None] = [None] * n
@@ -154,32 +154,34 @@ class StepTable:
         """The result, once nothing is outstanding; unfinished steps are skipped or cancelled."""
         plan, state = self._plan, self._state
         stopped = self._stop_reason is not None
-        for i, s in enumerate(state):
+        for i, s in enumerate(state) if min(state, default=SUCCEEDED) < SUCCEEDED else ():  # (ends are 3 up)
             if s == PENDING:  # never became ready: everything it waits for ended without it
                 state[i] = SKIPPED
             elif s in (BACKOFF, RUNNING):  # defensive: a stop cancels these, and the run waits for the rest
                 state[i] = CANCELLED
-        records = [
-            _new_step_record(
-                (
-                    step_id,
-                    FINAL_STATUS[state[i]],
-                    self._arguments[i],
-                    self._outputs[i],
-                    self._errors[i],
-                    self._attempts[i],
-                    self._reasons[i] or self._reason_not_run(i),
-                    self._fallback[i],
-                    self._tolerated[i],
-                    self._subflows[i],
-                    self._warnings[i],
-                )
-            )
-            for i, step_id in enumerate(plan.step_ids)
-        ]
+        reasons = self._reasons
+        if max(state, default=PENDING) >= SKIPPED:  # only steps that did not run may lack a reason
+            reasons = [reason or self._reason_not_run(i) for i, reason in enumerate(reasons)]
+        records = map(  # one record per step, field by field from the columns, with no Python-level loop
+            _new_step_record,
+            zip(
+                plan.step_ids,
+                map(FINAL_STATUS.__getitem__, state),
+                self._arguments,
+                self._outputs,  # (its extra slot, the context, has no step: zip stops before it)
+                self._errors,
+                self._attempts,
+                reasons,
+                self._fallback,
+                self._tolerated,
+                self._subflows,
+                self._warnings,
+                strict=False,  # the outputs' extra slot
+            ),
+        )
         if stopped:
             status = self._stop_status
-        elif any(s == FAILED and not self._tolerated[i] for i, s in enumerate(state)):
+        elif FAILED in state and any(s == FAILED and not self._tolerated[i] for i, s in enumerate(state)):
             status = RunStatus.FAILED
         else:
             status = RunStatus.SUCCEEDED

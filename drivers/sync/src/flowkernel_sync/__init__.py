@@ -12,13 +12,13 @@ open), not with the driver: a run of sync tools, the command line's usual case, 
 
 from __future__ import annotations
 
-import contextvars
 import heapq
 import queue
 import time
 from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import copy_context
 from typing import Any, Unpack
 
 from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, StopRun, TimerFired
@@ -234,7 +234,11 @@ class _SyncBackend(Backend):
             return
         self._held = []
         live = self._live
-        if len(held) > 1 or held[0].call_id not in live:  # (a chain's lone call needs no new list)
+        lone = len(held) == 1 and len(live) == 1 and self._inline_lone_calls  # a chain's call: no new list
+        if lone and held[0].call_id in live and self._queue.empty():  # runs_inline(1, 0, False), inlined
+            self.call_inline(held[0])
+            return
+        if len(held) > 1 or held[0].call_id not in live:
             # A call the same batch cancelled (a sub-run's call, when fail_fast stops the run) was answered.
             held = [command for command in held if command.call_id in live]
             if not held:
@@ -266,7 +270,7 @@ class _SyncBackend(Backend):
         interrupted = self.interrupted
         self.in_inline_tool = True
         try:
-            context = contextvars.copy_context()
+            context = copy_context()
             completion = context.run(call_sync, command, self._clock, (KeyboardInterrupt,), self.world)
         finally:
             self.in_inline_tool = False
@@ -316,7 +320,9 @@ class _SyncBackend(Backend):
                 now = self._clock()
                 while self._timers and self._timers[0][0] <= now:
                     self.complete(TimerFired(heapq.heappop(self._timers)[1]))
-            batch = self.take()
+            batch, self._local = self._local, []  # take(), inlined: this runs once per batch
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             if batch:
                 return batch
             # Never sleep long: a Ctrl-C the OS delivered to a tool's thread runs its handler here only
