@@ -220,10 +220,10 @@ class _SyncBackend(Backend):
         self._queue.put(StopRun("KeyboardInterrupt in the caller"))
 
     def start_invoke(self, command: Invoke) -> None:
-        if command.tool.is_async:
+        if command[2].is_async:  # Invoke.tool, .call_id by position (see flowkernel.host.invoke.call_sync)
             self._start_async(command)
         else:
-            self._live[command.call_id] = NOT_CANCELLABLE  # track(), inlined; a thread's handle replaces it
+            self._live[command[0]] = NOT_CANCELLABLE  # track(), inlined; a thread's handle replaces it
             self._held.append(command)
 
     def start_sync_calls(self) -> None:
@@ -235,7 +235,7 @@ class _SyncBackend(Backend):
         self._held = []
         live = self._live
         lone = len(held) == 1 and len(live) == 1 and self._inline_lone_calls  # a chain's call: no new list
-        if lone and held[0].call_id in live and self._queue.empty():  # runs_inline(1, 0, False), inlined
+        if lone and held[0][0] in live and self._queue.empty():  # runs_inline(1, 0, False), inlined
             self.call_inline(held[0])
             return
         if len(held) > 1 or held[0].call_id not in live:
@@ -274,7 +274,7 @@ class _SyncBackend(Backend):
             completion = context.run(call_sync, command, self._clock, (KeyboardInterrupt,), self.world)
         finally:
             self.in_inline_tool = False
-        del self._live[command.call_id]  # complete(), without the queue: nothing could have answered it
+        del self._live[command[0]]  # complete(), without the queue: nothing could have answered it
         self._local.append(completion)
         if self.interrupted and not interrupted:
             self.interrupt()
