@@ -258,7 +258,7 @@ class KernelSession:
             for command in commands:
                 kind = type(command)
                 if kind is Invoke:
-                    if command[2].idempotency_key:  # Invoke.tool (by position: see call_sync)
+                    if command[2].idempotency_key:  # type: ignore[misc]  # Invoke.tool (by position: see call_sync)
                         key = idempotency_key(self.options.run_id, command)  # type: ignore[arg-type]
                         command = command._replace(arguments={**command.arguments, IDEMPOTENCY_KEY: key})  # type: ignore[union-attr, call-arg]
                     backend.start_invoke(command)  # type: ignore[arg-type]

@@ -140,22 +140,11 @@ class RunState(PolicyTable):
                     if tools[i].output_model is not None:
                         self._on_returned(i, completion, commands)  # type: ignore[arg-type]
                         continue
+                    returned: Returned = completion  # type: ignore[assignment]  # (kind is Returned)
                     previous = attempts[i]  # the hot path: _on_returned without a model, inlined
-                    attempts[i] = (
-                        *previous,
-                        _new_attempt(
-                            (
-                                len(previous) + 1,
-                                _SUCCEEDED_ATTEMPT,
-                                completion[2],
-                                completion[3],
-                                None,
-                                None,
-                                completion[4],
-                            )
-                        ),
-                    )
-                    self._outputs[i] = completion[1]  # Returned.value
+                    record = (len(previous) + 1, _SUCCEEDED_ATTEMPT, returned[2], returned[3], None, None, returned[4])
+                    attempts[i] = (*previous, _new_attempt(record))
+                    self._outputs[i] = returned[1]  # Returned.value
                     self._succeed(i)
                 else:
                     self._on_invoke_done(i, call_id, completion, commands)
