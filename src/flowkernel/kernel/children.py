@@ -14,16 +14,34 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..errors import FlowInputError, ProtocolError
+from ..events import StepStarted
 from ..model.flow import ELEMENT, Flow
 from ..model.plan import FlowPlan, Resolver
-from ..model.refs import Ref
+from ..model.refs import PathError, Ref
 from ..model.step import Step, element_step
 from ..protocol import Cancel, Command, Completion, Invoke, StartTimer
-from ..result import ErrorInfo, ErrorKind, ExecutionResult, RunStatus, StepStatus
+from ..result import AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus, StepStatus
+from .inputs import prepare_inputs
+from .options import RunOptions
+from .policies import PolicyTable
+from .states import RUNNING
 
-__all__ = ("child_call", "child_outcome", "element_inputs", "element_plan", "map_flow", "prefixed", "renamed")
+if TYPE_CHECKING:
+    from .run import RunState
+
+__all__ = (
+    "ChildRuns",
+    "child_call",
+    "child_outcome",
+    "element_inputs",
+    "element_plan",
+    "map_flow",
+    "prefixed",
+    "renamed",
+)
 
 _new = tuple.__new__  # named tuples built from their fields, without their Python-level __new__
 
@@ -133,3 +151,117 @@ def child_outcome(step_id: str, result: ExecutionResult, elements: int | None) -
     where = f"element {failed.id.removeprefix(ELEMENT)}" if elements is not None else f"step {failed.id!r}"
     error = failed.error  # keeps the inner error's traceback and details
     return None, replace(error, message=f"{where} failed: {error.message}", step=step_id)
+
+
+class ChildRuns(PolicyTable):
+    """The part of a run that starts its runs inside (sub-flow and map steps), routes their completions,
+    dispatches for the whole tree in declaration order, and settles a step when its run ends."""
+
+    _children: dict[str, tuple[int, RunState, int | None]]
+    """Step id -> (its index, its run, a map step's number of elements)."""
+
+    def _dispatch(self, commands: list[Command], before: int = 1 << 62) -> None:
+        """Start ready steps declared before ``before`` (the run state's)."""
+        raise NotImplementedError
+
+    def _route(self, batches: dict[str, list[Completion]], commands: list[Command]) -> None:
+        """Hand each child run its completions (under its own call ids); pass its commands out."""
+        for step_id, batch in batches.items():
+            if step_id in self._children:
+                try:
+                    child_commands = self._children[step_id][1].handle(batch)
+                except ProtocolError as exc:  # name the calls as the driver knows them
+                    message = str(exc)
+                    for completion in batch:
+                        own = completion.call_id  # type: ignore[union-attr]
+                        message = message.replace(repr(own), repr(f"{step_id}/{own}"))
+                    raise ProtocolError(message) from None
+                self._advance_child(step_id, child_commands, commands)
+
+    def _dispatch_all(self, commands: list[Command]) -> None:
+        """Start what is ready here and in the runs inside, in declaration order, while the run's limit
+        (shared by the whole tree) and each run's own allow."""
+        for step_id, (i, child, _) in sorted(self._children.items(), key=lambda item: item[1][0]):
+            self._dispatch(commands, before=i)
+            if step_id in self._children and child._stop_reason is None:
+                child_commands: list[Command] = []
+                if child._children:
+                    child._dispatch_all(child_commands)
+                else:
+                    child._dispatch(child_commands)
+                self._advance_child(step_id, child_commands, commands)
+        self._dispatch(commands)
+
+    def _start_child(self, i: int, arguments: dict[str, Any], commands: list[Command]) -> None:
+        """Start a sub-flow step, or a map step over the list its source gives."""
+        step, step_id = self._plan.steps[i], self._plan.step_ids[i]
+        elements: int | None = None
+        plan: FlowPlan | None = None
+        if step.map is not None:
+            source = self._plan.map_sources[i]
+            assert source is not None
+            try:
+                items = source(self._outputs, self.inputs)
+            except PathError as exc:
+                self._give_up(i, ErrorInfo(ErrorKind.ARGUMENT, "PathError", str(exc), step_id), commands)
+                return
+            if not isinstance(items, list | tuple):
+                message = f"map= gave {type(items).__name__}, not a list"
+                self._give_up(i, ErrorInfo(ErrorKind.ARGUMENT, "TypeError", message, step_id), commands)
+                return
+            if not items:
+                self._outputs[i] = []
+                self._succeed(i)
+                return
+            elements = len(items)
+            flow = self.flow.map_element(i)  # built and validated once, with the flow
+            plan, inputs = element_plan(flow, items), element_inputs(arguments)  # (inputs of our own: no check)
+        else:
+            assert step.flow is not None
+            flow = step.flow
+            try:
+                inputs = prepare_inputs(flow, arguments)
+            except FlowInputError as exc:
+                message = "; ".join(str(problem) for problem in exc.problems)
+                self._give_up(i, ErrorInfo(ErrorKind.INPUT_VALIDATION, "FlowInputError", message, step_id), commands)
+                return
+        options = RunOptions(
+            run_id=f"{self.options.run_id}/{step_id}",
+            max_concurrency=step.max_concurrency or self.options.max_concurrency,
+            fail_fast=self.options.fail_fast and step.on_error == "fail",  # a failure inside fails the run
+            events=self._emit,
+        )
+        place = self.place.child(self._paths[i] if self._emit else step_id, step_id, elements is not None)
+        from .run import RunState  # (the run module builds on this one)
+
+        child = RunState(flow, inputs, options, place, plan)
+        self._state[i] = RUNNING
+        self._children[step_id] = (i, child, elements)
+        if self._emit:
+            self.events.append(StepStarted(place.run_id, self._paths[i], 1, None, None, arguments))
+        self._advance_child(step_id, child.start(), commands)
+
+    def _advance_child(self, step_id: str, child_commands: list[Command], commands: list[Command]) -> None:
+        """Pass a child's commands out; when the child is done, settle its step."""
+        i, child, elements = self._children[step_id]
+        commands.extend(prefixed(step_id, child_commands))
+        if child.stopped_by_failure and self._stop_reason is None:  # fail_fast inside: stop everything now
+            self._stop(f"stopped after step {step_id!r} failed (fail_fast)", RunStatus.FAILED, commands)
+        if child.active or step_id not in self._children:  # still running, or settled by the stop just now
+            return
+        del self._children[step_id]
+        result = child.result()
+        self._subflows[i] = result
+        if result.status == RunStatus.CANCELLED:
+            self._cancel(i)
+            return
+        output, error = child_outcome(step_id, result, elements)
+        status = AttemptStatus.SUCCEEDED if error is None else AttemptStatus.FAILED
+        self._record(i, status, None, None, error)
+        if error is None:
+            self._outputs[i] = output
+            self._succeed(i)
+        elif elements is not None:  # the elements had the step's error policy already
+            self._fail_the_run(i, error, commands)
+        else:
+            self._give_up(i, error, commands)

@@ -23,19 +23,19 @@ from typing import Any
 from jmespath.exceptions import JMESPathError
 from pydantic import ValidationError
 
-from ..errors import FlowInputError, ProtocolError
+from ..errors import ProtocolError
 from ..events import StepStarted
 from ..model.flow import Flow
 from ..model.plan import FlowPlan
 from ..model.refs import PathError, is_truthy, select
 from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, Returned, StartTimer, StopRun
 from ..result import AttemptRecord, AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus
-from .children import child_call, child_outcome, element_inputs, element_plan, prefixed, renamed
+from .children import ChildRuns, child_call, renamed
 from .inputs import prepare_inputs
 from .isolation import IMMUTABLE, isolated
 from .options import RunOptions
 from .place import Place
-from .policies import BACKOFF_TIMER, DEADLINE, DEADLINE_ID, TIMEOUT, PolicyTable
+from .policies import BACKOFF_TIMER, DEADLINE, DEADLINE_ID, TIMEOUT
 from .states import BACKOFF, PENDING, RUNNING
 
 __all__ = ("KernelGenerator", "RunState", "drive", "run_flow")
@@ -69,8 +69,8 @@ def drive(state: RunState) -> KernelGenerator:
     return state.result()
 
 
-class RunState(PolicyTable):
-    """One run: dispatch, completions, runs inside the run, stopping; no I/O anywhere."""
+class RunState(ChildRuns):
+    """One run: dispatch, completions, stopping (runs inside the run: :class:`ChildRuns`); no I/O anywhere."""
 
     def __init__(
         self,
@@ -159,17 +159,8 @@ class RunState(PolicyTable):
                 child_batches.setdefault(routed[0], []).append(renamed(completion, routed[1]))
             else:
                 raise self._unknown_call(completion)
-        for step_id, batch in child_batches.items() if child_batches is not None else ():
-            if step_id in self._children:
-                try:
-                    child_commands = self._children[step_id][1].handle(batch)
-                except ProtocolError as exc:  # name the calls as the driver knows them
-                    message = str(exc)
-                    for completion in batch:
-                        own = completion.call_id  # type: ignore[union-attr]
-                        message = message.replace(repr(own), repr(f"{step_id}/{own}"))
-                    raise ProtocolError(message) from None
-                self._advance_child(step_id, child_commands, commands)
+        if child_batches is not None:
+            self._route(child_batches, commands)
         if self._stop_reason is None and self._root:  # the root dispatches for the whole tree
             if self._children:
                 self._dispatch_all(commands)
@@ -178,20 +169,6 @@ class RunState(PolicyTable):
             if self.options.deadline is not None:
                 self._close_deadline(commands)
         return commands
-
-    def _dispatch_all(self, commands: list[Command]) -> None:
-        """Start what is ready here and in the runs inside, in declaration order, while the run's limit
-        (shared by the whole tree) and each run's own allow."""
-        for step_id, (i, child, _) in sorted(self._children.items(), key=lambda item: item[1][0]):
-            self._dispatch(commands, before=i)
-            if step_id in self._children and child._stop_reason is None:
-                child_commands: list[Command] = []
-                if child._children:
-                    child._dispatch_all(child_commands)
-                else:
-                    child._dispatch(child_commands)
-                self._advance_child(step_id, child_commands, commands)
-        self._dispatch(commands)
 
     # ---- dispatch -----------------------------------------------------------------------------
 
@@ -287,80 +264,6 @@ class RunState(PolicyTable):
         return arguments
 
     # ---- completions --------------------------------------------------------------------------
-
-    # ---- runs inside the run -------------------------------------------------------------------
-
-    def _start_child(self, i: int, arguments: dict[str, Any], commands: list[Command]) -> None:
-        """Start a sub-flow step, or a map step over the list its source gives."""
-        step, step_id = self._plan.steps[i], self._plan.step_ids[i]
-        elements: int | None = None
-        plan: FlowPlan | None = None
-        if step.map is not None:
-            source = self._plan.map_sources[i]
-            assert source is not None
-            try:
-                items = source(self._outputs, self.inputs)
-            except PathError as exc:
-                self._give_up(i, ErrorInfo(ErrorKind.ARGUMENT, "PathError", str(exc), step_id), commands)
-                return
-            if not isinstance(items, list | tuple):
-                message = f"map= gave {type(items).__name__}, not a list"
-                self._give_up(i, ErrorInfo(ErrorKind.ARGUMENT, "TypeError", message, step_id), commands)
-                return
-            if not items:
-                self._outputs[i] = []
-                self._succeed(i)
-                return
-            elements = len(items)
-            flow = self.flow.map_element(i)  # built and validated once, with the flow
-            plan, inputs = element_plan(flow, items), element_inputs(arguments)  # (inputs of our own: no check)
-        else:
-            assert step.flow is not None
-            flow = step.flow
-            try:
-                inputs = prepare_inputs(flow, arguments)
-            except FlowInputError as exc:
-                message = "; ".join(str(problem) for problem in exc.problems)
-                self._give_up(i, ErrorInfo(ErrorKind.INPUT_VALIDATION, "FlowInputError", message, step_id), commands)
-                return
-        options = RunOptions(
-            run_id=f"{self.options.run_id}/{step_id}",
-            max_concurrency=step.max_concurrency or self.options.max_concurrency,
-            fail_fast=self.options.fail_fast and step.on_error == "fail",  # a failure inside fails the run
-            events=self._emit,
-        )
-        place = self.place.child(self._paths[i] if self._emit else step_id, step_id, elements is not None)
-        child = RunState(flow, inputs, options, place, plan)
-        self._state[i] = RUNNING
-        self._children[step_id] = (i, child, elements)
-        if self._emit:
-            self.events.append(StepStarted(place.run_id, self._paths[i], 1, None, None, arguments))
-        self._advance_child(step_id, child.start(), commands)
-
-    def _advance_child(self, step_id: str, child_commands: list[Command], commands: list[Command]) -> None:
-        """Pass a child's commands out; when the child is done, settle its step."""
-        i, child, elements = self._children[step_id]
-        commands.extend(prefixed(step_id, child_commands))
-        if child.stopped_by_failure and self._stop_reason is None:  # fail_fast inside: stop everything now
-            self._stop(f"stopped after step {step_id!r} failed (fail_fast)", RunStatus.FAILED, commands)
-        if child.active or step_id not in self._children:  # still running, or settled by the stop just now
-            return
-        del self._children[step_id]
-        result = child.result()
-        self._subflows[i] = result
-        if result.status == RunStatus.CANCELLED:
-            self._cancel(i)
-            return
-        output, error = child_outcome(step_id, result, elements)
-        status = AttemptStatus.SUCCEEDED if error is None else AttemptStatus.FAILED
-        self._record(i, status, None, None, error)
-        if error is None:
-            self._outputs[i] = output
-            self._succeed(i)
-        elif elements is not None:  # the elements had the step's error policy already
-            self._fail_the_run(i, error, commands)
-        else:
-            self._give_up(i, error, commands)
 
     def _on_invoke_done(self, i: int, call_id: str, completion: Completion, commands: list[Command]) -> None:
         timer = call_id + "/timeout"
