@@ -29,7 +29,7 @@ from ..model.flow import Flow
 from ..model.plan import FlowPlan
 from ..model.refs import PathError, is_truthy, select
 from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, Returned, StartTimer, StopRun
-from ..result import AttemptRecord, AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus
+from ..result import AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus
 from .children import ChildRuns, child_call, renamed
 from .inputs import prepare_inputs
 from .isolation import IMMUTABLE, isolated
@@ -37,6 +37,7 @@ from .options import RunOptions
 from .place import Place
 from .policies import BACKOFF_TIMER, DEADLINE, DEADLINE_ID, TIMEOUT
 from .states import BACKOFF, PENDING, RUNNING
+from .steps import _new_attempt
 
 __all__ = ("KernelGenerator", "RunState", "drive", "run_flow")
 
@@ -46,7 +47,6 @@ _UNBOUNDED = 1 << 62
 _SUCCEEDED_ATTEMPT = AttemptStatus.SUCCEEDED
 # Named tuples built without their Python-level __new__ (the hot path builds one of each per step).
 _new_invoke = partial(tuple.__new__, Invoke)
-_new_attempt = partial(tuple.__new__, AttemptRecord)
 _new_started = partial(tuple.__new__, StepStarted)
 
 
@@ -291,15 +291,15 @@ class RunState(ChildRuns):
 
     def _on_returned(self, i: int, completion: Returned, commands: list[Command]) -> None:
         model = self._tools[i].output_model
-        value = completion.value
+        _, value, started, finished, cached = completion  # (by position: see the hot path in handle)
         if model is not None:
             try:
                 value = model.model_validate(value)
             except ValidationError as exc:
                 error = ErrorInfo.from_validation_error(ErrorKind.OUTPUT_VALIDATION, exc, self._plan.step_ids[i])
-                self._attempt_failed(i, error, completion.started, completion.finished, commands)
+                self._attempt_failed(i, error, started, finished, commands)
                 return
-        self._record(i, AttemptStatus.SUCCEEDED, completion.started, completion.finished, None, None, completion.cached)
+        self._record(i, AttemptStatus.SUCCEEDED, started, finished, None, None, cached)
         self._outputs[i] = value
         self._succeed(i)
 

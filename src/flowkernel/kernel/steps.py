@@ -22,7 +22,12 @@ from .states import BACKOFF, CANCELLED, FAILED, FINAL_STATUS, PENDING, RUNNING, 
 __all__ = ("StepTable",)
 
 _NOT_RUN_WORDS = {FAILED: "failed", SKIPPED: "was skipped", CANCELLED: "was cancelled"}
+# Records built from all their fields, without their Python-level __new__ (one or two per step); a
+# field added to either must be given here too, which the check below makes loud.
 _new_step_record = partial(tuple.__new__, StepRecord)
+_new_attempt = partial(tuple.__new__, AttemptRecord)
+if len(AttemptRecord._fields) != 7 or len(StepRecord._fields) != 11:  # pragma: no cover
+    raise ImportError("AttemptRecord or StepRecord changed: give every field where the kernel builds them")
 _new_finished = partial(tuple.__new__, StepFinished)
 
 
@@ -85,7 +90,7 @@ class StepTable:
         cached: bool = False,
     ) -> None:
         previous = self._attempts[i]
-        record = AttemptRecord(len(previous) + 1, status, started, finished, error, retry_in, cached)
+        record = _new_attempt((len(previous) + 1, status, started, finished, error, retry_in, cached))
         self._attempts[i] = (*previous, record)
 
     def _succeed(self, i: int) -> None:
