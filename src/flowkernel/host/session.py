@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Unpack
 
 from ..errors import ProtocolError
@@ -273,24 +273,21 @@ class KernelSession:
             ]
             raise
 
-    @contextmanager
-    def guard(self) -> Iterator[None]:
+    def guard(self) -> AbstractContextManager[None]:
         """On any exception while the run is live, stop it and attach the partial result."""
+        return _Guard(self)
+
+    def _stopped(self, exc: BaseException) -> None:
+        """The body of :meth:`guard` raised ``exc``: stop the run, attach its partial result."""
+        self.stopped_by = exc
         try:
-            yield
-        except BaseException as exc:
-            self.stopped_by = exc
-            try:
-                if self.result is None and not self._kernel_failed:
-                    self._abort(f"{type(exc).__name__} in the caller")
-                    exc.partial_result = self.result  # type: ignore[attr-defined]
-                    exc.add_note(
-                        f"flowkernel: run {self.options.run_id} stopped; its partial result is on .partial_result"
-                    )
-            finally:
-                if self.recorder is not None:  # the run is no longer executed here: give up its lease
-                    self.recorder.release()
-            raise
+            if self.result is None and not self._kernel_failed:
+                self._abort(f"{type(exc).__name__} in the caller")
+                exc.partial_result = self.result  # type: ignore[attr-defined]
+                exc.add_note(f"flowkernel: run {self.options.run_id} stopped; its partial result is on .partial_result")
+        finally:
+            if self.recorder is not None:  # the run is no longer executed here: give up its lease
+                self.recorder.release()
 
     def unwrap(self, group: BaseExceptionGroup[Any], cancellation: type[BaseException]) -> BaseException:
         """The exception that stopped the run, if a task group merely wrapped it with cancellations.
@@ -359,6 +356,25 @@ class KernelSession:
                     f"backend {type(self.backend).__name__} did not answer the cancellation of {commands}"
                 )
             commands = self._send(answers)
+
+
+class _Guard:
+    """:meth:`KernelSession.guard`. A context manager class rather than a ``@contextmanager`` generator:
+    it is entered on every run, and the generator's machinery costs several times what it does. The
+    exception goes on up (``__exit__`` returns ``False``), with anything ``_stopped`` raised chained to it."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: KernelSession) -> None:
+        self._session = session
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> bool:
+        if exc is not None:
+            self._session._stopped(exc)
+        return False
 
 
 def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:

@@ -25,6 +25,8 @@ def prepare_inputs(flow: Flow, inputs: Mapping[str, Any] | None) -> dict[str, An
     if not inputs and model is None and not flow.plan.input_names:  # a flow that takes no inputs, given none
         return {}
     given = dict(inputs or {})
+    if model is None and given.keys() == frozenset(flow.plan.input_names):  # exactly the inputs it takes
+        return given
     known = flow.plan.input_names if model is None else tuple(model.model_fields)
     problems = []
     if model is None or model.model_config.get("extra") != "allow":
