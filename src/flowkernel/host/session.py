@@ -361,7 +361,7 @@ class KernelSession:
 class _Guard:
     """:meth:`KernelSession.guard`. A context manager class rather than a ``@contextmanager`` generator:
     it is entered on every run, and the generator's machinery costs several times what it does. The
-    exception goes on up (``__exit__`` returns ``False``), with anything ``_stopped`` raised chained to it."""
+    exception goes on up (``__exit__`` returns nothing), with anything ``_stopped`` raised chained to it."""
 
     __slots__ = ("_session",)
 
@@ -371,10 +371,9 @@ class _Guard:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> bool:
+    def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> None:
         if exc is not None:
             self._session._stopped(exc)
-        return False
 
 
 def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
