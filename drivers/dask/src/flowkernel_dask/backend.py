@@ -48,6 +48,24 @@ class DaskCall:
         return True
 
 
+def _fetched(future: Future[Any]) -> asyncio.Future[Any]:
+    """The future's result, fetched in a task of its own that cancelling the waiting task does not reach.
+
+    distributed lets every fetch of a client join one pending gather, a task the first fetch starts and
+    awaits: cancelling that fetch before the gather ran cancelled the shared task for good, and from then
+    on every result on the client raised ``CancelledError`` (distributed 2026.8, ``Client._gather_future``).
+    Shielded, the fetch runs to its end and its outcome is dropped (read, so nothing is logged).
+    """
+    fetching: asyncio.Future[Any] = asyncio.ensure_future(future)
+    fetching.add_done_callback(_read)
+    return asyncio.shield(fetching)
+
+
+def _read(fetch: asyncio.Future[Any]) -> None:
+    if not fetch.cancelled():
+        fetch.exception()
+
+
 class DaskBackend(AsyncioBackend):
     """The asyncio backend (timers, completion queue, task group) with invokes sent to the cluster.
 
@@ -126,7 +144,7 @@ class DaskBackend(AsyncioBackend):
     async def _wait_for(self, call: DaskCall, future: Future[Any]) -> None:
         command, submitted = call.command, call.submitted
         try:
-            completion: Returned | Raised = await future
+            completion: Returned | Raised = await _fetched(future)
         except asyncio.CancelledError:
             if not self.is_live(command.call_id):
                 raise  # cancelled by the kernel or with the run: already answered
