@@ -25,6 +25,9 @@ NOT_FOR_A_PLAIN_RUN = (
     "asyncio",
     "rich.live",
     "rich.progress",
+    "rich.pretty",  # outputs that fit on a line print without it
+    "attr",  # rich.pretty imports attrs when it is installed
+    "rich._emoji_codes",  # titles are text, not markup with :emoji: codes
     "mcp",
     "opentelemetry",
     "trio",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import CacheError
 from .common import CannotRunError
@@ -98,12 +99,12 @@ def _render(figures: CacheStats, console: Console) -> None:
         f"{figures.path}: {figures.entries} entries ({figures.expired} expired), "
         f"{figures.hits} hits served, {figures.file_bytes:,} bytes on disk"
     )
-    console.print(summary, soft_wrap=True)
+    console.print(Text(summary), soft_wrap=True)  # a path with [/b] in it is not markup
     if not figures.tools:
         return
     table = Table()
     for header in ("tool", "entries", "expired", "hits", "value bytes"):
         table.add_column(header, justify="left" if header == "tool" else "right", no_wrap=True)
     for tool in figures.tools:
-        table.add_row(tool.tool, str(tool.entries), str(tool.expired), str(tool.hits), f"{tool.value_bytes:,}")
+        table.add_row(Text(tool.tool), str(tool.entries), str(tool.expired), str(tool.hits), f"{tool.value_bytes:,}")
     console.print(table)
