@@ -10,9 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from ..errors import CacheError
 from .common import CannotRunError
@@ -50,7 +47,7 @@ def stats(cache_path: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(_stats_dict(figures), indent=2))
     else:
-        _render(figures, Console(highlight=False))
+        _render(figures)
 
 
 @cache.command()
@@ -94,7 +91,12 @@ def _stats_dict(figures: CacheStats) -> dict[str, object]:
     return {**figures._asdict(), "tools": [tool._asdict() for tool in figures.tools]}
 
 
-def _render(figures: CacheStats, console: Console) -> None:
+def _render(figures: CacheStats) -> None:
+    from rich.console import Console  # rich only for a table: stats --json, and run --cache, never load it
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(highlight=False)
     summary = (
         f"{figures.path}: {figures.entries} entries ({figures.expired} expired), "
         f"{figures.hits} hits served, {figures.file_bytes:,} bytes on disk"

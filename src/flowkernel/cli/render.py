@@ -1,8 +1,9 @@
 """Showing an :class:`ExecutionResult` to a person (a rich table of steps, the run status, the outputs)
 and a journal's runs (one line each).
 
-Needs rich (the ``cli`` extra). Every value from the run goes into ``Text`` objects, never markup, so a
-tool's output like ``[red]`` is shown as it is.
+Needs rich (the ``cli`` extra), so the commands import it when they print a table: one that prints JSON
+never loads rich. Every value from the run, and every title, goes into ``Text`` objects, never markup, so a
+tool's output like ``[red]`` or a run id like ``x[/b]`` is shown as it is.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rich.text import Text
 
 from ..host.journal.base import RunSummary
 from ..result import ErrorInfo, ExecutionResult, RunStatus, StepRecord, StepStatus, json_ready
+from .summaries import INCOMPLETE, run_summary_dict
 
 __all__ = (
     "DETAIL_WIDTH",
@@ -51,8 +53,6 @@ _RUN_STYLE = {
     RunStatus.CANCELLED: "bold magenta",
     RunStatus.TIMED_OUT: "bold magenta",
 }
-INCOMPLETE = "incomplete"
-"""The status ``flowkernel runs`` shows for a run with no result yet (crashed, interrupted, or running)."""
 _SUMMARY_STYLE = {**{status.value: style for status, style in _RUN_STYLE.items()}, INCOMPLETE: "bold yellow"}
 
 
@@ -212,20 +212,6 @@ def summary_head(result: ExecutionResult) -> Text:
             more = f" and {len(records) - _SUMMARY_NAMES} more" if len(records) > _SUMMARY_NAMES else ""
             head.append(f"\n  {label}: {names}{more}", style=_STATUS_STYLE[records[0].status])
     return head
-
-
-def run_summary_dict(summary: RunSummary) -> dict[str, Any]:
-    """One run of ``flowkernel runs --json``: plain JSON types, times in ISO 8601 (UTC)."""
-    return {
-        "run_id": summary.run_id,
-        "flow_name": summary.flow_name,
-        "flow_version": summary.flow_version,
-        "status": summary.status,
-        "started": summary.started.isoformat(),
-        "finished": summary.finished.isoformat() if summary.finished is not None else None,
-        "steps_done": summary.steps_done,
-        "entries": summary.entries,
-    }
 
 
 def render_runs(summaries: Sequence[RunSummary], console: Console, *, title: str) -> None:
