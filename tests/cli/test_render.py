@@ -48,6 +48,8 @@ def test_pretty_json_prints_what_rich_pretty_prints(value: Any, width: int, term
     value = json_ready(value)
     expected = printed(Pretty(value, indent_guides=False), width, terminal=terminal)
     assert printed(pretty_json(value, width), width, terminal=terminal) == expected
+    if not terminal:  # no colours: highlighting is skipped, and nothing shows it
+        assert printed(pretty_json(value, width, highlight=False), width, terminal=False) == expected
 
 
 @pytest.mark.parametrize(
@@ -57,6 +59,12 @@ def test_pretty_json_prints_what_rich_pretty_prints(value: Any, width: int, term
 def test_a_value_that_fits_on_a_line_is_not_a_pretty(value: Any) -> None:
     assert not isinstance(pretty_json(value, 80), Pretty)
     assert printed(pretty_json(value, 80), 80, terminal=True) == printed(Pretty(value), 80, terminal=True)
+
+
+def test_no_highlighting_without_colours() -> None:
+    """A console with no colours (a pipe) would drop the highlighter's styles: none are made."""
+    assert pretty_json({"n": 1}, 80, highlight=False).spans == []  # type: ignore[union-attr]
+    assert pretty_json({"n": 1}, 80).spans != []  # type: ignore[union-attr]
 
 
 def test_a_value_longer_than_a_line_is_broken_over_lines_by_rich_pretty() -> None:
