@@ -45,6 +45,7 @@ import bench_map  # noqa: E402
 import bench_mcp  # noqa: E402
 import bench_mcp_serve  # noqa: E402
 import bench_otel  # noqa: E402
+import bench_peer  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_sync_default  # noqa: E402
 import bench_world  # noqa: E402
@@ -65,6 +66,7 @@ BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
     bench_map.NAME: bench_map.run,
     bench_sync_default.NAME: bench_sync_default.run,
     bench_async_chain.NAME: bench_async_chain.run,
+    bench_peer.NAME: bench_peer.run,
 }
 DEFAULT_JSON = HERE / "results" / "latest.json"
 

@@ -121,6 +121,13 @@ def test_fail_fast_keeps_what_stays_deterministic(drivers: dict[str, Driver], sh
     check()
 
 
+def failed_attempts(result: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Every failed attempt of a canonical result, by step: what a failure message should show."""
+    return [
+        (step["id"], attempt["error"]) for step in result["steps"] for attempt in step["attempts"] if attempt["error"]
+    ]
+
+
 def check_fail_fast(scenario: Scenario, drivers: dict[str, Driver]) -> None:
     expected = oracle_result(scenario)
     oracle_steps = {step["id"]: step for step in expected["steps"]}
@@ -130,10 +137,14 @@ def check_fail_fast(scenario: Scenario, drivers: dict[str, Driver]) -> None:
                 scenario.flow, scenario.inputs, run_id=scenario.run_id, max_concurrency=limit, fail_fast=True
             ).canonical()
             label = f"{name} (max_concurrency={limit})"
-            assert result["status"] == expected["status"], label
+            assert result["status"] == expected["status"], (label, failed_attempts(result))
             for step in result["steps"]:
                 if step["status"] == "succeeded":
-                    assert step["output"] == oracle_steps[step["id"]]["output"], (label, step["id"])
+                    assert step["output"] == oracle_steps[step["id"]]["output"], (
+                        label,
+                        step["id"],
+                        failed_attempts(result),
+                    )
             if expected["status"] == "failed":
                 assert "fail_fast" in (result["reason"] or ""), label
 

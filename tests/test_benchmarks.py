@@ -21,7 +21,17 @@ def test_quick_benchmarks_run_and_report_ratios(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())
     names = json.dumps(report)
-    expected = ("chain", "fan-out", "critical", "journal", "dask fan-out", "concurrent runs", "map n=", "trio chain")
+    expected = (
+        "chain",
+        "fan-out",
+        "critical",
+        "journal",
+        "dask fan-out",
+        "concurrent runs",
+        "map n=",
+        "trio chain",
+        "vs langgraph",
+    )
     for benchmark in expected:
         assert benchmark in names.lower()
     fanout = [row for row in report["rows"] if row["name"].startswith("fan-out ")]

@@ -25,6 +25,9 @@ NOT_FOR_A_PLAIN_RUN = (
     "asyncio",
     "rich.live",
     "rich.progress",
+    "rich.pretty",  # outputs that fit on a line print without it
+    "attr",  # rich.pretty imports attrs when it is installed
+    "rich._emoji_codes",  # titles are text, not markup with :emoji: codes
     "mcp",
     "opentelemetry",
     "trio",
@@ -70,6 +73,18 @@ def test_a_plain_cli_run_loads_no_journal_event_loop_or_live_display(tmp_path: P
     modules = loaded_after("from flowkernel.cli import main; main()", "run", f"{tmp_path / 'one_step.py'}:flow")
     assert "flowkernel_sync" in modules  # it did run
     assert present(modules, NOT_FOR_A_PLAIN_RUN) == []
+
+
+@pytest.mark.parametrize(
+    "command", [("run", "FLOW", "--json"), ("run", "FLOW", "--quiet", "--json"), ("graph", "FLOW"), ("schema",)]
+)
+def test_commands_that_print_no_table_load_no_rich_console(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """rich is imported where a table or the live display is printed; JSON, Mermaid and a schema need none
+    of it (the command line only checks that rich is installed: ``import rich``, its tiny package)."""
+    (tmp_path / "one_step.py").write_text(ONE_STEP_FLOW, encoding="utf-8")
+    args = [f"{tmp_path / 'one_step.py'}:flow" if arg == "FLOW" else arg for arg in command]
+    modules = loaded_after("from flowkernel.cli import main; main()", *args)
+    assert sorted(m for m in modules if m.startswith("rich.")) == ["rich._extension"]
 
 
 def test_the_sync_driver_loads_asyncio_only_for_an_async_tool() -> None:

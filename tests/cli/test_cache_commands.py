@@ -126,3 +126,17 @@ def test_resume_serves_a_retried_step_from_the_cache(tmp_path: Path) -> None:
     assert result["outputs"] == {"get": "ABC"}
     assert [a["cached"] for a in result["steps"][0]["attempts"]] == [True]  # the re-run: served from the cache
     assert (tmp_path / "calls.log").read_text().splitlines() == ["abc", "abc"]  # not called by the resume
+
+
+def test_stats_show_a_path_and_tool_names_as_they_are_not_as_markup(tmp_path: Path) -> None:
+    """A cache path or tool name with ``[/b]`` or ``:smile:`` in it: once read as markup (a closing tag
+    that opens nothing raised ``MarkupError``, a traceback)."""
+    path = tmp_path / "a[" / "b]" / "c:smile:.db"  # its name holds a[/b]
+    path.parent.mkdir(parents=True)
+    with StepCache(path) as cache:
+        cache.put(cache_key("fetch[/i]", "1", {"url": "a"}), '"page a"', ttl=None)
+    result = invoke("cache", "stats", "--cache", path)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == 0, result.output
+    assert f"{path}: 1 entries" in result.output
+    assert "│ fetch[/i] " in result.output

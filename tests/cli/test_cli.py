@@ -97,6 +97,16 @@ FAILING_FLOW = """
 """
 
 
+def test_the_table_title_shows_the_run_id_as_it_is_not_as_markup(tmp_path: Path) -> None:
+    """The title once went to rich as markup: ``[/b]`` raised ``MarkupError`` (a traceback after the run
+    had succeeded, and exit 1), ``[b]x[/b]`` lost its brackets, ``:smile:`` became an emoji."""
+    flow_file = write_flow(tmp_path, "named.py", FAILING_FLOW)
+    for run_id in ("x[/b]:smile:", "[b]y[/b]"):
+        result = invoke("run", f"{flow_file}:flow", "-i", "n=3", "-i", "names=[]", "--table", "--run-id", run_id)
+        assert result.exit_code == 1, result.output  # the flow fails (its step boom raises)
+        assert result.stdout.splitlines()[0].rstrip() == f"failing v1, run {run_id}"
+
+
 # ---- the example, on every driver ---------------------------------------------------------------
 
 

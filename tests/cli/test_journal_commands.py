@@ -292,6 +292,25 @@ def test_runs_of_an_empty_journal(tmp_path: Path) -> None:
     assert json.loads(invoke("runs", journal, "--json").stdout) == []
 
 
+def test_runs_shows_a_journal_path_as_it_is_not_as_markup(tmp_path: Path) -> None:
+    """The table's title once went to rich as markup: a path with ``[/b]`` in it raised ``MarkupError``."""
+    from flowkernel import Flow, Step, tool
+
+    @tool
+    def one() -> int:
+        return 1
+
+    journal = tmp_path / "a[" / "b]" / "runs:smile:.db"  # its name holds a[/b]
+    journal.parent.mkdir(parents=True)
+    with SqliteJournal(journal) as opened:
+        SyncDriver().run(Flow(name="f", steps=[Step(id="s", tool=one)]), journal=opened, run_id="r1")
+    result = invoke("runs", journal)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    title = "".join(line.strip() for line in lines[: next(k for k, line in enumerate(lines) if line.startswith("┏"))])
+    assert title.replace(" ", "") == f"runsin{journal}"  # folded to the table's width
+
+
 # ---- crash, show, resume ----------------------------------------------------------------------------
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from importlib.metadata import EntryPoint
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,3 +112,59 @@ def test_the_fake_driver_is_gone_without_its_entry_point() -> None:
     with pytest.raises(DriverNotFoundError) as excinfo:
         load_driver("fake")
     assert "fake" not in excinfo.value.installed
+
+
+def test_the_bundled_drivers_are_the_classes_their_distributions_declare() -> None:
+    """:data:`registry.BUNDLED_DRIVERS` (loaded by a direct import) says what the drivers' entry points say."""
+    import tomllib
+
+    from flowkernel.errors import _BUNDLED_DRIVERS
+
+    declared: dict[str, str] = {}
+    for project in sorted((Path(__file__).resolve().parents[2] / "drivers").glob("*/pyproject.toml")):
+        points = tomllib.loads(project.read_text(encoding="utf-8"))["project"]["entry-points"]
+        declared.update(points[ENTRY_POINT_GROUP])
+    assert declared == registry.BUNDLED_DRIVERS
+    assert frozenset(declared) == _BUNDLED_DRIVERS
+
+
+@pytest.fixture
+def no_entry_point_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    def entry_points(*, group: str) -> list[EntryPoint]:
+        raise AssertionError(f"scanned the entry points of {group}")
+
+    monkeypatch.setattr(registry, "entry_points", entry_points)
+
+
+@pytest.mark.usefixtures("no_entry_point_scan")
+def test_a_bundled_driver_loads_without_scanning_every_entry_point() -> None:
+    from flowkernel_sync import SyncDriver
+
+    assert load_driver_class("sync") is SyncDriver
+    assert isinstance(load_driver("asyncio"), load_driver_class("asyncio"))
+
+
+def test_a_bundled_name_whose_module_is_missing_is_looked_up_among_the_entry_points(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As if flowkernel-asyncio were not installed, and another distribution registered a driver as
+    ``asyncio``: that one is found; without it, the name is unknown."""
+    monkeypatch.setitem(sys.modules, "flowkernel_asyncio", None)  # importing it raises ModuleNotFoundError
+    registered = [EntryPoint(name="asyncio", value=f"{__name__}:FakeDriver", group=ENTRY_POINT_GROUP)]
+    monkeypatch.setattr(registry, "entry_points", lambda *, group: registered if group == ENTRY_POINT_GROUP else [])
+    assert load_driver_class("asyncio") is FakeDriver
+    registered.clear()
+    with pytest.raises(DriverNotFoundError) as excinfo:
+        load_driver("asyncio")
+    assert excinfo.value.installed == ()
+
+
+def test_a_bundled_driver_whose_dependency_is_missing_raises_that_import_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "halfinstalled.py").write_text("import no_such_dependency_xyz\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(registry.BUNDLED_DRIVERS, "half", "halfinstalled:Driver")
+    with pytest.raises(ModuleNotFoundError) as excinfo:
+        load_driver("half")
+    assert excinfo.value.name == "no_such_dependency_xyz"

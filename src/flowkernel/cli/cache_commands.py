@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from ..errors import CacheError
 from .common import CannotRunError
@@ -49,7 +47,7 @@ def stats(cache_path: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(_stats_dict(figures), indent=2))
     else:
-        _render(figures, Console(highlight=False))
+        _render(figures)
 
 
 @cache.command()
@@ -93,17 +91,22 @@ def _stats_dict(figures: CacheStats) -> dict[str, object]:
     return {**figures._asdict(), "tools": [tool._asdict() for tool in figures.tools]}
 
 
-def _render(figures: CacheStats, console: Console) -> None:
+def _render(figures: CacheStats) -> None:
+    from rich.console import Console  # rich only for a table: stats --json, and run --cache, never load it
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(highlight=False)
     summary = (
         f"{figures.path}: {figures.entries} entries ({figures.expired} expired), "
         f"{figures.hits} hits served, {figures.file_bytes:,} bytes on disk"
     )
-    console.print(summary, soft_wrap=True)
+    console.print(Text(summary), soft_wrap=True)  # a path with [/b] in it is not markup
     if not figures.tools:
         return
     table = Table()
     for header in ("tool", "entries", "expired", "hits", "value bytes"):
         table.add_column(header, justify="left" if header == "tool" else "right", no_wrap=True)
     for tool in figures.tools:
-        table.add_row(tool.tool, str(tool.entries), str(tool.expired), str(tool.hits), f"{tool.value_bytes:,}")
+        table.add_row(Text(tool.tool), str(tool.entries), str(tool.expired), str(tool.hits), f"{tool.value_bytes:,}")
     console.print(table)

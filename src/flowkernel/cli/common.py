@@ -15,7 +15,6 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 import click
 from click.exceptions import NoArgsIsHelpError
 from pydantic import ValidationError
-from rich.console import Console
 
 from ..errors import (
     ConfigError,
@@ -32,7 +31,6 @@ from ..host import Driver, UnsupportedToolError, load_driver, partial_result
 from ..model.flow import Flow
 from ..result import ExecutionResult, RunStatus
 from .loading import FlowLoadError, FlowReferenceError, load_flow
-from .render import render_result
 
 if TYPE_CHECKING:
     from ..host.journal import Durability, SqliteJournal
@@ -212,7 +210,11 @@ def exit_with(result: ExecutionResult, as_json: bool, *, full_tracebacks: bool =
     succeeded, else 1. Without ``table``, a run that did not succeed gets a summary instead of its table."""
     if as_json:
         click.echo(result.to_json(indent=2))
-    else:
+    else:  # rich is imported here, when a table is printed: a run with --json never loads it
+        from rich.console import Console
+
+        from .render import render_result
+
         full = table or result.status is RunStatus.SUCCEEDED
         render_result(result, Console(highlight=False), full_tracebacks=full_tracebacks, table=full)
     sys.exit(EXIT_SUCCEEDED if result.status is RunStatus.SUCCEEDED else EXIT_FAILED)

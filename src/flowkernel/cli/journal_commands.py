@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
 
 from ..host.journal import RunSummary, replay
 from ..host.journal import retry_failed as mark_for_retry
@@ -40,7 +39,7 @@ from .common import (
 )
 from .pictures import TIMELINE_HELP, timeline_path, write_timeline
 from .progress import live_progress
-from .render import INCOMPLETE, render_runs, run_summary_dict
+from .summaries import INCOMPLETE, run_summary_dict
 
 if TYPE_CHECKING:  # SQLite loads when a command opens a journal (common.open_journal)
     from ..host.journal import Durability, SqliteJournal
@@ -183,6 +182,10 @@ def runs(journal_path: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([run_summary_dict(summary) for summary in summaries], indent=2))
     else:
+        from rich.console import Console  # rich only for a table
+
+        from .render import render_runs
+
         render_runs(summaries, Console(highlight=False), title=f"runs in {journal_path}")
 
 

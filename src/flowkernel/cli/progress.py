@@ -20,14 +20,15 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, NamedTuple
-
-from rich.console import Console, Group, RenderableType
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..events import Event, RetryScheduled, RunFinished, StepCancelled, StepFinished, StepSkipped, StepStarted
 from ..model.flow import Flow
 from ..result import ErrorInfo, StepStatus
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.text import Text
 
 __all__ = ("DISPLAY_DELAY", "LiveProgress", "ProgressState", "Snapshot", "is_nested", "live_progress", "on_terminal")
 
@@ -128,7 +129,7 @@ class LiveProgress:
     to ``console`` before ``delay``.
 
     rich's ``Live`` and ``Progress`` are imported when a display is made, only on a terminal: a run whose
-    output goes to a pipe or a file never loads them.
+    output goes to a pipe or a file never loads them (nor rich at all with ``--quiet`` or ``--json``).
     """
 
     def __init__(
@@ -179,6 +180,8 @@ class LiveProgress:
 
     def render(self) -> RenderableType:
         """The display's current frame: the progress line, what runs, the latest failures."""
+        from rich.console import Group
+
         snap = self.state.snapshot()
         failed = snap.counts.get(StepStatus.FAILED.value, 0)
         others = ", ".join(
@@ -210,6 +213,8 @@ class LiveProgress:
 
 
 def _line(text: str, style: str) -> Text:
+    from rich.text import Text
+
     return Text(text, style=style, no_wrap=True, overflow="ellipsis")
 
 
@@ -233,10 +238,16 @@ def live_progress(
     """The ``on_event`` to run ``flow`` with, showing its progress on stderr while the block runs.
 
     Yields ``None`` (so the run builds no events at all) when ``enabled`` is false (``--quiet``,
-    ``--json``) or stderr is not a terminal.
+    ``--json``: then rich is not even imported) or stderr is not a terminal.
     """
-    console = console if console is not None else Console(stderr=True)
-    if not enabled or not on_terminal(console):
+    if not enabled:
+        yield None
+        return
+    if console is None:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+    if not on_terminal(console):
         yield None
         return
     with LiveProgress(flow.name, len(flow.steps), console) as display:

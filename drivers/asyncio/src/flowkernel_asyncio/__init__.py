@@ -106,6 +106,7 @@ class AsyncioBackend(Backend, AsyncWaiter):
         self._crashed: BaseException | None = None
         self._running: dict[asyncio.Task[None], str] = {}  # calls' tasks, outside the task group:
         # a task that ignores cancellation must not keep the run from returning (see settle)
+        self._forget = self._running.__delitem__  # bound once: not an object per call for the collector
 
     def attach(self, group: asyncio.TaskGroup) -> None:
         self._group = group
@@ -117,7 +118,7 @@ class AsyncioBackend(Backend, AsyncWaiter):
         else:
             task = self._loop.create_task(self._invoke(command))
             self._running[task] = command.call_id
-            task.add_done_callback(self._running.__delitem__)
+            task.add_done_callback(self._forget)
             self.track(command.call_id, task)
 
     async def settle(self, grace: float) -> list[str]:

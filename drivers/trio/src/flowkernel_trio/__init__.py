@@ -125,10 +125,19 @@ class _TrioBackend(Backend, AsyncWaiter):
             trio.lowlevel.spawn_system_task(self._call, command, scope, context=contextvars.copy_context())
 
     async def _call(self, command: Invoke, scope: trio.CancelScope) -> None:
-        """A call as a system task: whatever escapes it (a KeyboardInterrupt a tool raised) is handed to
-        the run loop, which raises it (a system task must not raise)."""
+        """A call as a system task, in its own cancel scope. Whatever escapes it (a KeyboardInterrupt a
+        tool raised) is handed to the run loop, which raises it (a system task must not raise)."""
         try:
-            await self._invoke(command, scope)
+            with scope:
+                if command.tool.is_async:
+                    completion = await call_async(command, self._clock, "trio", _PASSTHROUGH, self.world)
+                else:  # trio's clock cannot be read from a worker thread: time the call from here
+                    started = self._clock()
+                    completion = await trio.to_thread.run_sync(
+                        call_sync, command, time.monotonic, (), self.world, abandon_on_cancel=True
+                    )
+                    completion = completion._replace(started=started, finished=self._clock())
+                self.complete(completion)
         except BaseException as exc:
             self._crashed = exc
             self._wakeup.set()
@@ -146,18 +155,6 @@ class _TrioBackend(Backend, AsyncWaiter):
         with trio.move_on_after(grace):
             await self._all_ended.wait()
         return sorted(self._running.values())
-
-    async def _invoke(self, command: Invoke, scope: trio.CancelScope) -> None:
-        with scope:
-            if command.tool.is_async:
-                completion = await call_async(command, self._clock, "trio", _PASSTHROUGH, self.world)
-            else:  # trio's clock cannot be read from a worker thread: time the call from here
-                started = self._clock()
-                completion = await trio.to_thread.run_sync(
-                    call_sync, command, time.monotonic, (), self.world, abandon_on_cancel=True
-                )
-                completion = completion._replace(started=started, finished=self._clock())
-            self.complete(completion)
 
     def start_timer(self, command: StartTimer) -> None:
         self._start(command.call_id, lambda scope: self._timer(command, scope))
