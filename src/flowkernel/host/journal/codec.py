@@ -43,10 +43,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from ...errors import CorruptJournalError
-from ...model.flow import Flow
 from ...protocol import Cancelled, Raised, Returned, TimerFired
 from ...result import ErrorInfo, ErrorKind
 from .base import RunHeader
+from .declared import flow_classes
 from .errors import UnstorableValueError
 
 __all__ = ("JsonCodec", "flow_classes")
@@ -292,44 +292,6 @@ class JsonCodec:
                 " models=[...]); it is never imported by the name in the file"
             )
         return cls
-
-
-def flow_classes(flow: Flow) -> list[Any]:
-    """The model and enum classes ``flow`` declares: its input model, its tools' (and fallback tools')
-    input and output models and annotations, its context model, and those of its sub-flows (types that
-    are not classes, such as ``list[Model]``, are given as they are: :meth:`JsonCodec.allow` unpacks them)."""
-    found: list[Any] = []
-    seen: set[int] = set()
-
-    def visit(flow: Flow) -> None:
-        if id(flow) in seen:
-            return
-        seen.add(id(flow))
-        for value in (flow.input_model, getattr(getattr(flow, "context", None), "model", None)):
-            if isinstance(value, type):
-                found.append(value)
-        for step in flow.steps:
-            tools = [step.tool, getattr(step.on_error, "tool", None)]
-            for tool in tools:
-                for model in (getattr(tool, "input_model", None), getattr(tool, "output_model", None)):
-                    if isinstance(model, type):
-                        found.append(model)
-                found.extend(_annotated(getattr(tool, "fn", None)))
-            if step.flow is not None:
-                visit(step.flow)
-
-    visit(flow)
-    return found
-
-
-def _annotated(fn: Any) -> list[Any]:
-    """A tool function's annotations (its parameters' and return's types), resolved in its own module."""
-    if fn is None:
-        return []
-    try:
-        return list(typing.get_type_hints(fn).values())
-    except Exception:  # an annotation that does not resolve: the tool's own business
-        return []
 
 
 def _collect(cls: Any, found: dict[str, type]) -> None:
