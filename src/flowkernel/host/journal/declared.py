@@ -1,10 +1,11 @@
 """The model and enum classes a flow declares: the JSON codec's allowlist for its runs.
 
-Walking a flow for them resolves every tool's annotations (``typing.get_type_hints``, which compiles
-string annotations), ~150 µs a step when done for each step: more than recording the step. So a tool
-shared by many steps is resolved once per walk, and :func:`declared_classes` keeps the walk's result
-per flow object (a flow, its steps and tools are frozen once built), so a run of a flow seen before
-skips it, as :func:`~.recorder.fingerprint_of` skips hashing it.
+Walking a flow for them resolves its tools' annotations (``typing.get_type_hints``, which compiles
+string annotations). Done for every step of every run, that was ~156k instructions a step (callgrind,
+``benchmarks/instructions.py --journal``), twice what recording the step costs. So a tool shared by many
+steps is resolved once per walk, and :func:`declared_classes` keeps the walk's result per flow object (a
+flow, its steps and tools are frozen once built): a run of a flow seen before skips it, as
+:func:`~.recorder.fingerprint_of` skips hashing it.
 """
 
 from __future__ import annotations
