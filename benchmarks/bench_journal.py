@@ -165,8 +165,8 @@ def run(config: Config) -> list[Row]:
                 "reported",
                 None,
                 note=(
-                    "the closed SQLite file (WAL checkpointed): the entries (pickled completions, command digest,"
-                    " CRC) and SQLite's pages; the result is not stored (replay derives it)"
+                    "the closed SQLite file (WAL checkpointed): the entries (completions as tagged JSON, command"
+                    " digest, CRC) and SQLite's pages; the result is not stored (replay derives it)"
                 ),
                 samples={"bytes": [float(s) for s in runs.sizes]},
             )

@@ -6,6 +6,7 @@ machine, where timings are not. Compares the working tree with a git revision, e
     python benchmarks/instructions.py b363cf6 --one-step   # per run of a one-step flow (a run's fixed cost)
     python benchmarks/instructions.py b363cf6 --validated  # the pydantic chain, and the bare loop it is judged by
     python benchmarks/instructions.py e9118b1 --build 1000 # per step of building a 1,000-step chain
+    python benchmarks/instructions.py 93dc53d --journal    # what journaling adds per step (durability=process)
 
 Each side runs the chain once (warm-up, imports) and then five times; the difference of the two counts
 divided by 4,000 steps is the cost of a step, free of start-up. With ``--map N`` the flow is one map step
@@ -17,6 +18,11 @@ With ``--build N`` nothing runs: each side builds a chain of ``N`` steps once (w
 times more, for the plain ``inc`` chain and for the chain with pydantic models (``Ref(prev, "x")``), and
 counts per step both the whole build (``Step(...)`` for every step and ``Flow(...)``) and ``Flow(...)``
 alone (the same steps, already built). From 50,000 steps on, one more build, of the plain chain only.
+With ``--journal`` each side runs ``bench_journal``'s chain (its tool annotated, not validated)
+journaled (``durability="process"``, each run into a fresh file; opening and closing it, a few hundred
+instructions per step, are counted) and unjournaled, and the cost is the journaled step's count less the
+plain one's: the journal's overhead in instructions, SQLite's included (the kernel's work in its system
+calls is not: ``strace -c`` counts those).
 String hashing is seeded alike on both sides (``PYTHONHASHSEED=0``), so sets and dicts probe alike.
 Needs valgrind (``apt-get install valgrind``).
 """
@@ -136,6 +142,39 @@ for _ in range(int(sys.argv[1])):
     else:
         Flow(name="chain", steps=chain_steps({steps}))
 """
+JOURNALED = """
+from __future__ import annotations
+import sys, tempfile
+from pathlib import Path
+from flowkernel import Flow, Ref, Step, tool
+from flowkernel.host.journal import SqliteJournal
+from flowkernel_sync import SyncDriver
+
+def inc(x: int) -> int:  # annotated, unvalidated: bench_journal's tool
+    return x + 1
+
+try:
+    inc = tool(validate=False)(inc)
+except TypeError:  # a revision from before tool(validate=...)
+    inc = tool(inc)
+
+steps = [Step(id="s0", tool=inc, arguments={{"x": 0}})]
+steps += [Step(id=f"s{{i}}", tool=inc, arguments={{"x": Ref(f"s{{i - 1}}")}}) for i in range(1, {steps})]
+flow = Flow(name="chain", steps=steps)
+driver = SyncDriver()
+journaled = sys.argv[2:] == ["journal"]
+with tempfile.TemporaryDirectory() as directory:
+    for run in range(1 + int(sys.argv[1])):
+        if not journaled:
+            driver.run(flow, max_concurrency=1)
+            continue
+        journal = SqliteJournal(Path(directory) / f"{{run}}.db", durability="process")
+        try:
+            driver.run(flow, max_concurrency=1, journal=journal, run_id=f"run-{{run}}")
+        finally:
+            journal.close()
+"""
+
 BUILD_PARTS = {"build": "Step(...) + Flow(...)", "flow": "Flow(...) alone"}
 BUILD_VARIANTS = {"plain": "inc chain", "pydantic": "pydantic-model chain"}
 
@@ -176,6 +215,26 @@ def validated(revision: str, script: Path, old: Path) -> None:
     )
 
 
+def journal_per_step(revision: str, script: Path, old: Path) -> None:
+    """The journaled chain less the plain one, per step, on ``revision`` and on the working tree."""
+    with ThreadPoolExecutor(2) as pool:
+        counts = {
+            (tree, mode): pool.submit(per_step, tree, script, STEPS, EXTRA_RUNS, mode)
+            for tree in (old, ROOT)
+            for mode in ("journal", "plain")
+        }
+        figures = {key: future.result() for key, future in counts.items()}
+    for name, tree in ((revision, old), ("working tree", ROOT)):
+        journaled, plain = figures[tree, "journal"], figures[tree, "plain"]
+        print(
+            f"{name}: journaled chain {journaled:,.0f}, plain {plain:,.0f} instructions/step:"
+            f" the journal adds {journaled - plain:,.0f}"
+        )
+    before = figures[old, "journal"] - figures[old, "plain"]
+    now = figures[ROOT, "journal"] - figures[ROOT, "plain"]
+    print(f"journal overhead ratio {now / before:.3f}x")
+
+
 def build_per_step(old: Path, scratch: Path, steps: int) -> None:
     """Print the build's instructions per step, before and now, for each variant and part."""
     big = steps >= 50_000  # minutes per build under callgrind: one build, of the plain chain
@@ -195,7 +254,12 @@ def build_per_step(old: Path, scratch: Path, steps: int) -> None:
 
 
 def main(
-    revision: str, elements: int | None = None, one_step: bool = False, models: bool = False, build: int | None = None
+    revision: str,
+    elements: int | None = None,
+    one_step: bool = False,
+    models: bool = False,
+    build: int | None = None,
+    journal: bool = False,
 ) -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
@@ -203,6 +267,8 @@ def main(
         script = Path(scratch) / "chain.py"
         if models:
             script.write_text(VALIDATED)
+        elif journal:
+            script.write_text(JOURNALED.format(steps=STEPS))
         elif elements is not None:
             script.write_text(MAP.format(elements=elements))
         else:
@@ -218,6 +284,9 @@ def main(
                 return
             if build is not None:
                 build_per_step(old, Path(scratch), build)
+                return
+            if journal:
+                journal_per_step(revision, script, old)
                 return
             before, now = per_step(old, script, calls, runs), per_step(ROOT, script, calls, runs)
         finally:
@@ -238,5 +307,6 @@ if __name__ == "__main__":
     mode.add_argument("--one-step", action="store_true", help="per run of a one-step flow")
     mode.add_argument("--validated", action="store_true", help="the pydantic chain, and the bare loop")
     mode.add_argument("--build", type=int, metavar="N", help="per step of building an N-step chain")
+    mode.add_argument("--journal", action="store_true", help="what journaling adds per step (durability=process)")
     args = parser.parse_args()
-    main(args.revision, args.map, args.one_step, args.validated, args.build)
+    main(args.revision, args.map, args.one_step, args.validated, args.build, args.journal)

@@ -43,13 +43,21 @@ from typing import Any
 from pydantic import BaseModel
 
 from ...errors import CorruptJournalError
-from ...model.flow import Flow
 from ...protocol import Cancelled, Raised, Returned, TimerFired
 from ...result import ErrorInfo, ErrorKind
 from .base import RunHeader
+from .batch_text import returned_batch_text
+from .declared import flow_classes
 from .errors import UnstorableValueError
 
-__all__ = ("JsonCodec", "flow_classes")
+__all__ = ("JsonCodec", "Where", "describe", "flow_classes")
+
+Where = str | tuple[Any, ...]
+"""Where a value is, for the message that refuses it: text, or ``(parent, part, *args)``, the parent
+place followed by ``part.format(*args)``. The text is only made for a refusal: formatting every place of
+every value stored (a call id, a key's ``repr``) cost as much as encoding it."""
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+"""Made once: ``json.dumps`` with these options makes an encoder per call. It keeps no state between calls."""
 
 _PLAIN = (str, int, bool, type(None))
 _COMPLETIONS = (Returned, Raised, TimerFired, Cancelled)
@@ -81,13 +89,14 @@ class JsonCodec:
 
     # ---- encoding -----------------------------------------------------------------------------
 
-    def dumps(self, value: Any, where: str) -> bytes:
+    def dumps(self, value: Any, where: Where) -> bytes:
         """``value`` as UTF-8 JSON; :class:`UnstorableValueError` (naming ``where``) if it cannot be stored."""
-        return json.dumps(
-            self._encode(value, where), ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        ).encode()
+        text = returned_batch_text(value)  # the usual entry, written directly
+        if text is None:
+            text = _ENCODER.encode(self._encode(value, where))
+        return text.encode()
 
-    def _encode(self, value: Any, where: str) -> Any:
+    def _encode(self, value: Any, where: Where) -> Any:
         kind = type(value)
         if kind in _PLAIN:
             return value
@@ -96,24 +105,24 @@ class JsonCodec:
                 return value
             return {"$float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
         if kind is list:
-            return [self._encode(item, f"{where}[{k}]") for k, item in enumerate(value)]
+            return [self._encode(item, (where, "[{}]", k)) for k, item in enumerate(value)]
         if kind is dict:
             if all(type(key) is str and not key.startswith("$") for key in value):
-                return {key: self._encode(item, f"{where}[{key!r}]") for key, item in value.items()}
+                return {key: self._encode(item, (where, "[{!r}]", key)) for key, item in value.items()}
             return {
                 "$dict": [
-                    [self._encode(key, f"{where} (a key)"), self._encode(item, f"{where}[{key!r}]")]
+                    [self._encode(key, (where, " (a key)")), self._encode(item, (where, "[{!r}]", key))]
                     for key, item in value.items()
                 ]
             }
         if kind is Returned:
             call_id, output, started, finished, cached = value
-            body = [call_id, self._encode(output, f"{where}: the value {call_id} returned"), started, finished]
+            body = [call_id, self._encode(output, (where, ": the value {} returned", call_id)), started, finished]
             return {"$returned": [*body, True] if cached else body}  # journals from before the cache read alike
         if kind is Raised:
             call_id, error, started, finished = value
             return {
-                "$raised": [call_id, self._encode(error, f"{where}: the error {call_id} raised"), started, finished]
+                "$raised": [call_id, self._encode(error, (where, ": the error {} raised", call_id)), started, finished]
             }
         if kind is TimerFired:
             return {"$timer": value.call_id}
@@ -121,11 +130,11 @@ class JsonCodec:
             return {"$cancelled": value.call_id}
         if kind is tuple:  # an entry's completions name their calls, not their places
             items = [
-                self._encode(v, where if type(v) in _COMPLETIONS else f"{where}[{k}]") for k, v in enumerate(value)
+                self._encode(v, where if type(v) in _COMPLETIONS else (where, "[{}]", k)) for k, v in enumerate(value)
             ]
             return {"$tuple": items}
         if kind is set or kind is frozenset:
-            items = [self._encode(item, f"{where} (an item)") for item in value]
+            items = [self._encode(item, (where, " (an item)")) for item in value]
             return {"$set" if kind is set else "$frozenset": items}
         if kind is bytes:
             return {"$bytes": base64.b64encode(value).decode("ascii")}
@@ -137,7 +146,7 @@ class JsonCodec:
                     "message": value.message,
                     "step": value.step,
                     "traceback": value.traceback,
-                    "details": self._encode(value.details, f"{where}: error details"),
+                    "details": self._encode(value.details, (where, ": error details")),
                 }
             }
         if kind is RunHeader:
@@ -172,18 +181,18 @@ class JsonCodec:
             return {"$enum": [_path(kind), self._encode(value.value, where)]}
         raise UnstorableValueError(_unstorable(value, where, self._allowed))
 
-    def _encode_model(self, value: BaseModel, where: str) -> Any:
+    def _encode_model(self, value: BaseModel, where: Where) -> Any:
         cls = type(value)
         if not self.allowed(cls):
             raise UnstorableValueError(_unstorable(value, where, self._allowed))
-        fields = {name: self._encode(item, f"{where}.{name}") for name, item in value.__dict__.items()}
+        fields = {name: self._encode(item, (where, ".{}", name)) for name, item in value.__dict__.items()}
         extra = value.__pydantic_extra__
         return {
             "$model": [
                 _path(cls),
                 fields,
                 sorted(value.__pydantic_fields_set__),
-                None if extra is None else self._encode(dict(extra), f"{where} (extra fields)"),
+                None if extra is None else self._encode(dict(extra), (where, " (extra fields)")),
             ]
         }
 
@@ -294,44 +303,6 @@ class JsonCodec:
         return cls
 
 
-def flow_classes(flow: Flow) -> list[Any]:
-    """The model and enum classes ``flow`` declares: its input model, its tools' (and fallback tools')
-    input and output models and annotations, its context model, and those of its sub-flows (types that
-    are not classes, such as ``list[Model]``, are given as they are: :meth:`JsonCodec.allow` unpacks them)."""
-    found: list[Any] = []
-    seen: set[int] = set()
-
-    def visit(flow: Flow) -> None:
-        if id(flow) in seen:
-            return
-        seen.add(id(flow))
-        for value in (flow.input_model, getattr(getattr(flow, "context", None), "model", None)):
-            if isinstance(value, type):
-                found.append(value)
-        for step in flow.steps:
-            tools = [step.tool, getattr(step.on_error, "tool", None)]
-            for tool in tools:
-                for model in (getattr(tool, "input_model", None), getattr(tool, "output_model", None)):
-                    if isinstance(model, type):
-                        found.append(model)
-                found.extend(_annotated(getattr(tool, "fn", None)))
-            if step.flow is not None:
-                visit(step.flow)
-
-    visit(flow)
-    return found
-
-
-def _annotated(fn: Any) -> list[Any]:
-    """A tool function's annotations (its parameters' and return's types), resolved in its own module."""
-    if fn is None:
-        return []
-    try:
-        return list(typing.get_type_hints(fn).values())
-    except Exception:  # an annotation that does not resolve: the tool's own business
-        return []
-
-
 def _collect(cls: Any, found: dict[str, type]) -> None:
     """``cls`` and the model and enum classes its fields' annotations name, recursively."""
     if isinstance(cls, type) and issubclass(cls, BaseModel | enum.Enum):
@@ -349,7 +320,16 @@ def _collect(cls: Any, found: dict[str, type]) -> None:
             _collect(arg, found)
 
 
-def _unstorable(value: Any, where: str, allowed: Mapping[str, type]) -> str:
+def describe(where: Where) -> str:
+    """The text of a place: ``where`` itself, or its parent's text followed by its formatted part."""
+    if isinstance(where, str):
+        return where
+    parent, part, *args = where
+    return describe(parent) + str(part).format(*args)
+
+
+def _unstorable(value: Any, at: Where, allowed: Mapping[str, type]) -> str:
+    where = describe(at)
     kind = type(value)
     name = kind.__qualname__ if kind.__module__ == "builtins" else _path(kind).replace(":", ".")
     if isinstance(value, BaseModel | enum.Enum):

@@ -23,7 +23,7 @@ from ..session import new_run_id
 from ..settings import RunSettings
 from ..settings_check import check_run_settings
 from .base import Entry, Journal, RecordedRun, RunHeader
-from .codec import flow_classes
+from .declared import declared_classes
 from .errors import UnstorableValueError
 from .fingerprint import flow_fingerprint
 from .retry import memo_of, segments
@@ -160,7 +160,7 @@ def open_run(flow: Flow, inputs: Mapping[str, Any] | None, settings: RunSettings
         if settings.get("resume"):
             raise ValueError("resume=True needs the journal to resume from: pass journal=")
         return OpenedRun(inputs, settings, None)
-    journal.allow(flow_classes(flow))
+    journal.allow(declared_classes(flow))
     if not settings.get("resume"):
         return _start(flow, inputs, settings, journal, run_id or new_run_id())
     if not run_id:

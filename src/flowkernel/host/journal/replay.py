@@ -17,7 +17,7 @@ from ...model.flow import Flow
 from ...protocol import Cancel, Command, Completion, Invoke, StartTimer
 from ...result import ExecutionResult
 from .base import Entry, Journal
-from .codec import flow_classes
+from .declared import declared_classes
 from .recorder import check_flow, digest, options_of
 from .retry import segments
 
@@ -64,7 +64,7 @@ def replay(flow: Flow, journal: Journal, run_id: str, *, allow_flow_change: bool
     Raises :class:`~flowkernel.errors.NonDeterminismError` at the first divergence, and
     :class:`~flowkernel.errors.JournalError` if the run has not finished (resume it with a driver).
     """
-    journal.allow(flow_classes(flow))
+    journal.allow(declared_classes(flow))
     recorded = journal.load(run_id)
     header = recorded.header
     check_flow(flow, header, allow_flow_change)

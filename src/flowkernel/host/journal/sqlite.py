@@ -40,7 +40,7 @@ from ...errors import CorruptJournalError, ForeignJournalError, JournalError, Ru
 from ...protocol import Cancelled, Raised, Returned, TimerFired
 from ...result import ExecutionResult
 from .base import Entry, Journal, RecordedRun, RunHeader, RunSummary
-from .codec import JsonCodec
+from .codec import JsonCodec, Where, describe
 from .errors import RunLeasedError, UnstorableValueError, UntrustedJournalError
 
 __all__ = ("Codec", "Durability", "SqliteJournal")
@@ -150,7 +150,7 @@ class SqliteJournal(Journal):
 
     # ---- values -------------------------------------------------------------------------------
 
-    def _dumps(self, value: Any, where: str) -> bytes:
+    def _dumps(self, value: Any, where: Where) -> bytes:
         if not self.pickles:
             return self.codec.dumps(value, where)
         self._check_trusted()
@@ -158,7 +158,7 @@ class SqliteJournal(Journal):
             return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             message = " ".join(str(exc).split())
-            raise UnstorableValueError(f"cannot store {where}: {type(exc).__name__}: {message}") from None
+            raise UnstorableValueError(f"cannot store {describe(where)}: {type(exc).__name__}: {message}") from None
 
     def _loads(self, blob: bytes, what: str) -> Any:
         if not self.pickles:
@@ -214,7 +214,7 @@ class SqliteJournal(Journal):
     def append(self, run_id: str, entry: Entry, steps_done: int) -> None:
         # The text json.dumps(entry.issued) gives, built directly: a quarter of its cost on this hot path.
         issued = "[" + ", ".join(map(encode_basestring_ascii, entry.issued)) + "]"
-        blob = self._dumps(entry.completions, f"entry {entry.seq} of run {run_id!r}")
+        blob = self._dumps(entry.completions, ("", "entry {} of run {!r}", entry.seq, run_id))
         crc = zlib.crc32(blob, zlib.crc32(issued.encode()))
         holder = self._leases.get(run_id)
         with self._lock:
