@@ -195,6 +195,15 @@ class ToolFacts:
             self._signatures[key] = _signature_of(tool)
         return self._signatures[key]
 
+    def fits(self, scan: StepScan) -> bool:
+        """Whether :func:`argument_problems` finds nothing for a step calling a tool without an input
+        model (most steps), asked without building its generator; ``False`` says nothing (ask it)."""
+        tool: Tool | None = scan.fields["tool"]
+        if tool is None or tool.__dict__["input_model"] is not None:
+            return False
+        signature = self.signature(tool)
+        return signature is None or signature.accepts(scan.fields["arguments"])
+
     def names(self, model: type[BaseModel]) -> _ModelNames:
         if model not in self._names:
             self._names[model] = _ModelNames.of(model)
