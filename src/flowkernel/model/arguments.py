@@ -196,13 +196,22 @@ class ToolFacts:
         return self._signatures[key]
 
     def fits(self, scan: StepScan) -> bool:
-        """Whether :func:`argument_problems` finds nothing for a step calling a tool without an input
-        model (most steps), asked without building its generator; ``False`` says nothing (ask it)."""
+        """Whether :func:`argument_problems` finds nothing for a step calling a tool (most steps), asked
+        as it asks, without building its generator; ``False`` says nothing (ask it)."""
         tool: Tool | None = scan.fields["tool"]
-        if tool is None or tool.__dict__["input_model"] is not None:
+        if tool is None:
             return False
-        signature = self.signature(tool)
-        return signature is None or signature.accepts(scan.fields["arguments"])
+        arguments = scan.fields["arguments"]
+        model = tool.__dict__["input_model"]
+        if model is None or issubclass(model, SignatureArguments):
+            signature = self.signature(tool)
+            if signature is not None and not signature.accepts(arguments):
+                return False
+            if model is None:
+                return True
+        elif not self.names(model).accepts(arguments):
+            return False
+        return 0 not in scan.kinds and self.unusable(model) is None  # no literal to validate
 
     def names(self, model: type[BaseModel]) -> _ModelNames:
         if model not in self._names:
