@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flowkernel import Flow, FlowValidationError, Step, tool
-from flowkernel.model.validation import declared_in_order, graph_cycles
+from flowkernel.model.scan import scan_steps
+from flowkernel.model.validation import _depend_on_earlier, declared_in_order, graph_cycles
 
 
 @tool(validate=False)
@@ -64,3 +65,19 @@ def test_a_flow_declared_backwards_still_finds_its_cycle() -> None:
 def test_a_flow_declared_out_of_order_without_a_cycle_builds() -> None:
     flow = Flow(name="backwards", steps=[Step(id="b", tool=noop, after=("a",)), Step(id="a", tool=noop)])
     assert flow.plan.deps == ((1,), ())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 6).flatmap(
+        lambda n: st.lists(st.lists(st.sampled_from("abcdefz"), max_size=3), min_size=n, max_size=n)
+    )
+)
+def test_the_scans_fast_path_agrees_with_declared_in_order(afters: list[list[str]]) -> None:
+    """With unique ids, the build asks the scans directly (no graph); it must answer as the graph does
+    (unknown ids, ``z``, and a step naming itself aside)."""
+    ids = list("abcdef"[: len(afters)])
+    scans = scan_steps([Step(id=i, tool=noop, after=tuple(after)) for i, after in zip(ids, afters, strict=True)])
+    first_index = {step_id: i for i, step_id in enumerate(ids)}
+    graph = {s.fields["id"]: [d for d in s.depends_on if d in first_index and d != s.fields["id"]] for s in scans}
+    assert _depend_on_earlier(first_index, scans) == declared_in_order(graph, first_index)

@@ -195,6 +195,24 @@ class ToolFacts:
             self._signatures[key] = _signature_of(tool)
         return self._signatures[key]
 
+    def fits(self, scan: StepScan) -> bool:
+        """Whether :func:`argument_problems` finds nothing for a step calling a tool (most steps), asked
+        as it asks, without building its generator; ``False`` says nothing (ask it)."""
+        tool: Tool | None = scan.fields["tool"]
+        if tool is None:
+            return False
+        arguments = scan.fields["arguments"]
+        model = tool.__dict__["input_model"]
+        if model is None or issubclass(model, SignatureArguments):
+            signature = self.signature(tool)
+            if signature is not None and not signature.accepts(arguments):
+                return False
+            if model is None:
+                return True
+        elif not self.names(model).accepts(arguments):
+            return False
+        return 0 not in scan.kinds and self.unusable(model) is None  # no literal to validate
+
     def names(self, model: type[BaseModel]) -> _ModelNames:
         if model not in self._names:
             self._names[model] = _ModelNames.of(model)

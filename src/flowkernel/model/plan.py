@@ -14,7 +14,7 @@ from .policies import ErrorPolicy
 from .refs import MISSING, Context, Input, PathError, Ref, compile_path, nothing_selected, select
 from .retry import RetryPolicy
 from .scan import CONTEXT, ITEM, SOURCE, ScannedCondition, StepScan, scan_steps, walk
-from .step import Step, in_force
+from .step import Step
 from .tool import Tool
 
 __all__ = ("Condition", "FlowPlan", "Getter", "Resolver", "compile_plan")
@@ -72,14 +72,19 @@ def compile_plan(
     """Compile a validated flow's steps; assumes :func:`find_problems` found nothing. ``scans``: the
     steps' :func:`~flowkernel.model.scan.scan_step`, when the caller has them already.
 
-    One pass over the steps fills every per-step column of the plan."""
+    One pass over the steps fills every per-step column of the plan. It reads the steps' and tools'
+    fields from their ``__dict__`` (:func:`~flowkernel.model.scan.field_values`): a pydantic model's
+    attribute read costs several times a dict read, and a build makes a dozen per step. No flow-wide
+    pass of its own: the columns are filled in that one loop (``tests/model/test_plan.py``)."""
     scans = scan_steps(steps) if scans is None else scans
     index = {scan.fields["id"]: i for i, scan in enumerate(scans)}
+    position = index.__getitem__
     deps: list[tuple[int, ...]] = []
-    dependents: list[list[int]] = [[] for _ in steps]
+    dependents: list[list[int]] = [[] for _ in scans]
     resolvers: list[Resolver] = []
     retry: list[RetryPolicy | None] = []
     timeouts: list[float | None] = []
+    caches: list[CachePolicy | None] = []
     conditions: list[Condition | None] = []
     map_sources: list[Getter | None] = []
     plain: list[bool] = []
@@ -88,27 +93,45 @@ def compile_plan(
     condition_inputs: list[str] = []
     for i, scan in enumerate(scans):
         fields = scan.fields
-        step_deps = tuple(sorted(map(index.__getitem__, scan.depends_on)))
+        depends_on = scan.depends_on
+        if len(depends_on) == 1:  # a chain's step: no sort
+            step_deps: tuple[int, ...] = (position(depends_on[0]),)
+        else:
+            step_deps = tuple(sorted(map(position, depends_on)))
         deps.append(step_deps)
         for d in step_deps:
             dependents[d].append(i)
         for source in scan.sources:
-            if isinstance(source, Input):
+            if type(source) is not Ref and isinstance(source, Input):
                 input_names[source.name] = None
         resolvers.append(_compile_arguments(scan, index))
         tool: Tool | None = fields["tool"]
-        retry.append(in_force(fields["retry"], tool, "retry"))
-        timeouts.append(in_force(fields["timeout"], tool, "timeout"))
+        tool_fields = None if tool is None else tool.__dict__  # (as field_values reads a step's)
+        own_retry, own_timeout, cache = fields["retry"], fields["timeout"], fields["cache"]
+        if tool_fields is None:  # a sub-flow: nothing in force but its own, and no cache
+            retry.append(own_retry)
+            timeouts.append(own_timeout)
+            caches.append(None)
+        else:  # as in_force and Step.cache_policy give them
+            retry.append(tool_fields["retry"] if own_retry is None else own_retry)
+            timeouts.append(tool_fields["timeout"] if own_timeout is None else own_timeout)
+            caches.append(None if cache is False else tool_fields["cache"] if cache is None else cache)
         condition = scan.condition
-        conditions.append(None if condition is None else _compile_condition(fields["when"], condition, index))
-        if condition is not None:
+        if condition is None:
+            conditions.append(None)
+        else:
+            conditions.append(_compile_condition(fields["when"], condition, index))
             condition_inputs.extend(sorted(condition.inputs))
         map_source = fields["map"]
         map_sources.append(None if map_source is None else _getter(map_source, index))
         context = bool(scan.holds & CONTEXT)
         reads_context.append(context)
         plain.append(
-            condition is None and map_source is None and tool is not None and tool.input_model is None and not context
+            condition is None
+            and map_source is None
+            and tool_fields is not None
+            and tool_fields["input_model"] is None
+            and not context
         )
     input_names.update(dict.fromkeys(condition_inputs))  # after every reference's, as they always were
     if outputs is None:
@@ -117,13 +140,13 @@ def compile_plan(
         step_ids=tuple(index),
         steps=tuple(steps),
         deps=tuple(deps),
-        dependents=tuple(tuple(users) for users in dependents),
+        dependents=tuple(map(tuple, dependents)),
         resolvers=tuple(resolvers),
         input_names=tuple(input_names),
         outputs=tuple((name, index[ref.step], _getter(ref, index, strict=False)) for name, ref in outputs.items()),
         retry=tuple(retry),
         timeouts=tuple(timeouts),
-        caches=tuple(step.cache_policy for step in steps),
+        caches=tuple(caches),
         on_error=tuple(scan.fields["on_error"] for scan in scans),
         conditions=tuple(conditions),
         join_any=tuple(scan.fields["join"] == "any" for scan in scans),
@@ -181,6 +204,12 @@ def _checked(read: Getter, source: Ref | Input | Context, strict: bool) -> Gette
     return lambda outputs, inputs: copy.deepcopy(default) if (value := read(outputs, inputs)) is None else value
 
 
+_SOURCES = (Ref, Input)
+_CONTAINERS = (dict, list, tuple, set)
+_MUTABLE = (dict, list, set, bytearray)
+"""Type tuples for ``isinstance``: ``Ref | Input`` written in a function builds a union per call."""
+
+
 def _compile_value(value: Any, index: Mapping[str, int], kind: int | None = None) -> Getter | None:
     """A getter for a value holding references, or ``None`` when the value is an immutable literal.
     ``kind``: what the value holds (:func:`~flowkernel.model.scan.walk`), when the caller knows.
@@ -188,11 +217,11 @@ def _compile_value(value: Any, index: Mapping[str, int], kind: int | None = None
     Mutable literals (lists, dicts) get a getter that copies them, so a tool that mutates its
     arguments cannot change the flow or another call's arguments.
     """
-    if isinstance(value, Ref | Input):
+    if isinstance(value, _SOURCES):
         return _getter(value, index)
     if isinstance(value, Context):
         return _context_getter(value, len(index))  # the slot after the last step's output
-    if not isinstance(value, dict | list | tuple | set):
+    if not isinstance(value, _CONTAINERS):
         return None
     if not (walk(value, []) if kind is None else kind) & (SOURCE | CONTEXT):
         return None if _immutable(value) else lambda o, i: copy.deepcopy(value)
@@ -207,12 +236,28 @@ def _compile_value(value: Any, index: Mapping[str, int], kind: int | None = None
 def _immutable(value: Any) -> bool:
     if isinstance(value, tuple):
         return all(_immutable(item) for item in value)
-    return not isinstance(value, dict | list | set | bytearray)
+    return not isinstance(value, _MUTABLE)
 
 
 def _compile_arguments(scan: StepScan, index: Mapping[str, int]) -> Resolver:
     """The resolver of the arguments the step's own flow resolves: in a map step, those without
-    :class:`~flowkernel.model.refs.Item` (each element's step resolves those)."""
+    :class:`~flowkernel.model.refs.Item` (each element's step resolves those).
+
+    One argument taken whole from a step's output or a flow input (a chain's step) reads it in the
+    resolver itself: one closure per step where a getter and a resolver calling it would be two, and
+    one call fewer each time it runs."""
+    arguments: dict[str, Any] = scan.fields["arguments"]
+    if len(arguments) == 1 and not scan.holds & ITEM:
+        for name, value in arguments.items():
+            if type(value) is Ref and not value.path:
+                j = index[value.step]
+                return lambda o, i: {name: o[j]}
+            if type(value) is Input and not value.path:
+                key = value.name
+                return lambda o, i: {name: i[key]}
+            only = _compile_value(value, index, scan.holds)
+            if only is not None:
+                return lambda o, i: {name: only(o, i)}
     compiled = [
         (name, value, _compile_value(value, index, kind))
         for name, value, kind in scan.argument_kinds()
@@ -221,8 +266,4 @@ def _compile_arguments(scan: StepScan, index: Mapping[str, int]) -> Resolver:
     if all(getter is None for _, _, getter in compiled):
         constant = {name: value for name, value, _ in compiled}
         return lambda o, i: constant.copy()
-    if len(compiled) == 1:  # the common chain case: one argument fed from one reference
-        name, _, only = compiled[0]
-        assert only is not None
-        return lambda o, i: {name: only(o, i)}
     return lambda o, i: {name: value if g is None else g(o, i) for name, value, g in compiled}

@@ -35,6 +35,11 @@ CONTEXT = 4
 """A value holds a :class:`Context`."""
 
 
+_SOURCES = (Ref, Input)
+_SEQUENCES = (list, tuple)
+"""Type tuples for ``isinstance``: ``Ref | Input`` written in a function builds a union per call."""
+
+
 def walk(value: Any, found: list[Ref | Input], locations: list[str] | None = None, location: str = "") -> int:
     """Append to ``found`` every :class:`Ref` or :class:`Input` nested in ``value`` (in lists, tuples and
     dict values, depth first) and tell what ``value`` holds: the union of :data:`SOURCE`, :data:`ITEM`
@@ -44,7 +49,7 @@ def walk(value: Any, found: list[Ref | Input], locations: list[str] | None = Non
     goes down (``arguments.rows`` → ``arguments.rows[1].id``); without, no string is formatted: a flow's
     build asks for the locations (:meth:`Step.sources`) only to report a problem.
     """
-    if isinstance(value, Ref | Input):
+    if isinstance(value, _SOURCES):
         found.append(value)
         if locations is not None:
             locations.append(location)
@@ -57,7 +62,7 @@ def walk(value: Any, found: list[Ref | Input], locations: list[str] | None = Non
     if isinstance(value, dict):
         for key, item in value.items():
             kinds |= walk(item, found, locations, "" if locations is None else f"{location}.{key}")
-    elif isinstance(value, list | tuple):
+    elif isinstance(value, _SEQUENCES):
         for position, item in enumerate(value):
             kinds |= walk(item, found, locations, "" if locations is None else f"{location}[{position}]")
     return kinds
@@ -134,7 +139,11 @@ def scan_step(step: Step) -> StepScan:
     kinds = []
     holds = 0
     for value in fields["arguments"].values():
-        kind = walk(value, found)
+        if type(value) is Ref or type(value) is Input:  # the common argument: no walk
+            found.append(value)
+            kind = SOURCE
+        else:
+            kind = walk(value, found)
         kinds.append(kind)
         holds |= kind
     depends_on = [source.step for source in found if isinstance(source, Ref)]

@@ -11,6 +11,7 @@ from ..errors import Problem
 from .cache import CachePolicy
 from .checked import MAX_SECONDS, WHOLE, CheckedModel
 from .policies import ErrorPolicy
+from .prechecked import prechecked_step_fields
 from .refs import ElementInput, Input, Item, Ref
 from .retry import RetryPolicy
 from .scan import walk
@@ -26,6 +27,8 @@ STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
 
 
 T = TypeVar("T")
+
+_set = object.__setattr__
 
 _ONE_TARGET = "a step runs a tool or a sub-flow: give exactly one of tool= and flow="
 _CACHE_IS_FOR_TOOLS = "cache= is for a step that calls a tool; a sub-flow's own steps (or tools) opt in to the cache"
@@ -64,6 +67,20 @@ class Step(CheckedModel):
     cache: CachePolicy | Literal[False] | None = None
     when: str | None = None
     join: Literal["all", "any"] = "all"
+
+    def __init__(self, /, **data: Any) -> None:
+        """Validate the fields; the common, valid values are checked here without pydantic (see
+        :mod:`~flowkernel.model.prechecked`: a third of a flow's build), anything else by pydantic."""
+        fields = prechecked_step_fields(data) if type(self) is Step else None
+        if fields is None:
+            super().__init__(**data)
+            return
+        # What pydantic's validation leaves (``model_construct`` does the same): the fields, the names
+        # given, no extras, no private attributes. _one_target holds: a tool, no sub-flow.
+        _set(self, "__dict__", fields)
+        _set(self, "__pydantic_fields_set__", set(data))
+        _set(self, "__pydantic_extra__", None)
+        _set(self, "__pydantic_private__", None)
 
     @model_validator(mode="after")
     def _one_target(self) -> Step:
