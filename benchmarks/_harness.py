@@ -99,6 +99,22 @@ class Row:
         }
 
 
+def per_round_ratio_row(
+    name: str, measured: list[float], baseline: list[float], target: float, judged: str, note: str
+) -> Row:
+    """A row judged on the median of per-round ratios (``measured[i] / baseline[i]``, each pair measured in
+    the same round), in µs/step, met when that median is at most ``target``."""
+    ratios = [m / b for m, b in zip(measured, baseline, strict=True)]
+    ratio = median(ratios)
+    return Row(
+        name, median(measured), median(baseline), "µs/step", ratio,
+        f"{judged} {ratio:.2f}x per round ({min(ratios):.2f}..{max(ratios):.2f}); "
+        f"spread {min(measured):.1f}..{max(measured):.1f} vs {min(baseline):.1f}..{max(baseline):.1f}",
+        f"≤ {target:g}x", ratio <= target, note=note,
+        samples={"measured": measured, "baseline": baseline, "ratio": ratios},
+    )  # fmt: skip
+
+
 def log(message: str) -> None:
     """Progress goes to stderr, so stdout carries only the results table."""
     print(message, file=sys.stderr, flush=True)

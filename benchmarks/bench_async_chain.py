@@ -21,7 +21,18 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from _harness import Config, Row, calibrate, child_main, in_clean_process, log, median, repeat, timed
+from _harness import (
+    Config,
+    Row,
+    calibrate,
+    child_main,
+    in_clean_process,
+    log,
+    median,
+    per_round_ratio_row,
+    repeat,
+    timed,
+)
 
 NAME = "async_chain"
 
@@ -111,16 +122,8 @@ def _measure(sizes: tuple[int, ...], rounds: int, repeats: int, config: Config) 
 
 
 def _ratio_row(name: str, measured: list[float], baseline: list[float], target: float, judged: str) -> Row:
-    ratios = [m / b for m, b in zip(measured, baseline, strict=True)]
-    ratio = median(ratios)
-    return Row(
-        name, median(measured), median(baseline), "µs/step", ratio,
-        f"{judged} {ratio:.2f}x per round ({min(ratios):.2f}..{max(ratios):.2f}); "
-        f"spread {min(measured):.1f}..{max(measured):.1f} vs {min(baseline):.1f}..{max(baseline):.1f}",
-        f"≤ {target:g}x", ratio <= target,
-        note="each side in its own clean process, every sample one asyncio.run/trio.run; ratio taken per round",
-        samples={"measured": measured, "baseline": baseline, "ratio": ratios},
-    )  # fmt: skip
+    note = "each side in its own clean process, every sample one asyncio.run/trio.run; ratio taken per round"
+    return per_round_ratio_row(name, measured, baseline, target, judged, note)
 
 
 def run(config: Config) -> list[Row]:

@@ -20,7 +20,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from _harness import Config, Row, calibrate, child_main, in_clean_process, log, median, repeat, timed
+from _harness import (
+    Config,
+    Row,
+    calibrate,
+    child_main,
+    in_clean_process,
+    log,
+    median,
+    per_round_ratio_row,
+    repeat,
+    timed,
+)
 
 NAME = "peer"
 PEER_TARGET = 0.6
@@ -121,22 +132,14 @@ def run(config: Config) -> list[Row]:
             checked = ("flowkernel",) if side == "flowkernel" else ()  # the peer's process never imports it
             report = in_clean_process(__file__, side, n, repeats, config.min_sample_time, check_modules=checked)
             found[side, n].append(median(report["samples"]))
-    rows = []
-    for n in sizes:
-        measured, baseline = found["flowkernel", n], found["langgraph", n]
-        ratios = [m / b for m, b in zip(measured, baseline, strict=True)]
-        ratio = median(ratios)
-        rows.append(
-            Row(
-                f"asyncio chain n={n:,} with pydantic models vs LangGraph", median(measured), median(baseline),
-                "µs/step", ratio,
-                f"{ratio:.2f}x the peer per round ({min(ratios):.2f}..{max(ratios):.2f}); spread "
-                f"{min(measured):.1f}..{max(measured):.1f} vs {min(baseline):.1f}..{max(baseline):.1f}",
-                f"≤ {PEER_TARGET:g}x", ratio <= PEER_TARGET,
-                note="each side in its own clean process, one asyncio.run per sample; ratio taken per round",
-                samples={"measured": measured, "baseline": baseline, "ratio": ratios},
-            )
-        )  # fmt: skip
+    note = "each side in its own clean process, one asyncio.run per sample; ratio taken per round"
+    rows = [
+        per_round_ratio_row(
+            f"asyncio chain n={n:,} with pydantic models vs LangGraph",
+            found["flowkernel", n], found["langgraph", n], PEER_TARGET, "peer", note,
+        )
+        for n in sizes
+    ]  # fmt: skip
     log(f"peer: done in {time.perf_counter() - started:.0f} s")
     return rows
 
