@@ -9,6 +9,7 @@ from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
+from dask.typing import Key
 from distributed import Client, Future
 
 from flowkernel import Completion, Invoke, Raised, Returned
@@ -66,6 +67,41 @@ def _read(fetch: asyncio.Future[Any]) -> None:
         fetch.exception()
 
 
+class _Gathers:
+    """Fetches the results of calls that finished in the same turn of the loop with one ``client.gather``.
+
+    Awaiting each future alone has distributed run the whole of ``Client._gather`` per key (a 1,000-call
+    fan-out at 0.68x of raw ``client.map`` + ``gather``, 0.77x batched). A finished call joins the gather
+    not yet sent, which starts on the loop's next turn: no result waits for another call to finish. The
+    gather is shielded from its callers, as in :func:`_fetched`.
+    """
+
+    __slots__ = ("_client", "_pending", "_sending")
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._pending: dict[Key, Future[Any]] = {}
+        self._sending: asyncio.Future[dict[Key, Any]] | None = None
+
+    async def result(self, future: Future[Any]) -> Any:
+        """The finished future's result (its error or cancellation raised as awaiting it would)."""
+        if future.status != "finished":
+            return await _fetched(future)
+        if self._sending is None:
+            self._sending = asyncio.ensure_future(self._send())
+            self._sending.add_done_callback(_read)
+        self._pending[future.key] = future
+        results = await asyncio.shield(self._sending)
+        if future.key in results:
+            return results[future.key]
+        return await _fetched(future)  # lost on its worker since: distributed's own error, or a retry
+
+    async def _send(self) -> dict[Key, Any]:
+        batch, self._pending, self._sending = self._pending, {}, None
+        results: dict[Key, Any] = await self._client.gather(batch, errors="skip")
+        return results
+
+
 class DaskBackend(AsyncioBackend):
     """The asyncio backend (timers, completion queue, task group) with invokes sent to the cluster.
 
@@ -80,6 +116,7 @@ class DaskBackend(AsyncioBackend):
         self._shipper = shipper
         self._outbox: list[DaskCall] = []
         self._cancelling: set[asyncio.Task[Any]] = set()
+        self._gathers = _Gathers(client)
         self.token = uuid.uuid4().hex
         """Unique to this backend (one run): with :attr:`numbers`, the keys of its tasks on the cluster."""
         self.numbers = itertools.count()
@@ -144,7 +181,8 @@ class DaskBackend(AsyncioBackend):
     async def _wait_for(self, call: DaskCall, future: Future[Any]) -> None:
         command, submitted = call.command, call.submitted
         try:
-            completion: Returned | Raised = await _fetched(future)
+            await future.exception()  # waits for the task to end, fetches nothing
+            completion: Returned | Raised = await self._gathers.result(future)
         except asyncio.CancelledError:
             if not self.is_live(command.call_id):
                 raise  # cancelled by the kernel or with the run: already answered
