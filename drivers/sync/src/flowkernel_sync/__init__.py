@@ -248,9 +248,19 @@ class _SyncBackend(Backend):
             return
         if self._pool is None:
             self._pool = DaemonThreadPool(self._max_workers)
+        pool, live, call_in_thread = self._pool, self._live, self._call_in_thread
         for command in held:
-            future = self._pool.submit(call_sync, command, self._clock, (), self.world)
-            self._watch(command, future, ThreadCall(future, self._pool))
+            call = ThreadCall(pool, call_in_thread, command)
+            live[command[0]] = call  # track(), before it starts: the call may end at once
+            pool.start(call)
+
+    def _call_in_thread(self, command: Invoke) -> None:
+        """A pool thread's call: the outcome goes to the queue, whatever happens (never lose a call)."""
+        try:
+            completion = call_sync(command, self._clock, (), self.world)
+        except BaseException as exc:  # raised() or the clock failed: still answer the call
+            completion = raised(command, exc, self._clock(), self._clock)
+        self.complete(completion)
 
     def _start_async(self, command: Invoke) -> None:
         """An async tool: a task on the shared loop thread (asyncio is imported here, on the first one)."""
