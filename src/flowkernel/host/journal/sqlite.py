@@ -10,23 +10,19 @@ anywhere can be listed, shown and resumed. Pickles (any value, but reading one c
 when the journal is opened ``trusted=True``: with ``codec="pickle"`` for a new file, and to read
 journals an older flowkernel wrote (format version 1, always pickles).
 
-A run being executed holds a **lease** on its row (holder, expiry), renewed in the background while it
-runs and released when it ends; a second process that tries to resume it gets :class:`RunLeasedError`
-at once. A lease whose holder died is taken over: at once when the holder was a process on this host
-that no longer exists, else once it expires (``lease`` seconds after its last renewal).
+A run being executed holds a **lease** on its row (holder, expiry; :mod:`.leases`), renewed in the
+background while it runs and released when it ends; a second process that tries to resume it gets
+:class:`RunLeasedError` at once. A lease whose holder died is taken over: at once when the holder was a
+process on this host that no longer exists, else once it expires (``lease`` seconds after its last renewal).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import socket
 import sqlite3
 import threading
 import time
-import uuid
-import weakref
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -42,6 +38,7 @@ from ...result import ExecutionResult
 from .base import Entry, Journal, RecordedRun, RunHeader, RunSummary
 from .codec import JsonCodec, Where, describe
 from .errors import RunLeasedError, UnstorableValueError, UntrustedJournalError
+from .leases import describe_holder, lease_over, new_holder, release_lease, renew_leases, start_renewing, take_lease
 
 __all__ = ("Codec", "Durability", "SqliteJournal")
 
@@ -65,7 +62,6 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _COMPLETION_TYPES = (Returned, Raised, TimerFired, Cancelled)
 _DAMAGE = ("malformed", "corrupt", "Could not decode", "no such table", "no such column")
 """Parts of SQLite's messages that mean the file is damaged (text or schema overwritten)."""
-_HOST = socket.gethostname()
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS flowkernel_journal (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -116,7 +112,7 @@ class SqliteJournal(Journal):
         self.lease = lease
         self.codec = JsonCodec(models)
         self._lock = threading.Lock()
-        self._holder = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._holder = new_holder()
         self._leases: dict[str, str] = {}  # run id -> this journal's holder token for it
         self._renewer: threading.Thread | None = None
         self._closed = threading.Event()
@@ -254,31 +250,7 @@ class SqliteJournal(Journal):
             self._check_trusted()
         holder = self._holder_for(run_id)
         with self._errors(f"lease run {run_id!r}"), self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute(
-                    "SELECT lease_holder, lease_expires FROM runs WHERE run_id = ?", (run_id,)
-                ).fetchone()
-                if row is None:
-                    raise RunNotFoundError(f"{self.path} holds no run {run_id!r} (see: flowkernel runs {self.path})")
-                current, expires = row
-                now = time.time()
-                if current is not None and current != holder and not _lease_over(current, expires, now):
-                    raise RunLeasedError(
-                        f"{self.path}: run {run_id!r} is being executed elsewhere (by {_describe(current)}, its lease"
-                        f" renewed until {datetime.fromtimestamp(float(expires), UTC):%Y-%m-%d %H:%M:%S} UTC);"
-                        " resume it once that run has ended, or once its holder is gone",
-                        current,
-                        float(expires),
-                    )
-                self._db.execute(
-                    "UPDATE runs SET lease_holder = ?, lease_expires = ? WHERE run_id = ?",
-                    (holder, now + self.lease, run_id),
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            take_lease(self._db, self.path, run_id, holder, self.lease)
             self._leases[run_id] = holder
         self._start_renewing()
 
@@ -288,35 +260,22 @@ class SqliteJournal(Journal):
         if holder is None:
             return
         with suppress(JournalError), self._errors(f"release run {run_id!r}"), self._lock:
-            self._db.execute(
-                "UPDATE runs SET lease_holder = NULL, lease_expires = NULL WHERE run_id = ? AND lease_holder = ?",
-                (run_id, holder),
-            )
+            release_lease(self._db, run_id, holder)
 
     def _holder_for(self, run_id: str) -> str:
         return f"{self._holder}:{run_id}"
 
     def _start_renewing(self) -> None:
         with self._lock:
-            if self._renewer is not None:
-                return
-            self._renewer = threading.Thread(
-                target=_renew_leases, args=(weakref.ref(self), self._closed, self.lease / 3), daemon=True
-            )
-            self._renewer.start()
+            if self._renewer is None:
+                self._renewer = start_renewing(self._renew, self._closed, self.lease / 3)
 
     def _renew(self) -> None:
         """Push back the expiry of every lease this journal holds."""
         if not self._leases:
             return
         with self._lock:
-            expires = time.time() + self.lease
-            for run_id, holder in list(self._leases.items()):
-                cursor = self._db.execute(
-                    "UPDATE runs SET lease_expires = ? WHERE run_id = ? AND lease_holder = ?", (expires, run_id, holder)
-                )
-                if cursor.rowcount != 1:  # taken over: appends will say so
-                    self._leases.pop(run_id, None)
+            renew_leases(self._db, self._leases, self.lease)
 
     # ---- retrying ----------------------------------------------------------------------------
 
@@ -338,10 +297,10 @@ class SqliteJournal(Journal):
                 if (
                     current is not None
                     and current not in self._leases.values()
-                    and not _lease_over(current, expires, time.time())
+                    and not lease_over(current, expires, time.time())
                 ):
                     raise RunLeasedError(
-                        f"{self.path}: run {run_id!r} is being executed elsewhere (by {_describe(current)})",
+                        f"{self.path}: run {run_id!r} is being executed elsewhere (by {describe_holder(current)})",
                         current,
                         float(expires),
                     )
@@ -385,10 +344,10 @@ class SqliteJournal(Journal):
                 if (
                     current is not None
                     and current not in self._leases.values()
-                    and not _lease_over(current, expires, time.time())
+                    and not lease_over(current, expires, time.time())
                 ):
                     raise RunLeasedError(
-                        f"{self.path}: run {run_id!r} is being executed elsewhere (by {_describe(current)}):"
+                        f"{self.path}: run {run_id!r} is being executed elsewhere (by {describe_holder(current)}):"
                         " it cannot be deleted now",
                         current,
                         float(expires),
@@ -653,38 +612,3 @@ def _not_a_database(path: Path, message: str, action: str) -> JournalError:
 
 def _end_crc(status: str, finished: float, done: int) -> int:
     return zlib.crc32(f"{status}\x00{finished!r}\x00{done}".encode())
-
-
-def _lease_over(holder: str, expires: Any, now: float) -> bool:
-    """Whether a lease can be taken over: it expired, or its holder was a process of this host that is gone."""
-    if type(expires) is not float or expires < now:
-        return True
-    host, _, rest = holder.partition(":")
-    pid = rest.partition(":")[0]
-    if host != _HOST or not pid.isdigit():
-        return False
-    if int(pid) == os.getpid():
-        return False  # this process: another journal object, or another run, in it still holds the lease
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # it exists (another user's process)
-        return False
-    return False
-
-
-def _describe(holder: str) -> str:
-    host, _, rest = holder.partition(":")
-    return f"process {rest.partition(':')[0]} on {host}"
-
-
-def _renew_leases(journal: weakref.ref[SqliteJournal], closed: threading.Event, every: float) -> None:
-    """The renewing thread: pushes back the journal's leases until it is closed or collected."""
-    while not closed.wait(every):
-        target = journal()
-        if target is None:
-            return
-        with suppress(Exception):  # a failed renewal is retried; if the lease lapses, appends say so
-            target._renew()
-        del target
