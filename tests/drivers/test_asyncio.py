@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import warnings
 from typing import Any
 
 import pytest
 
 from flowkernel import AttemptStatus, ErrorKind, ExecutionResult, Flow, Ref, RunStatus, Step, StepStatus, tool
+from flowkernel.errors import AbandonedCallWarning
 from flowkernel.host import partial_result
 from flowkernel_asyncio import AsyncioDriver
 
@@ -275,3 +277,28 @@ def test_cancelling_abandons_a_sync_tool_in_its_thread() -> None:
     assert result is not None
     assert result.step("blocking").status is StepStatus.CANCELLED
     assert result.step("next").status is StepStatus.CANCELLED
+
+
+def test_calls_cancelled_before_their_tasks_ran_are_not_reported_abandoned() -> None:
+    """A call's task takes itself out of the running table when it ends; one cancelled before it ran
+    never does. fail_fast stops this run before the tasks started beside the inline failure ran: none is
+    reported as a call that ignored cancellation, and none ran."""
+    ran: list[str] = []
+
+    @tool
+    def fails() -> int:
+        raise ValueError("first")
+
+    @tool
+    async def later(name: str) -> str:
+        ran.append(name)
+        return name
+
+    steps = [Step(id="fail", tool=fails)]
+    steps += [Step(id=f"a{k}", tool=later, arguments={"name": f"a{k}"}) for k in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AbandonedCallWarning)
+        result = run(Flow(name="stopped", steps=steps), sync_tools="inline", fail_fast=True)
+    assert result.status == RunStatus.FAILED
+    assert [result.step(f"a{k}").status for k in range(3)] == [StepStatus.CANCELLED] * 3
+    assert ran == []

@@ -104,9 +104,9 @@ class AsyncioBackend(Backend, AsyncWaiter):
         self._arrived: list[Completion] = []
         self._waiter: asyncio.Future[None] | None = None
         self._crashed: BaseException | None = None
-        self._running: dict[asyncio.Task[None], str] = {}  # calls' tasks, outside the task group:
-        # a task that ignores cancellation must not keep the run from returning (see settle)
-        self._forget = self._running.__delitem__  # bound once: not an object per call for the collector
+        self._running: dict[str, asyncio.Task[None]] = {}  # calls' tasks, outside the task group:
+        # a task that ignores cancellation must not keep the run from returning (see settle). A task
+        # takes itself out when it ends (not a done callback: one loop callback less per call)
 
     def attach(self, group: asyncio.TaskGroup) -> None:
         self._group = group
@@ -117,17 +117,17 @@ class AsyncioBackend(Backend, AsyncWaiter):
             self.complete(call_sync(command, self._clock, (KeyboardInterrupt,), self.world))
         else:
             task = self._loop.create_task(self._invoke(command))
-            self._running[task] = command.call_id
-            task.add_done_callback(self._forget)
+            self._running[command.call_id] = task
             self.track(command.call_id, task)
 
     async def settle(self, grace: float) -> list[str]:
-        if not self._running:
+        running = {call_id: task for call_id, task in self._running.items() if not task.done()}  # a task
+        if not running:  # cancelled before it ran never took itself out
             return []
-        for task in self._running:
+        for task in running.values():
             task.cancel()
-        await asyncio.wait(list(self._running), timeout=grace)
-        return sorted(self._running.values())
+        await asyncio.wait(running.values(), timeout=grace)
+        return sorted(call_id for call_id, task in running.items() if not task.done())
 
     async def _invoke(self, command: Invoke) -> None:
         try:
@@ -149,6 +149,8 @@ class AsyncioBackend(Backend, AsyncWaiter):
             self._crashed = exc  # is outside the task group, which would have cancelled the run)
             self.post_nothing()
             return
+        finally:
+            del self._running[command[0]]
         self.complete(completion)
 
     def start_timer(self, command: StartTimer) -> None:
