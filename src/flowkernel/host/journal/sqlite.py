@@ -18,7 +18,6 @@ process on this host that no longer exists, else once it expires (``lease`` seco
 
 from __future__ import annotations
 
-import json
 import pickle
 import sqlite3
 import threading
@@ -32,13 +31,23 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
-from ...errors import CorruptJournalError, ForeignJournalError, JournalError, RunExistsError, RunNotFoundError
-from ...protocol import Cancelled, Raised, Returned, TimerFired
+from ...errors import CorruptJournalError, JournalError, RunExistsError, RunNotFoundError
 from ...result import ExecutionResult
 from .base import Entry, Journal, RecordedRun, RunHeader, RunSummary
 from .codec import JsonCodec, Where, describe
 from .errors import RunLeasedError, UnstorableValueError, UntrustedJournalError
+from .integrity import (
+    check_no_orphans,
+    check_whole_pages,
+    checked_end,
+    checked_entry,
+    checked_header,
+    end_crc,
+    header_crc,
+    not_a_database,
+)
 from .leases import describe_holder, lease_over, new_holder, release_lease, renew_leases, start_renewing, take_lease
+from .schema import PICKLE_VERSION, check_or_create_schema, tables, use_wal
 
 __all__ = ("Codec", "Durability", "SqliteJournal")
 
@@ -53,28 +62,8 @@ Codec = Literal["json", "pickle"]
 """How a new journal file stores values: ``json`` (the default; tagged JSON, cannot run code when read)
 or ``pickle`` (any picklable value; reading it can run any code, so it needs ``trusted=True``)."""
 
-FORMAT = "flowkernel journal"
-VERSION = "2"
-PICKLE_VERSION = "1"
-"""Format version 1: the first journals, pickles only, without lease or end checksums."""
-_VERSIONS = (VERSION, PICKLE_VERSION)
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-_COMPLETION_TYPES = (Returned, Raised, TimerFired, Cancelled)
 _DAMAGE = ("malformed", "corrupt", "Could not decode", "no such table", "no such column")
 """Parts of SQLite's messages that mean the file is damaged (text or schema overwritten)."""
-
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS flowkernel_journal (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS runs ("
-    " run_id TEXT PRIMARY KEY, flow_name TEXT NOT NULL, flow_version TEXT NOT NULL, flow_hash TEXT NOT NULL,"
-    " header BLOB NOT NULL, header_crc INTEGER NOT NULL, started REAL NOT NULL,"
-    " status TEXT, finished REAL, steps_done INTEGER, end_crc INTEGER, lease_holder TEXT, lease_expires REAL)",
-    "CREATE TABLE IF NOT EXISTS entries ("
-    " run_id TEXT NOT NULL, seq INTEGER NOT NULL, issued TEXT NOT NULL, completions BLOB NOT NULL,"
-    " crc INTEGER NOT NULL, steps_done INTEGER NOT NULL, PRIMARY KEY (run_id, seq)) WITHOUT ROWID",
-)
-_LATER_COLUMNS = ("end_crc INTEGER", "lease_holder TEXT", "lease_expires REAL")
-"""Columns version 1 files lack; added when such a file is opened ``trusted=True`` (it is then written)."""
 
 
 class SqliteJournal(Journal):
@@ -122,15 +111,17 @@ class SqliteJournal(Journal):
         # except a file of one byte, which it takes for an empty database (and would write over).
         with suppress(OSError):
             if self.path.stat().st_size == 1:
-                raise _not_a_database(self.path, "file is not a database", "open")
+                raise not_a_database(self.path, "file is not a database", "open")
         with self._errors("open"):
             self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
             try:
-                self._tables()  # before switching to WAL, which would change another application's database
-                self._check_whole_pages()  # before anything is written: a write can make a cut file whole again
-                self._use_wal(timeout)
+                # The tables before switching to WAL, which would change another application's database;
+                # whole pages before anything is written: a write can make a cut file whole again.
+                tables(self._db, self.path)
+                check_whole_pages(self._db, self.path)
+                use_wal(self._db, timeout)
                 self._db.execute(f"PRAGMA synchronous={'FULL' if durability == 'power' else 'NORMAL'}")
-                self._check_or_create_schema(codec)
+                self._version, self._codec_name = check_or_create_schema(self._db, self.path, codec, trusted)
             except BaseException:
                 self._db.close()
                 raise
@@ -194,7 +185,7 @@ class SqliteJournal(Journal):
                         header.flow_version,
                         header.flow_hash,
                         blob,
-                        self._header_crc(blob, started),
+                        header_crc(blob, started, self._version),
                         started,
                         holder,
                         started + self.lease,
@@ -237,7 +228,7 @@ class SqliteJournal(Journal):
             self._db.execute(
                 "UPDATE runs SET status = ?, finished = ?, steps_done = ?, end_crc = ?,"
                 " lease_holder = NULL, lease_expires = NULL WHERE run_id = ?",
-                (status, finished, done, _end_crc(status, finished, done), run_id),
+                (status, finished, done, end_crc(status, finished, done), run_id),
             )
             self._leases.pop(run_id, None)
 
@@ -293,7 +284,7 @@ class SqliteJournal(Journal):
                 if row is None:
                     raise RunNotFoundError(f"{self.path} holds no run {run_id!r} (see: flowkernel runs {self.path})")
                 current, expires, *end = row
-                status, _, done = self._end(run_id, *end)
+                status, _, done = checked_end(self.path, self._version, run_id, *end)
                 if (
                     current is not None
                     and current not in self._leases.values()
@@ -370,8 +361,8 @@ class SqliteJournal(Journal):
                 raise CorruptJournalError(
                     f"{self.path} is damaged: {'; '.join(' '.join(p.split()) for p in problems[:5])}"
                 )
-            self._check_whole_pages()
-            self._check_no_orphans()
+            check_whole_pages(self._db, self.path)
+            check_no_orphans(self._db, self.path)
             row = self._db.execute(
                 f"SELECT header, header_crc, started, {self._end_columns} FROM runs r WHERE run_id = ?", (run_id,)
             ).fetchone()
@@ -380,14 +371,16 @@ class SqliteJournal(Journal):
             rows = self._db.execute(
                 "SELECT seq, issued, completions, crc FROM entries WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
-        header = self._header(run_id, row[0], row[1], row[2])
-        status = self._end(run_id, *row[3:])[0]
-        entries = tuple(self._entry(run_id, position, *entry) for position, entry in enumerate(rows))
+        header = checked_header(self.path, self._version, self._loads, run_id, *row[:3])
+        status = checked_end(self.path, self._version, run_id, *row[3:])[0]
+        entries = tuple(
+            checked_entry(self.path, self._loads, run_id, position, *entry) for position, entry in enumerate(rows)
+        )
         return RecordedRun(header, entries, status)
 
     def header(self, run_id: str) -> RunHeader:
         row = self._row("header, header_crc, started", run_id)
-        return self._header(run_id, row[0], row[1], row[2])
+        return checked_header(self.path, self._version, self._loads, run_id, *row)
 
     def _row(self, columns: str, run_id: str) -> tuple[Any, ...]:
         """Some columns of a run's row in ``runs``; :class:`RunNotFoundError` if there is none."""
@@ -412,13 +405,13 @@ class SqliteJournal(Journal):
                 " (SELECT MAX(seq) FROM entries WHERE run_id = r.run_id) ORDER BY r.started, r.run_id"
             ).fetchall()
         summaries = []
-        for run_id, name, version, started, status, finished, done, end_crc, last_seq, last_done in rows:
+        for run_id, name, version, started, status, finished, done, crc, last_seq, last_done in rows:
             where = f"{self.path}: run {run_id!r}"
             if not all(type(text) is str for text in (run_id, name, version)):
                 raise CorruptJournalError(f"{where} is damaged: its name or version is not text")
             if type(started) is not float:
                 raise CorruptJournalError(f"{where} is damaged: its start time is not a time ({started!r})")
-            status, finished, done = self._end(run_id, status, finished, done, end_crc)
+            status, finished, done = checked_end(self.path, self._version, run_id, status, finished, done, crc)
             if not (last_seq is None or type(last_seq) is int) or not (last_done is None or type(last_done) is int):
                 raise CorruptJournalError(f"{where} is damaged: its last entry's numbers are not numbers")
             summaries.append(
@@ -442,142 +435,7 @@ class SqliteJournal(Journal):
         with self._lock:
             self._db.close()
 
-    # ---- checks -------------------------------------------------------------------------------
-
-    def _use_wal(self, timeout: float) -> None:
-        """Switch the file to WAL mode (once for good), retrying while another connection is reading it:
-        SQLite refuses the switch at once then, without waiting for the busy timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-            time.sleep(0.002)
-
-    def _tables(self) -> set[str]:
-        """The file's tables; :class:`ForeignJournalError` if they are another application's."""
-        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if tables and "flowkernel_journal" not in tables:
-            raise ForeignJournalError(
-                f"{self.path} is a SQLite database but not a flowkernel journal (it has tables {sorted(tables)})"
-            )
-        return tables
-
-    def _check_or_create_schema(self, codec: Codec) -> None:
-        if not self._tables():
-            self._db.execute("BEGIN IMMEDIATE")
-            try:  # statement by statement: executescript would commit the transaction first
-                for statement in _SCHEMA:
-                    self._db.execute(statement)
-                self._db.execute(
-                    "INSERT OR IGNORE INTO flowkernel_journal VALUES ('format', ?), ('version', ?), ('codec', ?)",
-                    (FORMAT, VERSION, codec),
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        meta = dict(self._db.execute("SELECT key, value FROM flowkernel_journal").fetchall())
-        if meta.get("format") != FORMAT:
-            raise ForeignJournalError(f"{self.path} is not a flowkernel journal (format {meta.get('format')!r})")
-        version = meta.get("version")
-        if version not in _VERSIONS:
-            raise ForeignJournalError(
-                f"{self.path} is a flowkernel journal of format version {version!r};"
-                f" this flowkernel reads versions {', '.join(_VERSIONS)}"
-            )
-        self._version: str = version
-        self._codec_name: str = "pickle" if version == PICKLE_VERSION else str(meta.get("codec"))
-        if self._codec_name not in ("json", "pickle"):
-            raise ForeignJournalError(f"{self.path} stores values with an unknown codec ({self._codec_name!r})")
-        if version == PICKLE_VERSION and self.trusted:  # trusted: it may be written, so give it leases
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-            for column in _LATER_COLUMNS:
-                if column.split()[0] not in columns:
-                    self._db.execute(f"ALTER TABLE runs ADD COLUMN {column}")
-
-    def _check_whole_pages(self) -> None:
-        """A SQLite file is whole pages: one cut inside a page is damaged even where the bytes lost held
-        nothing SQLite would notice (the unused end of the last page)."""
-        (page_size,) = self._db.execute("PRAGMA page_size").fetchone()
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:  # an in-memory journal (":memory:")
-            return
-        if size % page_size:
-            raise CorruptJournalError(
-                f"{self.path} is damaged: it is cut inside a page ({size} bytes, pages of {page_size})"
-            )
-
-    def _check_no_orphans(self) -> None:
-        """Every run id in ``entries`` is a run: a damaged key would otherwise hide its entry (and, sorted
-        last, pass the integrity check), and the run would silently resume from before it."""
-        runs = {row[0] for row in self._db.execute("SELECT run_id FROM runs")}
-        found = self._db.execute("SELECT run_id FROM entries ORDER BY run_id LIMIT 1").fetchone()
-        while found is not None:  # one seek per distinct run id, not a scan of every entry
-            if found[0] not in runs:
-                raise CorruptJournalError(f"{self.path} is damaged: it holds entries of no run ({found[0]!r})")
-            found = self._db.execute(
-                "SELECT run_id FROM entries WHERE run_id > ? ORDER BY run_id LIMIT 1", found
-            ).fetchone()
-
-    def _header_crc(self, blob: bytes, started: float) -> int:
-        """The header's checksum; from version 2 it covers the start time too."""
-        if self._version == PICKLE_VERSION:
-            return zlib.crc32(blob)
-        return zlib.crc32(repr(started).encode(), zlib.crc32(blob))
-
-    def _header(self, run_id: str, blob: Any, crc: Any, started: Any) -> RunHeader:
-        if type(blob) is not bytes or type(crc) is not int or type(started) is not float:
-            raise CorruptJournalError(
-                f"{self.path}: the header of run {run_id!r} is damaged (a cell of the wrong type)"
-            )
-        if self._header_crc(blob, started) != crc:
-            raise CorruptJournalError(f"{self.path}: the header of run {run_id!r} fails its checksum")
-        header = self._loads(blob, f"the header of run {run_id!r}")
-        if not isinstance(header, RunHeader) or header.run_id != run_id:
-            raise CorruptJournalError(f"{self.path}: the header of run {run_id!r} is not a run header")
-        return header
-
-    def _end(
-        self, run_id: str, status: Any, finished: Any, done: Any, crc: Any
-    ) -> tuple[str | None, float | None, int | None]:
-        """A run's end (status, when, steps done), checked: its cells' types, and from version 2 their
-        checksum, which is only written with a status, so a cleared status does not pass for a running run."""
-        where = f"{self.path}: the end of run {run_id!r}"
-        if not (status is None or type(status) is str) or not (finished is None or type(finished) is float):
-            raise CorruptJournalError(f"{where} is damaged (a cell of the wrong type)")
-        if not (done is None or type(done) is int):
-            raise CorruptJournalError(f"{where} is damaged (a cell of the wrong type)")
-        if self._version == PICKLE_VERSION:
-            return status, finished, done
-        if status is None and finished is None and done is None and crc is None:
-            return None, None, None
-        if status is None or finished is None or done is None or crc != _end_crc(status, finished, done):
-            raise CorruptJournalError(f"{where} fails its checksum (status {status!r}, finished {finished!r})")
-        return status, finished, done
-
-    def _entry(self, run_id: str, position: int, seq: Any, issued: Any, blob: Any, crc: Any) -> Entry:
-        where = f"{self.path}: run {run_id!r}, entry {position}"
-        if type(seq) is not int or type(issued) is not str or type(blob) is not bytes or type(crc) is not int:
-            raise CorruptJournalError(f"{where} is damaged (a cell of the wrong type)")
-        if seq != position:
-            raise CorruptJournalError(f"{where} is missing (the next entry found is {seq})")
-        if zlib.crc32(blob, zlib.crc32(issued.encode())) != crc:
-            raise CorruptJournalError(f"{where} fails its checksum")
-        completions = self._loads(blob, f"run {run_id!r}, entry {position}")
-        try:
-            commands = json.loads(issued)
-        except ValueError:
-            raise CorruptJournalError(f"{where}: its command digest is not readable") from None
-        if not isinstance(completions, tuple) or not all(isinstance(c, _COMPLETION_TYPES) for c in completions):
-            raise CorruptJournalError(f"{where} does not hold completions")
-        if not isinstance(commands, list) or not all(type(c) is str for c in commands):
-            raise CorruptJournalError(f"{where}: its command digest is not a list of commands")
-        return Entry(seq, tuple(commands), completions)
+    # ---- errors -------------------------------------------------------------------------------
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -589,26 +447,7 @@ class SqliteJournal(Journal):
         except sqlite3.DatabaseError as exc:
             message = " ".join(str(exc).split())  # one line: SQLite's messages can span several
             if "not a database" in message:
-                raise _not_a_database(self.path, message, action) from exc
+                raise not_a_database(self.path, message, action) from exc
             if any(sign in message for sign in _DAMAGE):
                 raise CorruptJournalError(f"{self.path} is damaged ({message}) while trying to {action}") from exc
             raise JournalError(f"{self.path}: cannot {action}: {message}") from exc
-
-
-def _not_a_database(path: Path, message: str, action: str) -> JournalError:
-    """What SQLite's "file is not a database" means for ``path``: damaged if it starts like SQLite, else
-    foreign. (Reading the file cannot drop locks that matter: SQLite cannot read it.)"""
-    try:
-        with path.open("rb") as file:
-            magic = file.read(len(_SQLITE_MAGIC))
-    except OSError as exc:
-        return JournalError(f"{path}: cannot {action}: {message} ({exc})")
-    if magic == _SQLITE_MAGIC:
-        return CorruptJournalError(f"{path} is damaged ({message}) while trying to {action}")
-    if magic and _SQLITE_MAGIC.startswith(magic):
-        return CorruptJournalError(f"{path} is damaged: cut short to {len(magic)} bytes, inside SQLite's header")
-    return ForeignJournalError(f"{path} is not a flowkernel journal (not a SQLite database)")
-
-
-def _end_crc(status: str, finished: float, done: int) -> int:
-    return zlib.crc32(f"{status}\x00{finished!r}\x00{done}".encode())
