@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ...errors import CacheError, CorruptCacheError, ForeignCacheError
+from ..sqlite_wal import use_wal
 from .keys import CacheKey
 
 __all__ = ("CacheHit", "CacheStats", "StepCache", "ToolStats")
@@ -231,7 +232,7 @@ class StepCache:
             raise ForeignCacheError(
                 f"{self.path} is a SQLite database but not a flowkernel step cache (it has tables {sorted(tables)})"
             )
-        _use_wal(db, self.timeout)
+        use_wal(db, self.timeout)
         if not tables:
             db.execute("BEGIN IMMEDIATE")
             try:  # statement by statement: executescript would commit the transaction first
@@ -285,20 +286,6 @@ class StepCache:
 
 def _tables(db: sqlite3.Connection) -> set[str]:
     return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-
-
-def _use_wal(db: sqlite3.Connection, timeout: float) -> None:
-    """Switch to WAL mode (once for good), retrying while another connection reads the file: SQLite
-    refuses the switch at once then, without waiting for the busy timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-        time.sleep(0.002)
 
 
 def _no_constant(name: str) -> Any:

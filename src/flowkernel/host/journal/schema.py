@@ -5,12 +5,11 @@ schema created or checked). Kept apart from the store (:mod:`.sqlite`), which ca
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 from ...errors import ForeignJournalError
 
-__all__ = ("FORMAT", "PICKLE_VERSION", "VERSION", "check_or_create_schema", "tables", "use_wal")
+__all__ = ("FORMAT", "PICKLE_VERSION", "VERSION", "check_or_create_schema", "tables")
 
 FORMAT = "flowkernel journal"
 VERSION = "2"
@@ -30,20 +29,6 @@ _SCHEMA = (
 )
 _LATER_COLUMNS = ("end_crc INTEGER", "lease_holder TEXT", "lease_expires REAL")
 """Columns version 1 files lack; added when such a file is opened ``trusted=True`` (it is then written)."""
-
-
-def use_wal(db: sqlite3.Connection, timeout: float) -> None:
-    """Switch the file to WAL mode (once for good), retrying while another connection is reading it:
-    SQLite refuses the switch at once then, without waiting for the busy timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-        time.sleep(0.002)
 
 
 def tables(db: sqlite3.Connection, path: Path) -> set[str]:

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from ...errors import CorruptJournalError, JournalError, RunExistsError, RunNotFoundError
 from ...result import ExecutionResult
+from ..sqlite_wal import use_wal
 from .base import Entry, Journal, RecordedRun, RunHeader, RunSummary
 from .codec import JsonCodec, Where, describe
 from .errors import RunLeasedError, UnstorableValueError, UntrustedJournalError
@@ -47,7 +48,7 @@ from .integrity import (
     not_a_database,
 )
 from .leases import describe_holder, lease_over, new_holder, release_lease, renew_leases, start_renewing, take_lease
-from .schema import PICKLE_VERSION, check_or_create_schema, tables, use_wal
+from .schema import PICKLE_VERSION, check_or_create_schema, tables
 
 __all__ = ("Codec", "Durability", "SqliteJournal")
 
