@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ...errors import CacheError, CorruptCacheError, ForeignCacheError
-from ..sqlite_wal import use_wal
+from ..sqlite_files import immediate, use_wal
 from .keys import CacheKey
 
 __all__ = ("CacheHit", "CacheStats", "StepCache", "ToolStats")
@@ -234,17 +234,12 @@ class StepCache:
             )
         use_wal(db, self.timeout)
         if not tables:
-            db.execute("BEGIN IMMEDIATE")
-            try:  # statement by statement: executescript would commit the transaction first
+            with immediate(db):
                 for statement in _SCHEMA:
                     db.execute(statement)
                 db.execute(
                     "INSERT OR IGNORE INTO flowkernel_cache VALUES ('format', ?), ('version', ?)", (FORMAT, VERSION)
                 )
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
         meta = dict(db.execute("SELECT key, value FROM flowkernel_cache").fetchall())
         if meta.get("format") != FORMAT:
             raise ForeignCacheError(f"{self.path} is not a flowkernel step cache (format {meta.get('format')!r})")

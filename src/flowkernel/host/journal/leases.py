@@ -12,19 +12,22 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ...errors import RunNotFoundError
+from ..sqlite_files import immediate
 from .errors import RunLeasedError
 
 __all__ = (
     "describe_holder",
     "lease_over",
     "new_holder",
+    "no_run",
+    "refuse_if_leased",
     "release_lease",
     "renew_leases",
     "start_renewing",
@@ -43,11 +46,10 @@ def new_holder() -> str:
 def take_lease(db: sqlite3.Connection, path: Path, run_id: str, holder: str, lease: float) -> None:
     """Lease run ``run_id`` to ``holder`` for ``lease`` seconds, in a transaction of its own:
     :class:`RunLeasedError` if a live holder has it; a dead holder's lease is taken over."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(db):
         row = db.execute("SELECT lease_holder, lease_expires FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
-            raise RunNotFoundError(f"{path} holds no run {run_id!r} (see: flowkernel runs {path})")
+            raise no_run(path, run_id)
         current, expires = row
         now = time.time()
         if current is not None and current != holder and not lease_over(current, expires, now):
@@ -61,10 +63,24 @@ def take_lease(db: sqlite3.Connection, path: Path, run_id: str, holder: str, lea
         db.execute(
             "UPDATE runs SET lease_holder = ?, lease_expires = ? WHERE run_id = ?", (holder, now + lease, run_id)
         )
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
+
+
+def refuse_if_leased(
+    path: Path, run_id: str, current: str | None, expires: Any, own: Collection[str], why: str
+) -> None:
+    """:class:`RunLeasedError` if a live holder other than one of ``own`` has run ``run_id``'s lease
+    (``why`` ends the message: what cannot be done now)."""
+    if current is not None and current not in own and not lease_over(current, expires, time.time()):
+        raise RunLeasedError(
+            f"{path}: run {run_id!r} is being executed elsewhere (by {describe_holder(current)}){why}",
+            current,
+            float(expires),
+        )
+
+
+def no_run(path: Path, run_id: str) -> RunNotFoundError:
+    """The error for a run id the journal at ``path`` does not hold."""
+    return RunNotFoundError(f"{path} holds no run {run_id!r} (see: flowkernel runs {path})")
 
 
 def release_lease(db: sqlite3.Connection, run_id: str, holder: str) -> None:

@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from ...errors import ForeignJournalError
+from ..sqlite_files import immediate
 
 __all__ = ("FORMAT", "PICKLE_VERSION", "VERSION", "check_or_create_schema", "tables")
 
@@ -46,18 +47,13 @@ def check_or_create_schema(db: sqlite3.Connection, path: Path, codec: str, trust
     this flowkernel reads; a version 1 file opened ``trusted`` gains the columns it lacks. Returns the
     file's format version and the codec it stores values with."""
     if not tables(db, path):
-        db.execute("BEGIN IMMEDIATE")
-        try:  # statement by statement: executescript would commit the transaction first
+        with immediate(db):
             for statement in _SCHEMA:
                 db.execute(statement)
             db.execute(
                 "INSERT OR IGNORE INTO flowkernel_journal VALUES ('format', ?), ('version', ?), ('codec', ?)",
                 (FORMAT, VERSION, codec),
             )
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
     meta = dict(db.execute("SELECT key, value FROM flowkernel_journal").fetchall())
     if meta.get("format") != FORMAT:
         raise ForeignJournalError(f"{path} is not a flowkernel journal (format {meta.get('format')!r})")

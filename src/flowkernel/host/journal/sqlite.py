@@ -31,9 +31,9 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
-from ...errors import CorruptJournalError, JournalError, RunExistsError, RunNotFoundError
+from ...errors import CorruptJournalError, JournalError, RunExistsError
 from ...result import ExecutionResult
-from ..sqlite_wal import use_wal
+from ..sqlite_files import immediate, use_wal
 from .base import Entry, Journal, RecordedRun, RunHeader, RunSummary
 from .codec import JsonCodec, Where, describe
 from .errors import RunLeasedError, UnstorableValueError, UntrustedJournalError
@@ -47,7 +47,15 @@ from .integrity import (
     header_crc,
     not_a_database,
 )
-from .leases import describe_holder, lease_over, new_holder, release_lease, renew_leases, start_renewing, take_lease
+from .leases import (
+    new_holder,
+    no_run,
+    refuse_if_leased,
+    release_lease,
+    renew_leases,
+    start_renewing,
+    take_lease,
+)
 from .schema import PICKLE_VERSION, check_or_create_schema, tables
 
 __all__ = ("Codec", "Durability", "SqliteJournal")
@@ -275,48 +283,30 @@ class SqliteJournal(Journal):
         """Append the marker entry ``mark`` to a finished run that did not succeed and clear its end, so
         resuming it retries what did not succeed (see :mod:`.retry`). ``False``, changing nothing, if the
         run succeeded or has not finished; :class:`RunLeasedError` if it is being executed elsewhere."""
-        with self._errors(f"reopen run {run_id!r}"), self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute(
-                    f"SELECT r.lease_holder, r.lease_expires, {self._end_columns} FROM runs r WHERE run_id = ?",
-                    (run_id,),
-                ).fetchone()
-                if row is None:
-                    raise RunNotFoundError(f"{self.path} holds no run {run_id!r} (see: flowkernel runs {self.path})")
-                current, expires, *end = row
-                status, _, done = checked_end(self.path, self._version, run_id, *end)
-                if (
-                    current is not None
-                    and current not in self._leases.values()
-                    and not lease_over(current, expires, time.time())
-                ):
-                    raise RunLeasedError(
-                        f"{self.path}: run {run_id!r} is being executed elsewhere (by {describe_holder(current)})",
-                        current,
-                        float(expires),
-                    )
-                if status is None or status == "succeeded":
-                    self._db.execute("ROLLBACK")
-                    return False
-                (last,) = self._db.execute("SELECT MAX(seq) FROM entries WHERE run_id = ?", (run_id,)).fetchone()
-                issued = "[" + encode_basestring_ascii(mark) + "]"
-                blob = self._dumps((), f"the retry marker of run {run_id!r}")
-                seq = 0 if last is None else last + 1
-                crc = zlib.crc32(blob, zlib.crc32(issued.encode()))
-                self._db.execute(
-                    "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?)", (run_id, seq, issued, blob, crc, done or 0)
-                )
-                self._db.execute(
-                    "UPDATE runs SET status = NULL, finished = NULL, steps_done = NULL, end_crc = NULL"
-                    " WHERE run_id = ?",
-                    (run_id,),
-                )
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._errors(f"reopen run {run_id!r}"), self._lock, immediate(self._db):
+            row = self._db.execute(
+                f"SELECT r.lease_holder, r.lease_expires, {self._end_columns} FROM runs r WHERE run_id = ?",
+                (run_id,),
+            ).fetchone()
+            if row is None:
+                raise no_run(self.path, run_id)
+            current, expires, *end = row
+            status, _, done = checked_end(self.path, self._version, run_id, *end)
+            refuse_if_leased(self.path, run_id, current, expires, self._leases.values(), "")
+            if status is None or status == "succeeded":
+                return False
+            (last,) = self._db.execute("SELECT MAX(seq) FROM entries WHERE run_id = ?", (run_id,)).fetchone()
+            issued = "[" + encode_basestring_ascii(mark) + "]"
+            blob = self._dumps((), f"the retry marker of run {run_id!r}")
+            seq = 0 if last is None else last + 1
+            crc = zlib.crc32(blob, zlib.crc32(issued.encode()))
+            self._db.execute(
+                "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?)", (run_id, seq, issued, blob, crc, done or 0)
+            )
+            self._db.execute(
+                "UPDATE runs SET status = NULL, finished = NULL, steps_done = NULL, end_crc = NULL WHERE run_id = ?",
+                (run_id,),
+            )
         return True
 
     # ---- deleting -----------------------------------------------------------------------------
@@ -325,31 +315,18 @@ class SqliteJournal(Journal):
         """Delete run ``run_id`` and its record, so its id can be used again; refused with
         :class:`RunLeasedError` while the run is being executed."""
         with self._errors(f"delete run {run_id!r}"), self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(self._db):
                 row = self._db.execute(
                     "SELECT lease_holder, lease_expires FROM runs WHERE run_id = ?", (run_id,)
                 ).fetchone()
                 if row is None:
-                    raise RunNotFoundError(f"{self.path} holds no run {run_id!r} (see: flowkernel runs {self.path})")
+                    raise no_run(self.path, run_id)
                 current, expires = row
-                if (
-                    current is not None
-                    and current not in self._leases.values()
-                    and not lease_over(current, expires, time.time())
-                ):
-                    raise RunLeasedError(
-                        f"{self.path}: run {run_id!r} is being executed elsewhere (by {describe_holder(current)}):"
-                        " it cannot be deleted now",
-                        current,
-                        float(expires),
-                    )
+                refuse_if_leased(
+                    self.path, run_id, current, expires, self._leases.values(), ": it cannot be deleted now"
+                )
                 self._db.execute("DELETE FROM entries WHERE run_id = ?", (run_id,))
                 self._db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
             self._leases.pop(run_id, None)
 
     # ---- reading ------------------------------------------------------------------------------
@@ -368,7 +345,7 @@ class SqliteJournal(Journal):
                 f"SELECT header, header_crc, started, {self._end_columns} FROM runs r WHERE run_id = ?", (run_id,)
             ).fetchone()
             if row is None:
-                raise RunNotFoundError(f"{self.path} holds no run {run_id!r} (see: flowkernel runs {self.path})")
+                raise no_run(self.path, run_id)
             rows = self._db.execute(
                 "SELECT seq, issued, completions, crc FROM entries WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
@@ -390,7 +367,7 @@ class SqliteJournal(Journal):
                 f"SELECT {columns} FROM runs WHERE run_id = ?", (run_id,)
             ).fetchone()
         if row is None:
-            raise RunNotFoundError(f"{self.path} holds no run {run_id!r} (see: flowkernel runs {self.path})")
+            raise no_run(self.path, run_id)
         return row
 
     @property
