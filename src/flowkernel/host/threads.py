@@ -71,8 +71,8 @@ class DaemonThreadPool(Executor):
         return future
 
     def abandon(self) -> None:
-        """A call was given up on while its thread still runs: the pool may start one more in its place
-        (until that call returns)."""
+        """A call was given up on while its thread still runs: the pool may start one more in its place.
+        (:meth:`ThreadCall.cancel` does this itself, and takes the extra thread back when the call returns.)"""
         with self._lock:
             self._max_workers += 1
 

@@ -121,8 +121,9 @@ class AsyncioBackend(Backend, AsyncWaiter):
             self.track(command.call_id, task)
 
     async def settle(self, grace: float) -> list[str]:
-        running = {call_id: task for call_id, task in self._running.items() if not task.done()}  # a task
-        if not running:  # cancelled before it ran never took itself out
+        # (a task cancelled before it ran never took itself out: it is done, and skipped)
+        running = {call_id: task for call_id, task in self._running.items() if not task.done()}
+        if not running:
             return []
         for task in running.values():
             task.cancel()

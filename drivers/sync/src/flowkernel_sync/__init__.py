@@ -26,7 +26,6 @@ from flowkernel.events import Event, RunFinished
 from flowkernel.host import (
     NOT_CANCELLABLE,
     Backend,
-    Cancellable,
     DaemonThreadPool,
     EventIterator,
     KernelSession,
@@ -289,8 +288,8 @@ class _SyncBackend(Backend):
         if self.interrupted and not interrupted:
             self.interrupt()
 
-    def _watch(self, command: Invoke, future: Future[Any], handle: Cancellable | None = None) -> None:
-        self.track(command.call_id, handle or future)
+    def _watch(self, command: Invoke, future: Future[Any]) -> None:
+        self.track(command.call_id, future)
 
         def done(future: Future[Any]) -> None:
             try:
