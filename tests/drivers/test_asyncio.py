@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 import warnings
@@ -302,3 +303,28 @@ def test_calls_cancelled_before_their_tasks_ran_are_not_reported_abandoned() -> 
     assert result.status == RunStatus.FAILED
     assert [result.step(f"a{k}").status for k in range(3)] == [StepStatus.CANCELLED] * 3
     assert ran == []
+
+
+def test_a_sync_tool_that_outlives_its_run_and_loop_ends_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sync tool in a pool thread times out, the run ends and ``asyncio.run`` closes its loop; when the
+    tool returns at last, its result has nowhere to go. It is dropped without an error, and the pool's
+    thread is free for the next run."""
+    reported: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+    release, returned = threading.Event(), threading.Event()
+
+    @tool
+    def slow() -> str:
+        release.wait(TIMEOUT)
+        returned.set()
+        return "too late"
+
+    flow = Flow(name="f", steps=[Step(id="slow", tool=slow, timeout=0.05)])
+    result = arun(lambda: AsyncioDriver().run(flow))
+    assert result.step("slow").error.kind is ErrorKind.TIMEOUT
+    release.set()  # the loop is closed by now
+    assert returned.wait(TIMEOUT)
+    time.sleep(0.1)  # the thread hands the result on (and drops it) after the tool returns
+    assert reported == []
+    again = arun(lambda: AsyncioDriver().run(Flow(name="g", steps=[Step(id="ok", tool=ok)])))
+    assert again.status is RunStatus.SUCCEEDED

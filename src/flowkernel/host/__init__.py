@@ -4,7 +4,7 @@ from .async_driver import AsyncDriver, AsyncWaiter
 from .backend import NOT_CANCELLABLE, Backend, Cancellable
 from .context import current_invoke
 from .driver import Driver
-from .invoke import Clock, Passthrough, call_async, call_sync, raised
+from .invoke import Clock, Passthrough, call_async, call_sync, call_sync_in_thread, raised
 from .loops import UnsupportedToolError, check_tools_fit
 from .middleware import Middleware, mark_cached, through_chain
 from .registry import ENTRY_POINT_GROUP, installed_drivers, load_driver, load_driver_class
@@ -41,6 +41,7 @@ __all__ = (
     "idempotency_key",
     "call_async",
     "call_sync",
+    "call_sync_in_thread",
     "installed_drivers",
     "load_driver",
     "load_driver_class",

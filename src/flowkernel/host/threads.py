@@ -70,12 +70,6 @@ class DaemonThreadPool(Executor):
         self.start(ThreadCall(self, _settle, (future, fn, args, kwargs)))
         return future
 
-    def abandon(self) -> None:
-        """A call was given up on while its thread still runs: the pool may start one more in its place.
-        (:meth:`ThreadCall.cancel` does this itself, and takes the extra thread back when the call returns.)"""
-        with self._lock:
-            self._max_workers += 1
-
     def drain(self, idle: Callable[[], None]) -> None:
         """Run the pool's calls until none is left (a worker thread's turn serving this pool); ``idle``
         files the thread as idle before the pool stops counting it, so whoever waited for the pool to
@@ -142,7 +136,7 @@ class ThreadCall:
             if self.state == _PENDING:
                 self.state = _CANCELLED
                 return True
-            if self.state == _RUNNING:  # abandon(), under the same lock
+            if self.state == _RUNNING:  # the pool may start one more in its place, until this returns
                 self.state = _ABANDONED
                 pool._max_workers += 1
         return False

@@ -9,10 +9,11 @@ partial result as ``partial_result``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeVar, Unpack
 
-from flowkernel import Completion, ExecutionResult, Flow, Invoke, StartTimer, TimerFired
+from flowkernel import Completion, ExecutionResult, Flow, Invoke, Raised, Returned, StartTimer, TimerFired
 from flowkernel.events import Event
 from flowkernel.host import (
     NOT_CANCELLABLE,
@@ -22,8 +23,10 @@ from flowkernel.host import (
     DaemonThreadPool,
     KernelSession,
     RunSettings,
+    ThreadCall,
     call_async,
     call_sync,
+    call_sync_in_thread,
     check_tools_fit,
     raised,
 )
@@ -37,6 +40,12 @@ T = TypeVar("T")
 SyncToolMode = Literal["thread", "inline"]
 DEFAULT_MAX_WORKERS = 32
 _PASSTHROUGH = (KeyboardInterrupt, asyncio.CancelledError)
+
+
+def _settle(done: asyncio.Future[T], value: T) -> None:
+    """Resolve a call's future on the loop, unless its task stopped waiting (cancelled)."""
+    if not done.done():
+        done.set_result(value)
 
 
 class AsyncioDriver(AsyncDriver):
@@ -131,19 +140,21 @@ class AsyncioBackend(Backend, AsyncWaiter):
         return sorted(call_id for call_id, task in running.items() if not task.done())
 
     async def _invoke(self, command: Invoke) -> None:
+        call: ThreadCall | None = None
         try:
             if command.tool.is_async:
                 completion = await call_async(command, self._clock, "asyncio", _PASSTHROUGH, self.world)
             else:
+                done: asyncio.Future[Returned | Raised] = self._loop.create_future()
                 if self._pool is None:
                     self._pool = DaemonThreadPool(self._max_workers)
-                completion = await self._loop.run_in_executor(
-                    self._pool, call_sync, command, self._clock, (), self.world
-                )
+                call = ThreadCall(self._pool, self._call_in_thread, (command, done))
+                self._pool.start(call)
+                completion = await done
         except asyncio.CancelledError as exc:
             if not self.is_live(command.call_id):
-                if not command.tool.is_async and self._pool is not None:
-                    self._pool.abandon()  # its thread runs on: the pool gets another in its place
+                if call is not None:  # not started: it never runs; else its thread runs on, and the
+                    call.cancel()  # pool has another in its place until it returns
                 raise  # cancelled by the kernel or with the run: already answered
             completion = raised(command, exc, self._clock(), self._clock)  # the tool raised it itself
         except KeyboardInterrupt as exc:  # a tool raised it on the loop: the run loop raises it (the task
@@ -153,6 +164,14 @@ class AsyncioBackend(Backend, AsyncWaiter):
         finally:
             del self._running[command[0]]
         self.complete(completion)
+
+    def _call_in_thread(self, job: tuple[Invoke, asyncio.Future[Returned | Raised]]) -> None:
+        """A pool thread's call: its outcome goes to the waiting task, on the loop (unless the loop has
+        closed meanwhile: the run ended, and nobody waits)."""
+        command, done = job
+        completion = call_sync_in_thread(command, self._clock, self.world)
+        with contextlib.suppress(RuntimeError):  # the loop is closed
+            self._loop.call_soon_threadsafe(_settle, done, completion)
 
     def start_timer(self, command: StartTimer) -> None:
         fired = TimerFired(command.call_id)

@@ -33,6 +33,7 @@ from flowkernel.host import (
     ThreadCall,
     call_async,
     call_sync,
+    call_sync_in_thread,
     check_tools_fit,
     raised,
     shared_resources,
@@ -254,12 +255,8 @@ class _SyncBackend(Backend):
             pool.start(call)
 
     def _call_in_thread(self, command: Invoke) -> None:
-        """A pool thread's call: the outcome goes to the queue, whatever happens (never lose a call)."""
-        try:
-            completion = call_sync(command, self._clock, (), self.world)
-        except BaseException as exc:  # raised() or the clock failed: still answer the call
-            completion = raised(command, exc, self._clock(), self._clock)
-        self.complete(completion)
+        """A pool thread's call: its outcome goes to the queue."""
+        self.complete(call_sync_in_thread(command, self._clock, self.world))
 
     def _start_async(self, command: Invoke) -> None:
         """An async tool: a task on the shared loop thread (asyncio is imported here, on the first one)."""
