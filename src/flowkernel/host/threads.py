@@ -37,9 +37,10 @@ class DaemonThreadPool(Executor):
     never waits for a stuck call.
 
     :meth:`start` is the light way in: a call and its cancel handle are one slotted :class:`ThreadCall`,
-    with no ``Future``, condition or callback list for the collector to walk. :meth:`submit` (the
-    ``Executor`` API, for ``run_in_executor``) is built on it. Calls wait in a deque that the pool's
-    workers drain one after another; a worker is added only while fewer than ``max_workers`` serve it.
+    with no ``Future``, condition or callback list for the collector to walk; the drivers use it.
+    :meth:`submit` (the ``Executor`` API, for code that wants a ``Future``) is built on it. Calls wait
+    in a deque that the pool's workers drain one after another; a worker is added only while fewer
+    than ``max_workers`` serve it.
     """
 
     def __init__(self, max_workers: int, *, name: str = "flowkernel-tool") -> None:
@@ -67,7 +68,7 @@ class DaemonThreadPool(Executor):
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         future: Future[T] = Future()
-        self.start(ThreadCall(self, _settle, (future, fn, args, kwargs)))
+        self.start(_FutureCall(self, _settle, (future, fn, args, kwargs)))
         return future
 
     def drain(self, idle: Callable[[], None]) -> None:
@@ -109,8 +110,7 @@ class DaemonThreadPool(Executor):
                 while self._work:
                     call = self._work.popleft()
                     call.state = _CANCELLED
-                    if call.fn is _settle:  # submit()'s: whoever waits on its future hears it
-                        call.arg[0].cancel()
+                    call.dropped()
             if wait:
                 self._drained.wait_for(lambda: self._serving == 0)
 
@@ -140,6 +140,18 @@ class ThreadCall:
                 self.state = _ABANDONED
                 pool._max_workers += 1
         return False
+
+    def dropped(self) -> None:
+        """The pool shut down before the call started: nothing to say (``fn`` hands its outcome on)."""
+
+
+class _FutureCall(ThreadCall):
+    """:meth:`DaemonThreadPool.submit`'s call, which settles a ``concurrent.futures.Future``."""
+
+    __slots__ = ()
+
+    def dropped(self) -> None:
+        self.arg[0].cancel()  # whoever waits on the future hears it
 
 
 class _IdleThreads:

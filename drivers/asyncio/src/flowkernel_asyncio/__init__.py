@@ -42,7 +42,7 @@ DEFAULT_MAX_WORKERS = 32
 _PASSTHROUGH = (KeyboardInterrupt, asyncio.CancelledError)
 
 
-def _settle(done: asyncio.Future[T], value: T) -> None:
+def _resolve(done: asyncio.Future[T], value: T) -> None:
     """Resolve a call's future on the loop, unless its task stopped waiting (cancelled)."""
     if not done.done():
         done.set_result(value)
@@ -171,7 +171,7 @@ class AsyncioBackend(Backend, AsyncWaiter):
         command, done = job
         completion = call_sync_in_thread(command, self._clock, self.world)
         with contextlib.suppress(RuntimeError):  # the loop is closed
-            self._loop.call_soon_threadsafe(_settle, done, completion)
+            self._loop.call_soon_threadsafe(_resolve, done, completion)
 
     def start_timer(self, command: StartTimer) -> None:
         fired = TimerFired(command.call_id)

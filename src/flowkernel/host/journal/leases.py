@@ -51,17 +51,11 @@ def take_lease(db: sqlite3.Connection, path: Path, run_id: str, holder: str, lea
         if row is None:
             raise no_run(path, run_id)
         current, expires = row
-        now = time.time()
-        if current is not None and current != holder and not lease_over(current, expires, now):
-            raise RunLeasedError(
-                f"{path}: run {run_id!r} is being executed elsewhere (by {describe_holder(current)}, its lease"
-                f" renewed until {datetime.fromtimestamp(float(expires), UTC):%Y-%m-%d %H:%M:%S} UTC);"
-                " resume it once that run has ended, or once its holder is gone",
-                current,
-                float(expires),
-            )
+        why = "; resume it once that run has ended, or once its holder is gone"
+        refuse_if_leased(path, run_id, current, expires, (holder,), why)
         db.execute(
-            "UPDATE runs SET lease_holder = ?, lease_expires = ? WHERE run_id = ?", (holder, now + lease, run_id)
+            "UPDATE runs SET lease_holder = ?, lease_expires = ? WHERE run_id = ?",
+            (holder, time.time() + lease, run_id),
         )
 
 
@@ -69,10 +63,12 @@ def refuse_if_leased(
     path: Path, run_id: str, current: str | None, expires: Any, own: Collection[str], why: str
 ) -> None:
     """:class:`RunLeasedError` if a live holder other than one of ``own`` has run ``run_id``'s lease
-    (``why`` ends the message: what cannot be done now)."""
+    (``why`` ends the message: what cannot be done now, or what to do)."""
     if current is not None and current not in own and not lease_over(current, expires, time.time()):
+        until = datetime.fromtimestamp(float(expires), UTC)
         raise RunLeasedError(
-            f"{path}: run {run_id!r} is being executed elsewhere (by {describe_holder(current)}){why}",
+            f"{path}: run {run_id!r} is being executed elsewhere (by {describe_holder(current)}, its lease"
+            f" renewed until {until:%Y-%m-%d %H:%M:%S} UTC){why}",
             current,
             float(expires),
         )
