@@ -7,6 +7,7 @@ machine, where timings are not. Compares the working tree with a git revision, e
     python benchmarks/instructions.py b363cf6 --validated  # the pydantic chain, and the bare loop it is judged by
     python benchmarks/instructions.py e9118b1 --build 1000 # per step of building a 1,000-step chain
     python benchmarks/instructions.py 93dc53d --journal    # what journaling adds per step (durability=process)
+    python benchmarks/instructions.py --floors             # this tree's chains against their floors (no revision)
 
 Each side runs the chain once (warm-up, imports) and then five times; the difference of the two counts
 divided by 4,000 steps is the cost of a step, free of start-up. With ``--map N`` the flow is one map step
@@ -23,6 +24,11 @@ journaled (``durability="process"``, each run into a fresh file; opening and clo
 instructions per step, are counted) and unjournaled, and the cost is the journaled step's count less the
 plain one's: the journal's overhead in instructions, SQLite's included (the kernel's work in its system
 calls is not: ``strace -c`` counts those).
+With ``--floors`` nothing is compared with a revision: on the working tree, per step of a 1,000-step chain,
+the bare ``x = inc(x)`` loop, the kernel alone (``run_flow`` driven by hand, as ``bench_chain``'s
+"kernel alone"), the sync driver (``max_concurrency=1``), the asyncio floor (``await create_task(...)``
+per step, as ``bench_async_chain``'s) and the asyncio driver's chain of async tools: what bounds the
+chain targets, on a count that does not move with the machine's load.
 String hashing is seeded alike on both sides (``PYTHONHASHSEED=0``), so sets and dicts probe alike.
 Needs valgrind (``apt-get install valgrind``).
 """
@@ -175,13 +181,71 @@ with tempfile.TemporaryDirectory() as directory:
             journal.close()
 """
 
+FLOORS = """
+import asyncio, sys
+from flowkernel import Flow, Input, Invoke, Ref, Returned, RunOptions, Step, run_flow, tool
+
+def inc(x):
+    return x + 1
+
+async def ainc(x):
+    return x + 1
+
+def chain(fn):
+    step_tool = tool(validate=False, async_backend="any")(fn) if fn is ainc else tool(validate=False)(fn)
+    steps = [Step(id="s0", tool=step_tool, arguments={{"x": Input("x")}})]
+    steps += [Step(id=f"s{{i}}", tool=step_tool, arguments={{"x": Ref(f"s{{i - 1}}")}}) for i in range(1, {steps})]
+    return Flow(name="chain", steps=steps)
+
+def bare():
+    x = 0
+    for _ in range({steps}):
+        x = inc(x)
+
+def kernel_alone(flow):
+    kernel = run_flow(flow, {{"x": 0}}, RunOptions("floors", 1))
+    commands = kernel.send(None)
+    try:
+        while True:
+            command = commands[0]
+            commands = kernel.send([Returned(command.call_id, command.tool.fn(**command.arguments), 0.0, 0.0)])
+    except StopIteration:
+        pass
+
+async def floor():
+    x = 0
+    for _ in range({steps}):
+        x = await asyncio.create_task(ainc(x))
+
+variant = sys.argv[2]
+if variant == "bare":
+    once = bare
+elif variant == "kernel":
+    flow = chain(inc)
+    once = lambda: kernel_alone(flow)
+elif variant == "sync":
+    from flowkernel_sync import SyncDriver
+    flow, driver = chain(inc), SyncDriver()
+    once = lambda: driver.run(flow, {{"x": 0}}, max_concurrency=1)
+elif variant == "asyncio floor":
+    once = lambda: asyncio.run(floor())
+else:
+    from flowkernel_asyncio import AsyncioDriver
+    flow, driver = chain(ainc), AsyncioDriver()
+    once = lambda: asyncio.run(driver.run(flow, {{"x": 0}}))
+for _ in range(1 + int(sys.argv[1])):
+    once()
+"""
+FLOOR_VARIANTS = ("bare", "kernel", "sync", "asyncio floor", "asyncio")
+
 BUILD_PARTS = {"build": "Step(...) + Flow(...)", "flow": "Flow(...) alone"}
 BUILD_VARIANTS = {"plain": "inc chain", "pydantic": "pydantic-model chain"}
 
 
 def instructions(tree: Path, runs: int, script: Path, *extra: str) -> int:
     """Instructions callgrind counts for the chain script run ``1 + runs`` times against ``tree``."""
-    env = {**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree / 'drivers' / 'sync' / 'src'}"}
+    drivers = [tree / "drivers" / name / "src" for name in ("sync", "asyncio")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, [tree / "src", *drivers]))}
     env["PYTHONHASHSEED"] = "0"
     out = Path(tempfile.mkstemp(suffix=".cg")[1])
     done = subprocess.run(
@@ -235,6 +299,23 @@ def journal_per_step(revision: str, script: Path, old: Path) -> None:
     print(f"journal overhead ratio {now / before:.3f}x")
 
 
+def floors(script: Path) -> None:
+    """The working tree's chains and the floors they are judged against, per step, and their ratios."""
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(per_step, ROOT, script, STEPS, EXTRA_RUNS, name) for name in FLOOR_VARIANTS}
+        counts = {name: future.result() for name, future in futures.items()}
+    for name in FLOOR_VARIANTS:
+        print(f"{name:>14}: {counts[name]:9,.0f} instructions/step")
+    kernel, floor = counts["kernel"] - counts["bare"], counts["asyncio floor"]
+    driver = counts["sync"] - counts["kernel"]
+    print(f"the kernel alone, less the bare loop: {kernel:,.0f}; the sync driver adds {driver:,.0f}")
+    print(f"asyncio chain / asyncio floor: {counts['asyncio'] / floor:.2f}x (target <= 1.5x)")
+    least = (floor + kernel) / floor
+    print(f"(asyncio floor + the kernel alone) / asyncio floor: {least:.2f}x, the least any asyncio driver reaches")
+    beyond = counts["asyncio"] - floor - kernel
+    print(f"the asyncio driver adds {beyond:,.0f} beyond the kernel and the floor's own task per step")
+
+
 def build_per_step(old: Path, scratch: Path, steps: int) -> None:
     """Print the build's instructions per step, before and now, for each variant and part."""
     big = steps >= 50_000  # minutes per build under callgrind: one build, of the plain chain
@@ -260,11 +341,16 @@ def main(
     models: bool = False,
     build: int | None = None,
     journal: bool = False,
+    against_floors: bool = False,
 ) -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     with tempfile.TemporaryDirectory() as scratch:
         script = Path(scratch) / "chain.py"
+        if against_floors:
+            script.write_text(FLOORS.format(steps=STEPS))
+            floors(script)
+            return
         if models:
             script.write_text(VALIDATED)
         elif journal:
@@ -308,5 +394,6 @@ if __name__ == "__main__":
     mode.add_argument("--validated", action="store_true", help="the pydantic chain, and the bare loop")
     mode.add_argument("--build", type=int, metavar="N", help="per step of building an N-step chain")
     mode.add_argument("--journal", action="store_true", help="what journaling adds per step (durability=process)")
+    mode.add_argument("--floors", action="store_true", help="this tree's chains against their floors")
     args = parser.parse_args()
-    main(args.revision, args.map, args.one_step, args.validated, args.build, args.journal)
+    main(args.revision, args.map, args.one_step, args.validated, args.build, args.journal, args.floors)

@@ -1,7 +1,8 @@
 """Runs inside a run: sub-flow steps, and map steps (a sub-flow built at run time, one step per element).
 
-A child run is a :class:`RunState` of its own, driven by its parent: the parent prefixes the child's
-call ids with the step id (``"enrich/fetch@1"``), passes its commands out, and routes completions back.
+A child run is a :class:`RunState` of its own, driven by its parent: the child names its calls as the
+driver knows them, under its step's id (``"enrich/fetch@1"``, see :class:`~.place.Place`), so the parent
+passes its commands out as they are and routes completions back by that first part, renaming nothing.
 Events of a child run go to its root's list with the child's paths (see :mod:`.place`).
 A map step over N elements runs the flow :func:`map_flow` defines: steps ``item0 .. itemN-1``, each
 calling the step's tool (or sub-flow) with its element, and each carrying the step's retry, timeout and
@@ -16,13 +17,13 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ..errors import FlowInputError, ProtocolError
+from ..errors import FlowInputError
 from ..events import StepStarted
 from ..model.flow import ELEMENT, Flow
 from ..model.plan import FlowPlan, Resolver
 from ..model.refs import PathError, Ref
 from ..model.step import Step, element_step
-from ..protocol import Cancel, Command, Completion, Invoke, StartTimer
+from ..protocol import Command, Completion
 from ..result import AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus, StepStatus
 from .inputs import prepare_inputs
 from .options import RunOptions
@@ -39,11 +40,7 @@ __all__ = (
     "element_inputs",
     "element_plan",
     "map_flow",
-    "prefixed",
-    "renamed",
 )
-
-_new = tuple.__new__  # named tuples built from their fields, without their Python-level __new__
 
 
 def map_flow(parent: Flow, step: Step, items: list[Any], outer: dict[str, Any]) -> tuple[Flow, dict[str, Any]]:
@@ -109,33 +106,12 @@ def _element_arguments(
     return resolve(outputs, {**inputs, ELEMENT: item})
 
 
-def prefixed(prefix: str, commands: list[Command]) -> list[Command]:
-    """A child's commands as its parent yields them: call ids under the step's id."""
-    if not commands:
-        return commands
-    head = prefix + "/"
-    out: list[Command] = []
-    for command in commands:
-        kind = type(command)
-        if kind is Invoke:  # its step id is prefixed too
-            out.append(_new(kind, (head + command[0], head + command[1], *command[2:])))  # type: ignore[operator, misc]
-        elif kind is StartTimer or kind is Cancel:
-            out.append(_new(kind, (head + command[0], *command[1:])))
-    return out
-
-
-def renamed(message: Completion, call_id: str) -> Completion:
-    """A completion with another call id (every completion's first field): what the parent hands its
-    child, under the child's own id. Built as ``prefixed`` builds commands, without ``_replace`` (a
-    Python-level call and a field-by-field rebuild, per message and per level of nesting)."""
-    return _new(type(message), (call_id, *message[1:]))
-
-
-def child_call(call_id: str, children: dict[str, Any]) -> tuple[str, str] | None:
-    """``(step id, the child's own call id)`` if ``call_id`` belongs to a child run."""
-    head, slash, rest = call_id.partition("/")
+def child_call(call_id: str, prefix: str, children: Mapping[str, Any]) -> str | None:
+    """The step id of the child run that call ``call_id`` belongs to, if any, in the run whose calls start
+    with ``prefix``: its own calls are ``<step>@<attempt>...`` there, its children's ``<step>/...``."""
+    head, slash, _ = call_id[len(prefix) :].partition("/") if prefix else call_id.partition("/")
     if slash and "@" not in head and head in children:
-        return head, rest
+        return head
     return None
 
 
@@ -144,6 +120,8 @@ def child_outcome(step_id: str, result: ExecutionResult, elements: int | None) -
     if result.status == RunStatus.SUCCEEDED:
         if elements is None:
             return result.outputs, None
+        if len(result.outputs) == elements:  # every element's output, in element order (see element_plan)
+            return [*result.outputs.values()], None
         return [result.outputs.get(f"{ELEMENT}{k}") for k in range(elements)], None
     failed = next((s for s in result.steps if s.status == StepStatus.FAILED and not s.tolerated), None)
     if failed is None or failed.error is None:
@@ -165,23 +143,17 @@ class ChildRuns(PolicyTable):
         raise NotImplementedError
 
     def _route(self, batches: dict[str, list[Completion]], commands: list[Command]) -> None:
-        """Hand each child run its completions (under its own call ids); pass its commands out."""
+        """Hand each child run its completions; pass its commands out."""
         for step_id, batch in batches.items():
             if step_id in self._children:
-                try:
-                    child_commands = self._children[step_id][1].handle(batch)
-                except ProtocolError as exc:  # name the calls as the driver knows them
-                    message = str(exc)
-                    for completion in batch:
-                        own = completion.call_id  # type: ignore[union-attr]
-                        message = message.replace(repr(own), repr(f"{step_id}/{own}"))
-                    raise ProtocolError(message) from None
-                self._advance_child(step_id, child_commands, commands)
+                self._advance_child(step_id, self._children[step_id][1].handle(batch), commands)
 
     def _dispatch_all(self, commands: list[Command]) -> None:
         """Start what is ready here and in the runs inside, in declaration order, while the run's limit
         (shared by the whole tree) and each run's own allow."""
-        for step_id, (i, child, _) in sorted(self._children.items(), key=lambda item: item[1][0]):
+        children = self._children
+        in_order = children.items() if len(children) == 1 else sorted(children.items(), key=lambda item: item[1][0])
+        for step_id, (i, child, _) in [*in_order]:  # (a copy: a child that ends leaves the table)
             self._dispatch(commands, before=i)
             if step_id in self._children and child._stop_reason is None:
                 child_commands: list[Command] = []
@@ -244,7 +216,7 @@ class ChildRuns(PolicyTable):
     def _advance_child(self, step_id: str, child_commands: list[Command], commands: list[Command]) -> None:
         """Pass a child's commands out; when the child is done, settle its step."""
         i, child, elements = self._children[step_id]
-        commands.extend(prefixed(step_id, child_commands))
+        commands += child_commands
         if child.stopped_by_failure and self._stop_reason is None:  # fail_fast inside: stop everything now
             self._stop(f"stopped after step {step_id!r} failed (fail_fast)", RunStatus.FAILED, commands)
         if child.active or step_id not in self._children:  # still running, or settled by the stop just now

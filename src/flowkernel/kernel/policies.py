@@ -124,7 +124,7 @@ class PolicyTable(StepTable):
         attempt = len(self._attempts[i]) + 1
         if self._emit:
             place, tool = self.place, self._tools[i]
-            call_id = f"{place.calls}{self._plan.step_ids[i]}@{attempt}"
+            call_id = f"{place.calls}{self._plan.step_ids[i]}@{attempt}"  # (as _dispatch made it)
             self.events.append(AttemptFailed(place.run_id, self._paths[i], attempt, tool.name, call_id, error))
         retryable = policy is not None and attempt < policy.max_attempts
         if retryable and policy is not None:
@@ -147,7 +147,7 @@ class PolicyTable(StepTable):
         if self._emit:
             self.events.append(RetryScheduled(self.place.run_id, self._paths[i], attempt + 1, delay))
         if delay > 0:
-            timer = f"{step_id}@{attempt}/backoff"
+            timer = f"{self.place.calls}{step_id}@{attempt}/backoff"
             self._timers[timer] = (BACKOFF_TIMER, i)
             commands.append(StartTimer(timer, delay))
         else:
@@ -183,11 +183,12 @@ class PolicyTable(StepTable):
                     self._fail_the_run(i, invalid, commands)
                     return
                 arguments = {**validated.__dict__, **(validated.__pydantic_extra__ or {})}
-            call_id = f"{step_id}@fallback"
+            called = self.place.calls + step_id  # as the driver knows the step (see _dispatch)
+            call_id = f"{called}@fallback"
             self._fallback_calls[call_id] = i
             self._state[i] = RUNNING
             run_id, cache = self.place.run_id, policy.tool.cache
-            commands.append(Invoke(call_id, step_id, policy.tool, isolated(arguments), 1, run_id, cache))
+            commands.append(Invoke(call_id, called, policy.tool, isolated(arguments), 1, run_id, cache))
 
     def _fail_the_run(self, i: int, error: ErrorInfo, commands: list[Command]) -> None:
         """A failure that fails the run; with ``fail_fast`` it stops everything else too."""
@@ -197,7 +198,7 @@ class PolicyTable(StepTable):
 
     def _unknown_call(self, completion: Completion) -> ProtocolError:
         call_id = getattr(completion, "call_id", "")
-        step_id, _, attempt = call_id.rpartition("@")
+        step_id, _, attempt = call_id.removeprefix(self.place.calls).rpartition("@")
         i = self._plan.step_ids.index(step_id) if step_id in self._plan.step_ids else -1  # rare: no index per run
         if i >= 0 and attempt.isdigit() and int(attempt) <= len(self._attempts[i]):
             return ProtocolError(f"driver completed call {call_id!r} twice (second time: {completion!r})")

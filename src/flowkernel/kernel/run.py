@@ -30,7 +30,7 @@ from ..model.plan import FlowPlan
 from ..model.refs import PathError, is_truthy, select
 from ..protocol import Cancel, Cancelled, Command, Completion, Invoke, Raised, Returned, StartTimer, StopRun
 from ..result import AttemptStatus, ErrorInfo, ErrorKind, ExecutionResult, RunStatus
-from .children import ChildRuns, child_call, renamed
+from .children import ChildRuns, child_call
 from .inputs import prepare_inputs
 from .isolation import IMMUTABLE, isolated
 from .options import RunOptions
@@ -83,6 +83,15 @@ class RunState(ChildRuns):
         super().__init__(flow, inputs, options, place, plan)
         self._limit = options.max_concurrency or _UNBOUNDED
         self._children: dict[str, tuple[int, RunState, int | None]] = {}  # step id -> (index, run, elements)
+        # What handle and _dispatch read on every batch, in one tuple each: unpacking one costs a third of
+        # reading each attribute. All are fixed for the run's life (the lists and dicts change in place).
+        plan = self._plan
+        self._handle_reads = (self._calls, self._tools, plan.timeouts, self._attempts, self._slots, self._outputs)
+        self._dispatch_reads = (
+            *(self._ready, self._calls, self._state, self._limit, plan.step_ids, self._tools, plan.timeouts),
+            *(plan.plain, plan.caches, self.place.run_id, self._slots, plan.resolvers, self._arguments),
+            self.place.calls,
+        )
 
     @property
     def active(self) -> bool:
@@ -99,8 +108,8 @@ class RunState(ChildRuns):
     def outstanding(self) -> list[str]:
         """The ids of every call and timer a driver still owes an answer for, children's included."""
         own = [*self._calls, *self._timers, *self._fallback_calls, *self._ignored]
-        for step_id, (_, child, _) in self._children.items():
-            own += [f"{step_id}/{call_id}" for call_id in child.outstanding()]
+        for _, child, _ in self._children.values():
+            own += child.outstanding()
         return own
 
     def start(self) -> list[Command]:
@@ -124,8 +133,7 @@ class RunState(ChildRuns):
             )
         commands: list[Command] = []
         child_batches: dict[str, list[Completion]] | None = None
-        calls, tools, timeouts, attempts = self._calls, self._tools, self._plan.timeouts, self._attempts
-        slots = self._slots
+        calls, tools, timeouts, attempts, slots, outputs = self._handle_reads
         for completion in completions:
             kind = type(completion)
             if kind is StopRun:
@@ -144,7 +152,7 @@ class RunState(ChildRuns):
                     previous = attempts[i]  # the hot path: _on_returned without a model, inlined
                     record = (len(previous) + 1, _SUCCEEDED_ATTEMPT, returned[2], returned[3], None, None, returned[4])
                     attempts[i] = (*previous, _new_attempt(record))
-                    self._outputs[i] = returned[1]  # Returned.value
+                    outputs[i] = returned[1]  # Returned.value
                     self._succeed(i)
                 else:
                     self._on_invoke_done(i, call_id, completion, commands)
@@ -154,9 +162,9 @@ class RunState(ChildRuns):
                 self._on_timer(call_id, completion, commands)
             elif call_id in self._fallback_calls:
                 self._on_fallback_done(self._fallback_calls.pop(call_id), call_id, completion, commands)
-            elif (routed := child_call(call_id, self._children)) is not None:
+            elif (child := child_call(call_id, self.place.calls, self._children)) is not None:
                 child_batches = child_batches or {}
-                child_batches.setdefault(routed[0], []).append(renamed(completion, routed[1]))
+                child_batches.setdefault(child, []).append(completion)
             else:
                 raise self._unknown_call(completion)
         if child_batches is not None:
@@ -177,10 +185,9 @@ class RunState(ChildRuns):
         run's limit and the root run's (``slots``: calls in flight in the whole tree, and the limit) allow."""
         if not self._ready:  # common in a tree of runs, where every run is asked after every batch
             return
-        ready, calls, state, limit = self._ready, self._calls, self._state, self._limit
-        step_ids, tools, timeouts, plain = self._plan.step_ids, self._tools, self._plan.timeouts, self._plan.plain
-        caches = self._plan.caches
-        run_id, slots, immutable = self.place.run_id, self._slots, IMMUTABLE
+        reads = self._dispatch_reads
+        ready, calls, state, limit, ids, tools, timeouts, plain, caches, run_id, slots, resolvers, kept, prefix = reads
+        immutable = IMMUTABLE
         if slots is not None:  # its own limit, and the free slots of the root's (both grow with each
             limit = min(limit, len(calls) + slots[1] - slots[0])  # dispatch here: the bound holds)
         while ready and len(calls) < limit:
@@ -190,9 +197,9 @@ class RunState(ChildRuns):
                 break
             if plain[i] and state[i] == PENDING:  # the common case: just resolve the arguments
                 try:
-                    arguments = self._arguments[i] = self._plan.resolvers[i](self._outputs, self.inputs)
+                    arguments = kept[i] = resolvers[i](self._outputs, self.inputs)
                 except PathError as exc:
-                    self._give_up(i, ErrorInfo(ErrorKind.ARGUMENT, "PathError", str(exc), step_ids[i]), commands)
+                    self._give_up(i, ErrorInfo(ErrorKind.ARGUMENT, "PathError", str(exc), ids[i]), commands)
                     continue
                 attempt = 1
             elif state[i] == BACKOFF:  # a retry: same arguments, next attempt
@@ -208,7 +215,7 @@ class RunState(ChildRuns):
                     limit = min(self._limit, len(calls) + slots[1] - slots[0])
                     continue
                 arguments, attempt = prepared, 1
-            step_id = step_ids[i]
+            step_id = prefix + ids[i]  # as the driver knows it: under its parent steps' ids in a run inside
             call_id = f"{step_id}@{attempt}"
             calls[call_id] = i
             if slots is not None:
@@ -221,8 +228,8 @@ class RunState(ChildRuns):
                     break
             commands.append(_new_invoke((call_id, step_id, tools[i], given, attempt, run_id, caches[i])))
             if self._emit:
-                name, full_id = tools[i].name, self.place.calls + call_id
-                self.events.append(_new_started((run_id, self._paths[i], attempt, name, full_id, arguments, 0.0)))
+                name = tools[i].name
+                self.events.append(_new_started((run_id, self._paths[i], attempt, name, call_id, arguments, 0.0)))
             timeout = timeouts[i]
             if timeout is not None:
                 self._timers[call_id + "/timeout"] = (TIMEOUT, i)
