@@ -217,6 +217,27 @@ async def floor():
     for _ in range({steps}):
         x = await asyncio.create_task(ainc(x))
 
+async def nap(x):
+    await asyncio.sleep(0.01)
+
+def fan_out(fn):
+    step_tool = tool(validate=False, async_backend="any")(fn) if fn is nap else tool(validate=False)(fn)
+    steps = [Step(id=f"s{{i}}", tool=step_tool, arguments={{"x": i}}) for i in range({steps})]
+    return Flow(name="fan-out", steps=steps)
+
+def kernel_fan_out(flow):
+    kernel = run_flow(flow, {{}}, RunOptions("floors"))
+    commands = kernel.send(None)
+    try:
+        kernel.send([Returned(c.call_id, c.tool.fn(**c.arguments), 0.0, 0.0) for c in commands])
+    except StopIteration:
+        pass
+
+async def floor_fan_out():
+    async with asyncio.TaskGroup() as group:
+        for i in range({steps}):
+            group.create_task(nap(i))
+
 variant = sys.argv[2]
 if variant == "bare":
     once = bare
@@ -229,6 +250,15 @@ elif variant == "sync":
     once = lambda: driver.run(flow, {{"x": 0}}, max_concurrency=1)
 elif variant == "asyncio floor":
     once = lambda: asyncio.run(floor())
+elif variant == "fan-out kernel":
+    flow = fan_out(inc)
+    once = lambda: kernel_fan_out(flow)
+elif variant == "fan-out floor":
+    once = lambda: asyncio.run(floor_fan_out())
+elif variant == "fan-out asyncio":
+    from flowkernel_asyncio import AsyncioDriver
+    flow, driver = fan_out(nap), AsyncioDriver()
+    once = lambda: asyncio.run(driver.run(flow))
 else:
     from flowkernel_asyncio import AsyncioDriver
     flow, driver = chain(ainc), AsyncioDriver()
@@ -236,7 +266,16 @@ else:
 for _ in range(1 + int(sys.argv[1])):
     once()
 """
-FLOOR_VARIANTS = ("bare", "kernel", "sync", "asyncio floor", "asyncio")
+FLOOR_VARIANTS = (
+    "bare",
+    "kernel",
+    "sync",
+    "asyncio floor",
+    "asyncio",
+    "fan-out kernel",
+    "fan-out floor",
+    "fan-out asyncio",
+)
 
 BUILD_PARTS = {"build": "Step(...) + Flow(...)", "flow": "Flow(...) alone"}
 BUILD_VARIANTS = {"plain": "inc chain", "pydantic": "pydantic-model chain"}
@@ -314,6 +353,11 @@ def floors(script: Path) -> None:
     print(f"(asyncio floor + the kernel alone) / asyncio floor: {least:.2f}x, the least any asyncio driver reaches")
     beyond = counts["asyncio"] - floor - kernel
     print(f"the asyncio driver adds {beyond:,.0f} beyond the kernel and the floor's own task per step")
+    wide, fan_floor = counts["fan-out kernel"] - counts["bare"], counts["fan-out floor"]
+    fan_out = counts["fan-out asyncio"] / fan_floor
+    print(f"fan-out of 10 ms sleeps, asyncio / bare TaskGroup: {fan_out:.2f}x (target <= 1.3x)")
+    least = (fan_floor + wide) / fan_floor
+    print(f"(TaskGroup + the kernel alone) / TaskGroup: {least:.2f}x, the least any asyncio driver reaches")
 
 
 def build_per_step(old: Path, scratch: Path, steps: int) -> None:
