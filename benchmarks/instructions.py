@@ -183,7 +183,7 @@ with tempfile.TemporaryDirectory() as directory:
 
 FLOORS = """
 import asyncio, sys
-from flowkernel import Flow, Input, Invoke, Ref, Returned, RunOptions, Step, run_flow, tool
+from flowkernel import Flow, Input, Ref, Returned, RunOptions, Step, run_flow, tool
 
 def inc(x):
     return x + 1
@@ -191,8 +191,11 @@ def inc(x):
 async def ainc(x):
     return x + 1
 
+def as_tool(fn):
+    return tool(validate=False, async_backend="any")(fn) if fn in (ainc, nap) else tool(validate=False)(fn)
+
 def chain(fn):
-    step_tool = tool(validate=False, async_backend="any")(fn) if fn is ainc else tool(validate=False)(fn)
+    step_tool = as_tool(fn)
     steps = [Step(id="s0", tool=step_tool, arguments={{"x": Input("x")}})]
     steps += [Step(id=f"s{{i}}", tool=step_tool, arguments={{"x": Ref(f"s{{i - 1}}")}}) for i in range(1, {steps})]
     return Flow(name="chain", steps=steps)
@@ -221,7 +224,7 @@ async def nap(x):
     await asyncio.sleep(0.01)
 
 def fan_out(fn):
-    step_tool = tool(validate=False, async_backend="any")(fn) if fn is nap else tool(validate=False)(fn)
+    step_tool = as_tool(fn)
     steps = [Step(id=f"s{{i}}", tool=step_tool, arguments={{"x": i}}) for i in range({steps})]
     return Flow(name="fan-out", steps=steps)
 

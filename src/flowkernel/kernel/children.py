@@ -109,7 +109,7 @@ def _element_arguments(
 def child_call(call_id: str, prefix: str, children: Mapping[str, Any]) -> str | None:
     """The step id of the child run that call ``call_id`` belongs to, if any, in the run whose calls start
     with ``prefix``: its own calls are ``<step>@<attempt>...`` there, its children's ``<step>/...``."""
-    head, slash, _ = call_id[len(prefix) :].partition("/") if prefix else call_id.partition("/")
+    head, slash, _ = call_id[len(prefix) :].partition("/")
     if slash and "@" not in head and head in children:
         return head
     return None

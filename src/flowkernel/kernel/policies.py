@@ -123,9 +123,10 @@ class PolicyTable(StepTable):
         policy = self._plan.retry[i]
         attempt = len(self._attempts[i]) + 1
         if self._emit:
-            place, tool = self.place, self._tools[i]
-            call_id = f"{place.calls}{self._plan.step_ids[i]}@{attempt}"  # (as _dispatch made it)
-            self.events.append(AttemptFailed(place.run_id, self._paths[i], attempt, tool.name, call_id, error))
+            call_id = f"{self._called(i)}@{attempt}"
+            self.events.append(
+                AttemptFailed(self.place.run_id, self._paths[i], attempt, self._tools[i].name, call_id, error)
+            )
         retryable = policy is not None and attempt < policy.max_attempts
         if retryable and policy is not None:
             if error.kind == ErrorKind.TIMEOUT:
@@ -147,7 +148,7 @@ class PolicyTable(StepTable):
         if self._emit:
             self.events.append(RetryScheduled(self.place.run_id, self._paths[i], attempt + 1, delay))
         if delay > 0:
-            timer = f"{self.place.calls}{step_id}@{attempt}/backoff"
+            timer = f"{self._called(i)}@{attempt}/backoff"
             self._timers[timer] = (BACKOFF_TIMER, i)
             commands.append(StartTimer(timer, delay))
         else:
@@ -183,12 +184,17 @@ class PolicyTable(StepTable):
                     self._fail_the_run(i, invalid, commands)
                     return
                 arguments = {**validated.__dict__, **(validated.__pydantic_extra__ or {})}
-            called = self.place.calls + step_id  # as the driver knows the step (see _dispatch)
+            called = self._called(i)
             call_id = f"{called}@fallback"
             self._fallback_calls[call_id] = i
             self._state[i] = RUNNING
             run_id, cache = self.place.run_id, policy.tool.cache
             commands.append(Invoke(call_id, called, policy.tool, isolated(arguments), 1, run_id, cache))
+
+    def _called(self, i: int) -> str:
+        """Step ``i``'s id as its calls carry it: under its parent steps' ids in a run inside a run
+        (``"enrich/fetch"``), so a parent passes them out unchanged (``_dispatch`` inlines this)."""
+        return self.place.calls + self._plan.step_ids[i]
 
     def _fail_the_run(self, i: int, error: ErrorInfo, commands: list[Command]) -> None:
         """A failure that fails the run; with ``fail_fast`` it stops everything else too."""

@@ -215,7 +215,7 @@ class RunState(ChildRuns):
                     limit = min(self._limit, len(calls) + slots[1] - slots[0])
                     continue
                 arguments, attempt = prepared, 1
-            step_id = prefix + ids[i]  # as the driver knows it: under its parent steps' ids in a run inside
+            step_id = prefix + ids[i]  # self._called(i), inlined
             call_id = f"{step_id}@{attempt}"
             calls[call_id] = i
             if slots is not None:
