@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
 
+from .support import Release
+
 
 @pytest.fixture
-def release() -> Iterator[threading.Event]:
+def release() -> Iterator[Release]:
     """Blocking sync tools wait on this (with a timeout); set at teardown, so no abandoned thread outlives the
-    test."""
-    event = threading.Event()
+    test. ``release.passed`` tells whether a tool got past it."""
+    event = Release()
     yield event
     event.set()

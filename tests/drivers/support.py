@@ -19,6 +19,24 @@ TIMEOUT = 5.0
 VIRTUAL_TIMEOUT = 10_000.0
 
 
+class Release(threading.Event):
+    """What blocking sync tools wait on, set at the test's teardown so no abandoned thread outlives the test.
+
+    ``passed`` is set once any wait on it has ended: a run that returned while ``passed`` is unset did not
+    wait for its blocked tool, which holds however slow the machine is (an elapsed-time bound does not).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passed = threading.Event()
+
+    def wait(self, timeout: float | None = TIMEOUT) -> bool:
+        try:
+            return super().wait(timeout)
+        finally:
+            self.passed.set()
+
+
 def in_thread(fn: Callable[[], T], timeout: float = TIMEOUT) -> T:
     """Call ``fn`` in a daemon thread; fail (instead of hanging) if it does not return in time."""
     outcome: list[tuple[str, Any]] = []

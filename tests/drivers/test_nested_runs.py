@@ -36,7 +36,7 @@ from flowkernel.model.tool import AsyncBackend
 from flowkernel_asyncio import AsyncioDriver
 from flowkernel_sync import SyncDriver
 
-from .support import arun, in_thread
+from .support import Release, arun, in_thread
 
 RUN_ID = "nested-run"
 # The event loop each bundled driver runs async tools on (the sync driver: asyncio, in a helper thread).
@@ -317,7 +317,7 @@ def test_portable_async_tools_nested_in_sub_flows_run_on_every_driver(flowkernel
 
 
 def test_a_timeout_inside_a_sub_flow_is_enforced_one_call_at_a_time(
-    flowkernel_driver: Driver, release: threading.Event
+    flowkernel_driver: Driver, release: Release
 ) -> None:
     in_shared_memory(flowkernel_driver)
 

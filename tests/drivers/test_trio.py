@@ -14,6 +14,7 @@ from flowkernel.host import partial_result
 from .support import (
     TIMEOUT,
     Gauge,
+    Release,
     after,
     failing_flow,
     ok,
@@ -249,7 +250,7 @@ def test_the_partial_result_is_on_a_plain_cancelled_as_documented() -> None:
 
 
 def test_cancelling_abandons_a_sync_tool_in_its_thread() -> None:
-    release = threading.Event()
+    release = Release()
     started = threading.Event()
 
     @tool
@@ -263,7 +264,7 @@ def test_cancelling_abandons_a_sync_tool_in_its_thread() -> None:
         steps=[Step(id="blocking", tool=blocking), Step(id="next", tool=after, arguments={"v": Ref("blocking")})],
     )
 
-    async def main() -> tuple[list[ExecutionResult], float]:
+    async def main() -> list[ExecutionResult]:
         found: list[ExecutionResult] = []
         async with trio.open_nursery() as nursery:
 
@@ -272,19 +273,19 @@ def test_cancelling_abandons_a_sync_tool_in_its_thread() -> None:
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(cancel_when_started)
-            begin = trio.current_time()
             try:
                 await TrioDriver().run(flow)
             except* trio.Cancelled as group:
                 found.extend(r for r in map(partial_result, group.exceptions) if r is not None)
                 raise
-        return found, trio.current_time() - begin
+        return found
 
     try:
-        found, elapsed = trun(main)
+        found = trun(main)
+        tool_returned_first = release.passed.is_set()
     finally:
         release.set()
-    assert elapsed < 1.0
+    assert not tool_returned_first  # the run was cancelled while the tool still waits
     assert len(found) == 1
     assert found[0].step("blocking").status is StepStatus.CANCELLED
     assert found[0].step("next").status is StepStatus.CANCELLED
