@@ -338,7 +338,7 @@ def test_the_run_deadline_cancels_the_elements_of_a_map_inside_a_sub_flow(flowke
     @tool
     async def hang(x: Any = None) -> Any:
         await anyio.sleep(10)
-        return x
+        return x  # never: in_thread fails the test after 5 s
 
     @tool
     def quick(x: Any = None) -> Any:
@@ -352,9 +352,7 @@ def test_the_run_deadline_cancels_the_elements_of_a_map_inside_a_sub_flow(flowke
         ],
     )
     flow = Flow(name="f", steps=[Step(id="s", flow=inner, arguments={"xs": [1, 2, 3]})])
-    started = time.monotonic()
     result: ExecutionResult = in_thread(lambda: flowkernel_driver.run_blocking(flow, run_id=RUN_ID, deadline=0.1))
-    assert time.monotonic() - started < 2.0
     assert (result.status, result.reason) == (RunStatus.TIMED_OUT, "deadline of 0.1 s exceeded")
     assert result.step("s").status == StepStatus.CANCELLED
     nested = result.step("s").subflow
