@@ -3,12 +3,14 @@ driver and concurrency limit, every stored result served from the cache."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 
-from flowkernel import Flow, Input, Item, Ref, Step
+from flowkernel import ExecutionResult, Flow, Input, Item, Ref, Step
 from flowkernel.host import Driver, installed_drivers, load_driver
 from flowkernel.testing import ParityError, Scenario, Script, assert_cached_parity, scenarios, scripted_tool
 
@@ -53,8 +55,24 @@ def test_a_fixed_scenario_is_served_from_the_cache_on_every_driver(tmp_path: Pat
 def test_a_driver_that_skips_the_runs_middleware_fails_cache_parity(tmp_path: Path) -> None:
     drivers = {"sync": DRIVERS["sync"], "inline": HonestInlineDriver()}  # calls tools without the run's world
     with pytest.raises(
-        ParityError, match=r"inline .*: 0 attempts say cached, the cache served 0, the warm-up stored 2"
+        ParityError, match=r"inline .*: 0 attempts say cached, 0 StepFinished events do, the cache served 0, the wa"
     ):
+        assert_cached_parity(_two_step_scenario(), drivers, tmp_path, limits=(None,))
+
+
+class _DropsEvents:
+    """The sync driver, except that it never delivers a run's events."""
+
+    name = "drops-events"
+
+    def run_blocking(self, flow: Flow, inputs: Mapping[str, Any] | None = None, **settings: Any) -> ExecutionResult:
+        settings.pop("on_event", None)
+        return DRIVERS["sync"].run_blocking(flow, inputs, **settings)
+
+
+def test_a_driver_whose_events_do_not_say_cached_fails_cache_parity(tmp_path: Path) -> None:
+    drivers: dict[str, Driver] = {"sync": DRIVERS["sync"], "quiet": _DropsEvents()}
+    with pytest.raises(ParityError, match=r"quiet .*: 2 attempts say cached, 0 StepFinished events do, the cache ser"):
         assert_cached_parity(_two_step_scenario(), drivers, tmp_path, limits=(None,))
 
 

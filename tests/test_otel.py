@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +20,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from flowkernel import Flow, Input, Item, RetryPolicy, Step, tool
+from flowkernel import CachePolicy, Flow, Input, Item, RetryPolicy, Step, tool
 from flowkernel.host import Driver, current_invoke
+from flowkernel.host.cache import StepCache
 from flowkernel.host.middleware import through_chain
 from flowkernel.otel import Tracing, parent_path
 from flowkernel.protocol import Invoke
@@ -217,6 +219,19 @@ def test_a_failed_run_has_an_error_status(exporter: InMemorySpanExporter) -> Non
     assert attr(steps["after"], "flowkernel.status") == "skipped"  # never started: a span with no duration
     assert steps["after"].start_time == steps["after"].end_time
     assert parent_id(steps["after"]) == span_id(run)
+
+
+def test_a_step_the_cache_answered_says_so_on_its_span(exporter: InMemorySpanExporter, tmp_path: Path) -> None:
+    from flowkernel_sync import SyncDriver
+
+    tracing = Tracing(PROVIDER)
+    flow = Flow(name="cached", steps=[Step(id="s", tool=inc, arguments={"x": 1}, cache=CachePolicy())])
+    with StepCache(tmp_path / "cache.db") as cache:
+        for _ in range(2):
+            SyncDriver().run_blocking(flow, cache=cache, **tracing.settings())
+    first, second = by_name(exporter.get_finished_spans(), "flowkernel.step ")
+    assert (attr(first, "flowkernel.cached"), attr(second, "flowkernel.cached")) == (None, True)
+    assert attr(second, "flowkernel.status") == "succeeded"
 
 
 def test_the_run_span_nests_under_the_callers_span(exporter: InMemorySpanExporter) -> None:

@@ -93,7 +93,8 @@ class RetryScheduled(NamedTuple):
 @typed_equality
 class StepFinished(NamedTuple):
     """The step is done: ``succeeded`` (possibly by its fallback, then ``error`` says what failed) or
-    ``failed`` with its ``error``; ``output`` is what later steps see."""
+    ``failed`` with its ``error``; ``output`` is what later steps see. ``cached``: a step cache answered
+    its call (the tool did not run), as its last :class:`~flowkernel.result.AttemptRecord` says."""
 
     run_id: str
     path: str
@@ -101,6 +102,7 @@ class StepFinished(NamedTuple):
     output: Any = None
     error: ErrorInfo | None = None
     fallback: bool = False
+    cached: bool = False
     time: float = 0.0
 
 
@@ -144,11 +146,14 @@ def wall_time_of(event: Event, anchor: RunStarted) -> float:
 
 
 def without_timing(event: Event) -> Event:
-    """The event with what differs between drivers removed: times, and a result's timing fields."""
+    """The event with what differs between drivers removed: times, a result's timing fields, and whether
+    a cache answered a call (which depends on what ran before it, as in ``ExecutionResult.canonical()``)."""
     if type(event) is RunStarted:
         return event._replace(time=0.0, wall_time=0.0)
     if type(event) is RunFinished:
         return event._replace(time=0.0, result=_untimed(event.result))
+    if type(event) is StepFinished:
+        return event._replace(time=0.0, cached=False)
     return event._replace(time=0.0)
 
 

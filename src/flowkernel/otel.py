@@ -16,7 +16,8 @@ The spans:
   ``StepSkipped``/``StepCancelled``, then with no duration if it never started), a child of the run span;
   sub-flow steps and map elements are children of their parent step's span by path (``report/each[3]``
   under ``report/each``, under ``report``). Failed attempts and scheduled retries are span events on it
-  (``attempt failed``, ``retry scheduled``); a failed step has status ERROR and ``error.type``.
+  (``attempt failed``, ``retry scheduled``); a failed step has status ERROR and ``error.type``; one a
+  step cache answered has ``flowkernel.cached`` true.
 * ``flowkernel.attempt <tool>``: made by the middleware around each call, in the tool's own thread or
   task, current while the tool runs (so the tool's own spans are its children); an exception the tool
   raises is recorded on it and sets its status to ERROR.
@@ -249,6 +250,8 @@ class Tracing:
             elif error is not None:  # succeeded by its fallback
                 span.set_attribute("flowkernel.fallback", event.fallback)
                 span.set_attribute("flowkernel.error.type", error.type)
+            elif event.cached:
+                span.set_attribute("flowkernel.cached", True)
         span.end(end_time=run.ns(event))
 
     def _step_ended_early(self, run: _Run, event: StepSkipped | StepCancelled) -> None:

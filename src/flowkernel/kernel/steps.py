@@ -98,10 +98,12 @@ class StepTable:
         self._state[i] = SUCCEEDED
         self.succeeded += 1
         if self._emit:
-            error = self._errors[i] if self._fallback[i] else None
+            fallback, attempts = self._fallback[i], self._attempts[i]
+            error = self._errors[i] if fallback else None
+            cached = not fallback and bool(attempts) and attempts[-1].cached
             self.events.append(
                 _new_finished(
-                    (self.place.run_id, self._paths[i], "succeeded", self._outputs[i], error, self._fallback[i], 0.0)
+                    (self.place.run_id, self._paths[i], "succeeded", self._outputs[i], error, fallback, cached, 0.0)
                 )
             )
         waiting, state, ready = self._waiting, self._state, self._ready

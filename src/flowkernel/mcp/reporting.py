@@ -50,7 +50,8 @@ def progress_message(event: Event) -> str | None:
     if type(event) is StepFinished:
         if event.status == StepStatus.FAILED and event.error is not None:
             return f"{event.path}: failed ({event.error.type}: {event.error.message})"
-        return f"{event.path}: {event.status}{' (fallback)' if event.fallback else ''}"
+        how = " (fallback)" if event.fallback else " (cached)" if event.cached else ""
+        return f"{event.path}: {event.status}{how}"
     if type(event) is StepSkipped:
         return f"{event.path}: skipped ({event.reason})"
     if type(event) is StepCancelled:

@@ -16,6 +16,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from ..events import Event, StepFinished
 from ..host.cache import StepCache
 from ..host.driver import Driver
 from ..model.cache import CachePolicy
@@ -56,7 +57,8 @@ def assert_cached_parity(
 
     Every second run must give the same canonical result; each must look up, and be served, every
     result the warm-up stored (the cache file counts as many new hits as the result has cached attempts,
-    and at least as many as it had entries). Raises :class:`ParityError` naming the run and what differs.
+    and at least as many as it had entries), and say so in as many ``StepFinished(cached=True)`` events.
+    Raises :class:`ParityError` naming the run and what differs.
     """
     scenario = cached_scenario(scenario)
     warm = directory / "warm.db"
@@ -71,18 +73,26 @@ def assert_cached_parity(
             label = f"{name} (max_concurrency={limit}) with the cache {first_name} warmed"
             copy = directory / f"{name}-{limit}.db"
             _copy(warm, copy)
+            events: list[Event] = []
             with StepCache(copy) as cache:
                 try:
                     result = driver.run_blocking(
-                        scenario.flow, scenario.inputs, run_id=scenario.run_id, max_concurrency=limit, cache=cache
+                        scenario.flow,
+                        scenario.inputs,
+                        run_id=scenario.run_id,
+                        max_concurrency=limit,
+                        cache=cache,
+                        on_event=events.append,
                     )
                 except Exception as exc:
                     raise ParityError(f"{label} raised {type(exc).__name__}: {exc}") from exc
                 hits = cache.stats().hits - warm_hits
             served = sum(1 for _ in cached_attempts(result))
-            if served != hits or hits < stored:
+            said = sum(1 for event in events if type(event) is StepFinished and event.cached)
+            if served != hits or hits < stored or said != served:
                 raise ParityError(
-                    f"{label}: {served} attempts say cached, the cache served {hits}, the warm-up stored {stored}"
+                    f"{label}: {served} attempts say cached, {said} StepFinished events do, the cache served "
+                    f"{hits}, the warm-up stored {stored}"
                 )
             got = result.canonical()
             if reference is None:

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from flowkernel import CachePolicy, Flow, Invoke, Returned, Step, tool
+from flowkernel import CachePolicy, Fallback, Flow, Invoke, Returned, Step, tool
 from flowkernel.errors import RunOptionsError
+from flowkernel.events import Event, StepFinished, without_timing
 from flowkernel.host import CallWorld, call_sync, load_driver, mark_cached
 from flowkernel.host.cache import StepCache, step_cache
 
@@ -52,6 +53,33 @@ def test_a_step_policy_overrides_the_tools_and_false_opts_out(tmp_path: Path, ca
         "opted_in": True,
     }
     assert sorted(calls(log)) == ["plain 3", "square 1", "square 2", "square 2"]  # the steps run at once
+
+
+def test_step_finished_events_say_which_steps_the_cache_answered(tmp_path: Path, cache: StepCache) -> None:
+    log = str(tmp_path / "log")
+
+    @tool
+    def breaks(x: int) -> int:
+        raise ValueError("no")
+
+    flow = Flow(
+        name="f",
+        steps=[
+            Step(id="hit", tool=square, arguments={"x": 1, "log": log}),
+            Step(id="opted_out", tool=square, arguments={"x": 2, "log": log}, cache=False),
+            Step(id="fell_back", tool=breaks, arguments={"x": 3}, cache=CachePolicy(), on_error=Fallback(value=0)),
+        ],
+    )
+    runs: list[list[Event]] = [[], []]
+    for events in runs:
+        SYNC.run_blocking(flow, cache=cache, on_event=events.append, run_id="r")
+    first, second = ({e.path: e for e in events if type(e) is StepFinished} for events in runs)
+    assert {path: e.cached for path, e in first.items()} == {"hit": False, "opted_out": False, "fell_back": False}
+    assert {path: e.cached for path, e in second.items()} == {"hit": True, "opted_out": False, "fell_back": False}
+    # Not a canonical fact (it depends on what ran before): without_timing drops it, as canonical() does.
+    assert {path: without_timing(e) for path, e in first.items()} == {
+        path: without_timing(e) for path, e in second.items()
+    }
 
 
 def test_a_new_version_is_not_served_the_old_versions_results(tmp_path: Path, cache: StepCache) -> None:
