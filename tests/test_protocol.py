@@ -122,7 +122,7 @@ def test_pattern_matching_on_commands() -> None:
 
 
 def test_fields_are_named_and_ordered() -> None:
-    assert Invoke._fields == ("call_id", "step_id", "tool", "arguments", "attempt", "run_id", "cache")
+    assert Invoke._fields == ("call_id", "step_id", "tool", "arguments", "attempt", "run_id", "cache", "timeout")
     assert Returned._fields == ("call_id", "value", "started", "finished", "cached")
     assert Raised._fields == ("call_id", "error", "started", "finished")
     assert Returned("a", 1, 0.0, 1.0)._replace(value=2) == Returned("a", 2, 0.0, 1.0)

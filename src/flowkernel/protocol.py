@@ -42,7 +42,10 @@ __all__ = (
 class Invoke(NamedTuple):
     """Call ``tool`` with ``arguments`` (already validated against its input model, if any), for the
     run ``run_id`` (the root run's id, for calls inside sub-flows and map steps too). ``cache`` is the
-    step's cache policy in force: a run's step cache may answer the call instead of the tool."""
+    step's cache policy in force: a run's step cache may answer the call instead of the tool.
+    ``timeout`` is the step's timeout in seconds, if it has one: the kernel times the call with its own
+    timer; middleware and tools may read it (the step cache stores nothing that took longer, and a tool
+    can bound its own I/O by it)."""
 
     call_id: str
     step_id: str
@@ -51,6 +54,7 @@ class Invoke(NamedTuple):
     attempt: int
     run_id: str = ""
     cache: CachePolicy | None = None
+    timeout: float | None = None
 
 
 @typed_equality

@@ -3,14 +3,15 @@ called again, the attempts say ``cached``), with the same canonical result as th
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from flowkernel import AttemptRecord, ExecutionResult, StepStatus
+from flowkernel import AttemptRecord, ErrorKind, ExecutionResult, Flow, Step, StepStatus
 from flowkernel.host import Driver
 from flowkernel.host.cache import StepCache
 
-from ..host.cache.flows import cached_flow, calls
-from .support import in_thread
+from ..host.cache.flows import LATE, cached_flow, calls, late_square, note_leaving
+from .support import TIMEOUT, in_thread
 
 CACHED_STEPS = ("sq", "about", "each")
 
@@ -42,6 +43,41 @@ def test_without_a_cache_the_policies_change_nothing(flowkernel_driver: Driver, 
         assert result.status == "succeeded", result.errors
     assert len(calls(log)) == 8
     assert not any(a.cached for s in result.steps for a in _attempts(result, s.id))
+
+
+def test_a_value_returned_after_its_timeout_is_not_stored_on_any_driver(
+    flowkernel_driver: Driver, tmp_path: Path
+) -> None:
+    """A sync tool cannot be stopped at its timeout: it runs on and returns. The run counted that call as
+    timed out, so the next run must call the tool again, not be served the late value (docs/cache.md)."""
+    log = str(tmp_path / "calls.log")
+    flow = Flow(name="late", steps=[Step(id="s", tool=late_square, arguments={"x": 3, "log": log}, timeout=1.0)])
+
+    def run() -> ExecutionResult:
+        return in_thread(lambda: flowkernel_driver.run_blocking(flow, cache=cache, middleware=[note_leaving]), 60)
+
+    LATE.clear()
+    with StepCache(tmp_path / "cache.db") as cache:
+        try:
+            first = run()
+        finally:
+            LATE.set()
+        waited = time.monotonic() + TIMEOUT
+        while "left s" not in calls(log):  # the late call has been through the cache
+            assert time.monotonic() < waited, "the late call never returned"
+            time.sleep(0.01)
+        late = cache.stats()
+        second = run()  # LATE is set: the tool returns at once, well within its timeout, and is stored
+        third = run()
+        stats = cache.stats()
+    error = first.step("s").error
+    assert error is not None
+    assert error.kind is ErrorKind.TIMEOUT
+    assert late.entries == 0
+    assert (second.step("s").output, [a.cached for a in second.step("s").attempts]) == (9, [False])
+    assert (third.step("s").output, [a.cached for a in third.step("s").attempts]) == (9, [True])
+    assert calls(log) == ["late_square 3", "left s", "late_square 3", "left s", "left s"]
+    assert (stats.entries, stats.hits) == (1, 1)
 
 
 def _attempts(result: ExecutionResult, step: str) -> tuple[AttemptRecord, ...]:

@@ -63,11 +63,14 @@ def finish(kernel: KernelGenerator, batch: list[Completion]) -> ExecutionResult:
     return stop.value.value  # type: ignore[no-any-return]
 
 
-def invoke(call_id: str, arguments: dict[str, Any] | None = None, fn: Any = echo) -> Invoke:
+def invoke(
+    call_id: str, arguments: dict[str, Any] | None = None, fn: Any = echo, timeout: float | None = None
+) -> Invoke:
     """The Invoke for ``call_id`` (``"s/a@2"``): its step id is the call id without the attempt (``"s/a"``),
     its attempt the number after the ``@`` (2); ``arguments`` default to ``{"x": None}``."""
     step_id, _, attempt = call_id.rpartition("@")
-    return Invoke(call_id, step_id, fn, {"x": None} if arguments is None else arguments, int(attempt), RUN_ID)
+    arguments = {"x": None} if arguments is None else arguments
+    return Invoke(call_id, step_id, fn, arguments, int(attempt), RUN_ID, timeout=timeout)
 
 
 def statuses(result: ExecutionResult | None) -> dict[str, str]:

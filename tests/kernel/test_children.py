@@ -201,12 +201,12 @@ def test_sub_flow_steps_inside_the_child_keep_their_own_retries_with_prefixed_ba
     policy = RetryPolicy(max_attempts=2, initial_delay=0.5, jitter=0.5)
     child = Flow(name="child", steps=[Step(id="a", tool=echo, arguments={"x": 1}, retry=policy, timeout=3.0)])
     kernel, first = start(Flow(name="f", steps=[Step(id="s", flow=child)]))
-    assert first == [invoke("s/a@1", {"x": 1}), StartTimer("s/a@1/timeout", 3.0)]
+    assert first == [invoke("s/a@1", {"x": 1}, timeout=3.0), StartTimer("s/a@1/timeout", 3.0)]
     delay = policy.delay(1, jitter_unit("run-1/s", "a", 1))  # the child's run id and step id
     assert kernel.send([fail("s/a@1")]) == [Cancel("s/a@1/timeout"), StartTimer("s/a@1/backoff", delay)]
     assert kernel.send([Cancelled("s/a@1/timeout")]) == []
     assert kernel.send([TimerFired("s/a@1/backoff")]) == [
-        invoke("s/a@2", {"x": 1}),
+        invoke("s/a@2", {"x": 1}, timeout=3.0),
         StartTimer("s/a@2/timeout", 3.0),
     ]
     assert kernel.send([TimerFired("s/a@2/timeout")]) == [Cancel("s/a@2")]
@@ -332,9 +332,9 @@ def test_map_elements_are_retried_with_prefixed_backoff_timers_and_take_slots_in
 def test_map_elements_carry_the_step_timeout_with_prefixed_timers() -> None:
     kernel, first = start(mapped(timeout=2.0, on_error="continue"), {"xs": [0, 1]})
     assert first == [
-        invoke("m/item0@1", {"x": 0}),
+        invoke("m/item0@1", {"x": 0}, timeout=2.0),
         StartTimer("m/item0@1/timeout", 2.0),
-        invoke("m/item1@1", {"x": 1}),
+        invoke("m/item1@1", {"x": 1}, timeout=2.0),
         StartTimer("m/item1@1/timeout", 2.0),
     ]
     assert kernel.send([ok("m/item1@1", 1)]) == [Cancel("m/item1@1/timeout")]

@@ -231,9 +231,9 @@ def test_a_timeout_is_a_timer_started_with_the_invoke() -> None:
     flow = Flow(name="f", steps=[step("a", timeout=5), Step(id="b", tool=slow), step("c")])
     _, first = start(flow)
     assert first == [
-        invoke("a@1"),
+        invoke("a@1", timeout=5),
         StartTimer("a@1/timeout", 5),
-        Invoke("b@1", "b", slow, {}, 1, RUN_ID),
+        Invoke("b@1", "b", slow, {}, 1, RUN_ID, timeout=9),
         StartTimer("b@1/timeout", 9),
         invoke("c@1"),
     ]
@@ -260,7 +260,7 @@ def test_a_timed_out_attempt_is_retried_when_the_policy_allows() -> None:
     kernel, _ = start(flow)
     assert kernel.send([TimerFired("s@1/timeout")]) == [Cancel("s@1"), StartTimer("s@1/backoff", 2)]
     assert kernel.send([Cancelled("s@1")]) == []
-    assert kernel.send([TimerFired("s@1/backoff")]) == [invoke("s@2"), StartTimer("s@2/timeout", 0.5)]
+    assert kernel.send([TimerFired("s@1/backoff")]) == [invoke("s@2", timeout=0.5), StartTimer("s@2/timeout", 0.5)]
     assert kernel.send([TimerFired("s@2/timeout")]) == [Cancel("s@2"), StartTimer("s@2/backoff", 4)]
     kernel.send([TimerFired("s@2/backoff"), Cancelled("s@2")])
     assert kernel.send([ok("s@3", "made it", 0.0, 0.2)]) == [Cancel("s@3/timeout")]
@@ -301,7 +301,11 @@ def test_a_timed_out_attempt_is_not_retried_without_retry_on_timeout() -> None:
 def test_retry_on_does_not_decide_about_timeouts() -> None:
     flow = Flow(name="f", steps=[step("s", timeout=1, retry=retry(initial_delay=0, retry_on=("ConnectionError",)))])
     kernel, _ = start(flow)
-    assert kernel.send([TimerFired("s@1/timeout")]) == [Cancel("s@1"), invoke("s@2"), StartTimer("s@2/timeout", 1)]
+    assert kernel.send([TimerFired("s@1/timeout")]) == [
+        Cancel("s@1"),
+        invoke("s@2", timeout=1),
+        StartTimer("s@2/timeout", 1),
+    ]
 
 
 def test_a_call_that_beats_its_timeout_cancels_the_timer_and_a_late_firing_is_ignored() -> None:
@@ -357,7 +361,7 @@ def test_a_late_result_of_a_timed_out_call_does_not_count_for_its_retry() -> Non
     kernel, _ = start(flow)
     assert kernel.send([TimerFired("s@1/timeout"), ok("s@1", "late")]) == [
         Cancel("s@1"),
-        invoke("s@2"),
+        invoke("s@2", timeout=5),
         StartTimer("s@2/timeout", 5),
     ]
     kernel.send([ok("s@2", "second")])
@@ -369,7 +373,7 @@ def test_a_late_result_of_a_timed_out_call_does_not_count_for_its_retry() -> Non
 def test_a_timed_out_call_frees_its_concurrency_slot_at_once() -> None:
     flow = Flow(name="f", steps=[step("a", timeout=1), step("b")])
     kernel, first = start(flow, max_concurrency=1)
-    assert first == [invoke("a@1"), StartTimer("a@1/timeout", 1)]
+    assert first == [invoke("a@1", timeout=1), StartTimer("a@1/timeout", 1)]
     # b starts before the driver confirms that a was cancelled.
     assert kernel.send([TimerFired("a@1/timeout")]) == [Cancel("a@1"), invoke("b@1")]
     kernel.send([ok("b@1")])
@@ -401,7 +405,7 @@ def test_the_deadline_stops_the_run_and_cancels_everything_outstanding() -> None
     assert first == [
         StartTimer("@deadline", 10),
         invoke("done@1"),
-        invoke("slow@1"),
+        invoke("slow@1", timeout=30),
         StartTimer("slow@1/timeout", 30),
         invoke("waiting@1"),
     ]
@@ -510,7 +514,7 @@ def test_the_deadline_must_be_positive(bad: float) -> None:
 def test_fail_fast_cancels_everything_on_the_first_failure() -> None:
     flow = Flow(name="f", steps=[step("a"), step("b", timeout=5), step("c", Ref("b")), step("d")])
     kernel, first = start(flow, fail_fast=True, max_concurrency=2)
-    assert first == [invoke("a@1"), invoke("b@1"), StartTimer("b@1/timeout", 5)]
+    assert first == [invoke("a@1"), invoke("b@1", timeout=5), StartTimer("b@1/timeout", 5)]
     assert kernel.send([fail("a@1")]) == [Cancel("b@1"), Cancel("b@1/timeout")]
     result = finish(kernel, [Cancelled("b@1"), Cancelled("b@1/timeout")])
     assert result.status == RunStatus.FAILED
@@ -625,7 +629,11 @@ def test_a_fallback_value_after_a_timeout_and_retries() -> None:
         steps=[step("a", timeout=2, retry=retry(max_attempts=2, initial_delay=0), on_error=Fallback(value=-1))],
     )
     kernel, _ = start(flow)
-    assert kernel.send([TimerFired("a@1/timeout")]) == [Cancel("a@1"), invoke("a@2"), StartTimer("a@2/timeout", 2)]
+    assert kernel.send([TimerFired("a@1/timeout")]) == [
+        Cancel("a@1"),
+        invoke("a@2", timeout=2),
+        StartTimer("a@2/timeout", 2),
+    ]
     assert kernel.send([TimerFired("a@2/timeout")]) == [Cancel("a@2")]
     kernel.send([Cancelled("a@1")])
     result = finish(kernel, [Cancelled("a@2")])

@@ -48,6 +48,8 @@ _SUCCEEDED_ATTEMPT = AttemptStatus.SUCCEEDED
 # Named tuples built without their Python-level __new__ (the hot path builds one of each per step).
 _new_invoke = partial(tuple.__new__, Invoke)
 _new_started = partial(tuple.__new__, StepStarted)
+if Invoke._fields != ("call_id", "step_id", "tool", "arguments", "attempt", "run_id", "cache", "timeout"):
+    raise ImportError("Invoke's fields changed: update _new_invoke's call")  # pragma: no cover
 
 
 def run_flow(flow: Flow, inputs: Mapping[str, Any] | None, options: RunOptions) -> KernelGenerator:
@@ -226,11 +228,11 @@ class RunState(ChildRuns):
                 if type(value) not in immutable:
                     given = isolated(arguments)
                     break
-            commands.append(_new_invoke((call_id, step_id, tools[i], given, attempt, run_id, caches[i])))
+            timeout = timeouts[i]
+            commands.append(_new_invoke((call_id, step_id, tools[i], given, attempt, run_id, caches[i], timeout)))
             if self._emit:
                 name = tools[i].name
                 self.events.append(_new_started((run_id, self._paths[i], attempt, name, call_id, arguments, 0.0)))
-            timeout = timeouts[i]
             if timeout is not None:
                 self._timers[call_id + "/timeout"] = (TIMEOUT, i)
                 commands.append(StartTimer(call_id + "/timeout", timeout))

@@ -3,11 +3,16 @@ the calls a run made, whichever thread, task or process (Dask worker) made them.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import anyio
 
-from flowkernel import CachePolicy, Flow, Item, Ref, Step, tool
+from flowkernel import CachePolicy, Flow, Invoke, Item, Ref, Step, tool
+from flowkernel.host import current_invoke
 
 
 def count_call(log: str, what: str) -> None:
@@ -40,6 +45,30 @@ def plain(x: int, log: str) -> int:
     """A tool without a cache policy: called every time."""
     count_call(log, f"plain {x}")
     return x + 1
+
+
+LATE = threading.Event()
+"""What :func:`late_square` waits for (up to 5 s); a test sets it once the run that timed the call out returned."""
+
+
+@tool(cache=CachePolicy(version="1"))
+def late_square(x: int, log: str) -> int:
+    """A sync tool that ignores its timeout: held, it runs on until :data:`LATE` is set and it has run longer
+    than its timeout (the kernel's timer starts when the call is sent, a little before the tool starts)."""
+    began = time.monotonic()
+    if not LATE.is_set():
+        LATE.wait(5)
+        time.sleep(max(0.0, began + (current_invoke().timeout or 0.0) + 0.05 - time.monotonic()))
+    count_call(log, f"late_square {x}")
+    return x * x
+
+
+def note_leaving(call: Invoke) -> Generator[Invoke, Any, Any]:
+    """Run middleware (outside the step cache, which is innermost): logs each call once the cache is done
+    with it, on whichever thread or worker the call ran."""
+    value = yield call
+    count_call(call.arguments["log"], f"left {call.step_id}")
+    return value
 
 
 def cached_flow(log: str) -> Flow:

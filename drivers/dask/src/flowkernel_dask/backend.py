@@ -165,6 +165,7 @@ class DaskBackend(AsyncioBackend):
             [c.attempt for c in commands],
             [c.run_id for c in commands],
             [c.cache for c in commands],
+            [c.timeout for c in commands],
             [self.world.middleware] * len(commands),
             key=[call.key() for call in batch],
             pure=False,

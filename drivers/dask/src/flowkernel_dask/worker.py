@@ -34,10 +34,11 @@ def call_on_worker(
     attempt: int,
     run_id: str,
     cache: CachePolicy | None,
+    timeout: float | None,
     middleware: Sequence[Middleware],
 ) -> Returned | Raised:
     """A sync tool, in a worker thread: any exception becomes a ``Raised`` (a worker thread has no Ctrl-C)."""
-    command = Invoke(call_id, step_id, resolve(shipped), arguments, attempt, run_id, cache)
+    command = Invoke(call_id, step_id, resolve(shipped), arguments, attempt, run_id, cache, timeout)
     return call_sync(command, time.perf_counter, (), _world(run_id, middleware))
 
 
@@ -49,10 +50,11 @@ async def call_on_worker_loop(
     attempt: int,
     run_id: str,
     cache: CachePolicy | None,
+    timeout: float | None,
     middleware: Sequence[Middleware],
 ) -> Returned | Raised:
     """An async tool, on the worker's event loop; the worker's own cancellation passes through."""
-    command = Invoke(call_id, step_id, resolve(shipped), arguments, attempt, run_id, cache)
+    command = Invoke(call_id, step_id, resolve(shipped), arguments, attempt, run_id, cache, timeout)
     return await call_async(
         command, time.perf_counter, "asyncio", (asyncio.CancelledError,), _world(run_id, middleware)
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Generator
 from typing import Any
 
@@ -26,7 +27,9 @@ class StepCacheMiddleware:
 
     A hit returns the stored value before the ``yield`` (the tool is not called) and marks the attempt
     ``cached``. A miss calls the tool and stores its value when it is plain JSON data (and fits the
-    tool's output model, if it has one); other values, and errors, are never stored. Arguments that are
+    tool's output model, if it has one); other values, and errors, are never stored. Nor is a value that
+    took longer than the call's :attr:`~Invoke.timeout`: the run counted that call as timed out (a sync
+    tool in a thread, or a task on a Dask worker, cannot be stopped and may still return). Arguments that are
     not JSON data fail the call with :class:`~flowkernel.errors.CacheKeyError`. A cache file that cannot
     be read fails the call (a :class:`~flowkernel.errors.CacheError`); one that cannot be written is
     logged, and the call keeps the value its tool returned.
@@ -50,7 +53,12 @@ class StepCacheMiddleware:
         if hit is not None:
             mark_cached()
             return hit.value
+        started = time.monotonic()
         value = yield call
+        timeout = call.timeout
+        if timeout is not None and time.monotonic() - started > timeout:
+            log.info("step %s: %s returned after its timeout (%g s): not cached", call.step_id, call.tool.name, timeout)
+            return value
         text = json_value(value)
         if text is None:
             kind = type(value).__name__
