@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner, Result
 from rich.console import Console
 
-from flowkernel import ErrorInfo, ErrorKind, ExecutionResult, Flow, RunStatus, Step, tool
+from flowkernel import CachePolicy, ErrorInfo, ErrorKind, ExecutionResult, Flow, RunStatus, Step, tool
 from flowkernel.cli.app import cli
 from flowkernel.cli.progress import LiveProgress, ProgressState, is_nested, live_progress, on_terminal
 from flowkernel.events import (
@@ -38,6 +38,7 @@ from flowkernel.events import (
     StepStarted,
 )
 from flowkernel.host import Driver
+from flowkernel.host.cache import StepCache
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = "r1"
@@ -78,7 +79,7 @@ def test_paths_inside_a_step_are_nested() -> None:
 
 def test_state_counts_top_level_steps_and_shows_nested_ones_as_running() -> None:
     state = ProgressState(total=5)
-    assert state.snapshot() == (5, 0, {}, (), (), False)
+    assert state.snapshot() == (5, 0, {}, (), (), False, 0)
     feed(
         state,
         RunStarted(RUN, "", "demo", "1"),
@@ -128,7 +129,7 @@ def test_state_shows_retries_and_later_attempts_and_the_end_of_the_run() -> None
     state.feed(RunFinished(RUN, "sub", None))  # type: ignore[arg-type]  # a sub-run's end is not the run's
     assert not state.snapshot().finished
     state.feed(RunFinished(RUN, "", None))  # type: ignore[arg-type]
-    assert state.snapshot()[1:] == (1, {"succeeded": 1}, (), (), True)
+    assert state.snapshot()[1:] == (1, {"succeeded": 1}, (), (), True, 0)
 
 
 def test_a_resumed_run_counts_its_replayed_steps_once() -> None:
@@ -185,12 +186,15 @@ def test_a_frame_shows_done_of_total_failures_running_steps_and_elapsed_time() -
     for k in range(8):
         display.on_event(started(f"c/each[{k}]"))
     display.on_event(StepSkipped(RUN, "d", "dependency 'b' failed"))
+    display.on_event(succeeded("e")._replace(cached=True))
+    display.on_event(started("c/each[8]"))
+    display.on_event(succeeded("c/each[8]")._replace(cached=True))  # nested: not counted
     text = frame_text(display)
     first, *rest = text.splitlines()
     assert "demo [bold]flow[/bold]" in first  # names are shown as they are, never as markup
-    assert re.search(r"\b3/12 steps\b", first)
+    assert re.search(r"\b4/12 steps\b", first)
     assert "1 failed" in first
-    assert "1 skipped" in first
+    assert "1 cached, 1 skipped" in first
     assert re.search(r"\d+:\d\d:\d\d", first)  # the elapsed time
     assert rest[0] == "  running: c, c/each[0], c/each[1], c/each[2], c/each[3], c/each[4] and 3 more"
     assert rest[1] == "  failed b: ValueError: bad [red]input[/red]"
@@ -392,20 +396,24 @@ def test_quiet_changes_nothing_off_a_terminal_and_json_stays_as_it_was(flows: Pa
     assert as_json.stderr == ""
 
 
-def test_every_driver_feeds_the_display_through_on_event(flowkernel_driver: Driver) -> None:
+def test_every_driver_feeds_the_display_through_on_event(flowkernel_driver: Driver, tmp_path: Path) -> None:
     flow = Flow(
         name="three",
         steps=[
             Step(id="a", tool=one),
-            Step(id="b", tool=one, after=("a",)),
+            Step(id="b", tool=one, after=("a",), cache=CachePolicy()),
             Step(id="c", tool=one, after=("a",)),
         ],
     )
-    display = LiveProgress("three", 3, Console(file=io.StringIO()), delay=30)
-    with display:
-        result = flowkernel_driver.run_blocking(flow, on_event=display.on_event)
-    assert result.status is RunStatus.SUCCEEDED
-    assert display.state.snapshot()[1:] == (3, {"succeeded": 3}, (), (), True)
+    snapshots = []
+    with StepCache(tmp_path / "cache.db") as cache:
+        for _ in range(2):  # the second run is served "b" from the cache
+            display = LiveProgress("three", 3, Console(file=io.StringIO()), delay=30)
+            with display:
+                result = flowkernel_driver.run_blocking(flow, on_event=display.on_event, cache=cache)
+            assert result.status is RunStatus.SUCCEEDED
+            snapshots.append(display.state.snapshot()[1:])
+    assert snapshots == [(3, {"succeeded": 3}, (), (), True, 0), (3, {"succeeded": 3}, (), (), True, 1)]
 
 
 # ---- a real terminal ------------------------------------------------------------------------------------

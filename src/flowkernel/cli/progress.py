@@ -60,6 +60,8 @@ class Snapshot(NamedTuple):
     failures: tuple[str, ...]
     """The latest failures at any depth, ``path: Type: message``, oldest first."""
     finished: bool
+    cached: int = 0
+    """Succeeded top-level steps a step cache answered (their tools did not run)."""
 
 
 class ProgressState:
@@ -76,6 +78,7 @@ class ProgressState:
         self._settled: dict[str, str] = {}
         self._running: dict[str, str] = {}  # path -> label; dicts keep insertion order: oldest first
         self._failures: deque[str] = deque(maxlen=SHOWN_FAILURES)
+        self._cached: set[str] = set()
         self._finished = False
 
     def feed(self, event: Event) -> None:
@@ -89,6 +92,8 @@ class ProgressState:
                 self._running[event.path] = f"{event.path} (attempt {event.attempt} in {event.delay:.1f} s)"
             elif isinstance(event, StepFinished):
                 self._settle(event.path, event.status)
+                if event.cached and not is_nested(event.path):
+                    self._cached.add(event.path)  # a set: a resumed run's replayed steps count once
                 if event.status == StepStatus.FAILED.value:
                     self._failures.append(_failure(event.path, event.error))
             elif isinstance(event, StepSkipped):
@@ -113,6 +118,7 @@ class ProgressState:
                 running=tuple(self._running.values()),
                 failures=tuple(self._failures),
                 finished=self._finished,
+                cached=len(self._cached),
             )
 
 
@@ -185,9 +191,12 @@ class LiveProgress:
         snap = self.state.snapshot()
         failed = snap.counts.get(StepStatus.FAILED.value, 0)
         others = ", ".join(
-            f"{snap.counts[status.value]} {status.value}"
-            for status in (StepStatus.SKIPPED, StepStatus.CANCELLED)
-            if snap.counts.get(status.value)
+            [f"{snap.cached} cached"] * bool(snap.cached)
+            + [
+                f"{snap.counts[status.value]} {status.value}"
+                for status in (StepStatus.SKIPPED, StepStatus.CANCELLED)
+                if snap.counts.get(status.value)
+            ]
         )
         self._progress.update(
             self._task, completed=snap.done, failed=f"{failed} failed" if failed else "", others=others
