@@ -14,7 +14,7 @@ nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
 DEV = ("-r", "requirements-dev.txt")
-CODE = ("src", "drivers", "tests", "property_tests", "benchmarks", "examples", "noxfile.py")
+CODE = ("src", "drivers", "tests", "property_tests", "benchmarks", "examples", "noxfile.py", "conftest.py")
 
 
 @nox.session(python=PYTHON)

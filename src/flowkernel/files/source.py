@@ -101,11 +101,12 @@ def read_document(path: Path, limits: Limits = DEFAULT_LIMITS) -> Document:
     if path.suffix.lower() != ".json":
         return Document(file, *_Reader(file, limits).read(text))
     data = _read_json(file, text)
-    try:
-        return Document(file, *_Reader(file, limits).read(text))
-    except _NotYaml:  # JSON that YAML does not read (a surrogate pair escape): no positions, then
+    try:  # YAML reads JSON too, but for the positions only: it folds a raw NEL in a string to a space
+        _, positions = _Reader(file, limits).read(text)
+    except _NotYaml:  # JSON that YAML does not read (a surrogate pair escape, a C1 control): no positions
         _check_size(file, data, limits)
         return Document(file, data)
+    return Document(file, data, positions)
 
 
 def _error(file: str, message: str, line: int = 0, column: int = 0) -> FlowFileError:
