@@ -16,6 +16,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     the end of ``tests/``, 0.3-0.7 s pauses that land in whichever test runs then, and one broke a timing
     test in CI. Frozen objects are never walked again; garbage a module leaves is collected here, in its
     own teardown, so a finalizer that fails (an unraisable exception) is reported against that module.
+    (``gc.get_referrers`` does not see frozen objects: pyproject.toml ignores the false warning Hypothesis
+    gives for it.)
     """
     if nextitem is None or nextitem.module is not getattr(item, "module", None):
         gc.collect()

@@ -190,16 +190,14 @@ class LiveProgress:
 
         snap = self.state.snapshot()
         failed = snap.counts.get(StepStatus.FAILED.value, 0)
-        others = ", ".join(
-            [f"{snap.cached} cached"] * bool(snap.cached)
-            + [
-                f"{snap.counts[status.value]} {status.value}"
-                for status in (StepStatus.SKIPPED, StepStatus.CANCELLED)
-                if snap.counts.get(status.value)
-            ]
+        others = [f"{snap.cached} cached"] if snap.cached else []
+        others += (
+            f"{snap.counts[status.value]} {status.value}"
+            for status in (StepStatus.SKIPPED, StepStatus.CANCELLED)
+            if snap.counts.get(status.value)
         )
         self._progress.update(
-            self._task, completed=snap.done, failed=f"{failed} failed" if failed else "", others=others
+            self._task, completed=snap.done, failed=f"{failed} failed" if failed else "", others=", ".join(others)
         )
         lines: list[RenderableType] = [self._progress]
         if snap.running:
